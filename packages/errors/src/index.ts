@@ -1,0 +1,10 @@
+export {
+  errorFactory,
+  ErrorKind,
+  GrpcStatus,
+  hasCode,
+  LatticeError,
+  STATUS_BY_KIND,
+  statusOf,
+} from './errors.js';
+export type { CodedError, ErrorDetails, LatticeErrorOptions } from './errors.js';
