@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 // Tests import sibling packages by name; the `@lattice/source` export condition points them at
 // `src/` so a test never runs against a stale `dist/`.
-const conditions = ['@lattice/source', 'module', 'node', 'development|production'];
+const conditions = ['@lattice/source', 'node', 'development|production'];
 
 export default defineConfig({
   resolve: { conditions },

@@ -1,0 +1,12 @@
+export { INSTALL_HINTS, requireProgram } from './binaries.js';
+export type { ExternalProgram } from './binaries.js';
+export { LatticeTestError } from './errors.js';
+export { startNatsCluster, startNatsServer } from './nats-server.js';
+export type { NatsCluster, NatsServer, NatsServerOptions } from './nats-server.js';
+export { freePort } from './ports.js';
+export { socatPtyPair } from './socat.js';
+export type { PtyPair } from './socat.js';
+export { tempDir } from './temp.js';
+export type { TempDir } from './temp.js';
+export { nextValue, onceEvent, waitFor } from './wait.js';
+export type { WaitOptions } from './wait.js';
