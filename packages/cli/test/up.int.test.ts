@@ -1,0 +1,55 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { LocalBus } from '@lattice/bus';
+import { SERVICE_NAMES } from '@lattice/proto';
+import { baseConfigSchema, checkHealth } from '@lattice/service';
+import { startPeer } from '@lattice/cli';
+import { waitFor } from '@lattice/testing';
+
+const main = join(fileURLToPath(import.meta.url), '../../dist/main.js');
+
+describe('lattice up', () => {
+  it('composes every service on one in-process bus, each answering health', async () => {
+    const bus = new LocalBus();
+    const peer = await startPeer({ bus, config: baseConfigSchema.parse({ namespace: 'uptest' }), logger: pino({ level: 'silent' }) });
+    expect([...peer.services].sort()).toEqual([...SERVICE_NAMES].sort());
+    for (const service of SERVICE_NAMES) {
+      expect((await checkHealth(bus, peer.subjects, service)).service).toBe(service);
+    }
+    await peer.stop();
+    await expect(checkHealth(bus, peer.subjects, 'store')).rejects.toMatchObject({ code: 'BUS_NO_RESPONDERS' });
+    await bus.close();
+  });
+
+  it('stays up until Ctrl-C, then stops cleanly with exit code 0', async () => {
+    const child = spawn(process.execPath, [main, 'up', '--namespace', 'uptestproc'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    try {
+      await waitFor(() => out.includes('peer ready with 7 services'), { timeoutMs: 15_000, what: 'lattice up ready' });
+      // Still running a moment later: nothing but the signal may end it.
+      await new Promise((r) => setTimeout(r, 300));
+      expect(child.exitCode).toBeNull();
+      const exited = once(child, 'exit');
+      child.kill('SIGINT');
+      const [code] = (await exited) as [number | null];
+      expect(code).toBe(0);
+      expect(out).toContain('lattice: stopped cleanly');
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('names a bad flag', async () => {
+    const child = spawn(process.execPath, [main, 'up', '--namespace', 'not a token'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    const [code] = (await once(child, 'exit')) as [number | null];
+    expect(code).not.toBe(0);
+    expect(err).toContain('--namespace');
+  });
+});

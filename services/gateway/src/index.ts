@@ -1,0 +1,1 @@
+export { gatewayConfigSchema, gatewayService, VERSION } from './service.js';

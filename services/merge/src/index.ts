@@ -1,0 +1,1 @@
+export { mergeConfigSchema, mergeService, VERSION } from './service.js';

@@ -1,0 +1,1 @@
+export { multiplexerConfigSchema, multiplexerService, VERSION } from './service.js';

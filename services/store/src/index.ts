@@ -1,0 +1,1 @@
+export { storeConfigSchema, storeService, VERSION } from './service.js';

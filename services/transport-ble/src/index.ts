@@ -1,0 +1,1 @@
+export { transportBleConfigSchema, transportBleService, VERSION } from './service.js';

@@ -1,0 +1,1 @@
+export { transportLanConfigSchema, transportLanService, VERSION } from './service.js';

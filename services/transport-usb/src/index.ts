@@ -1,0 +1,1 @@
+export { transportUsbConfigSchema, transportUsbService, VERSION } from './service.js';
