@@ -27,11 +27,17 @@ export default tseslint.config(
       '@typescript-eslint/await-thenable': 'error',
       '@typescript-eslint/consistent-type-imports': 'error',
       '@typescript-eslint/no-explicit-any': 'error',
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
+      ],
       'no-restricted-syntax': [
         'error',
         { selector: 'ExportAllDeclaration', message: 'List every export by name (STYLE.md).' },
-        { selector: 'TSEnumDeclaration', message: 'Use an `as const` object instead of an enum (STYLE.md).' },
+        {
+          selector: 'TSEnumDeclaration',
+          message: 'Use an `as const` object instead of an enum (STYLE.md).',
+        },
       ],
     },
   },

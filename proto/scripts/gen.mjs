@@ -24,7 +24,11 @@ const hash = createHash('sha256');
 for (const f of files) hash.update(f).update(readFileSync(join(root, f)));
 const digest = hash.digest('hex');
 const stamp = join(outDir, '.stamp');
-if (existsSync(stamp) && readFileSync(stamp, 'utf8') === digest && existsSync(join(outDir, 'lattice.d.ts'))) {
+if (
+  existsSync(stamp) &&
+  readFileSync(stamp, 'utf8') === digest &&
+  existsSync(join(outDir, 'lattice.d.ts'))
+) {
   process.exit(0); // contracts unchanged since the last generation
 }
 mkdirSync(outDir, { recursive: true });
@@ -36,7 +40,13 @@ execFileSync(
 );
 // protobufjs emits `import * as $protobuf from "protobufjs/minimal"`, which Node's ESM resolver
 // only accepts with an explicit extension.
-writeFileSync(js, readFileSync(js, 'utf8').replace(/from "protobufjs\/minimal"/g, 'from "protobufjs/minimal.js"'));
-execFileSync(bin('pbts'), ['-o', join(outDir, 'lattice.d.ts'), js], { cwd: root, stdio: 'inherit' });
+writeFileSync(
+  js,
+  readFileSync(js, 'utf8').replace(/from "protobufjs\/minimal"/g, 'from "protobufjs/minimal.js"'),
+);
+execFileSync(bin('pbts'), ['-o', join(outDir, 'lattice.d.ts'), js], {
+  cwd: root,
+  stdio: 'inherit',
+});
 writeFileSync(stamp, digest);
 console.log(`proto: generated ${files.length} files into generated/`);

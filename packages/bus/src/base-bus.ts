@@ -35,12 +35,20 @@ export interface Unsubscribe {
   (): void;
 }
 
+// Services publish on a handful of subjects over and over: remember the ones already checked.
+const validSubjects = new Set<string>();
+
 /** Checks a subject to publish on: tokens of visible characters, no wildcards. */
 export function assertPublishSubject(subject: string): void {
+  if (validSubjects.has(subject)) return;
   if (!/^[^\s.*>]+(\.[^\s.*>]+)*$/.test(subject)) {
-    throw busError('BUS_INVALID_SUBJECT', `not a valid subject to publish on: ${JSON.stringify(subject)}`, {
-      subject,
-    });
+    throw busError(
+      'BUS_INVALID_SUBJECT',
+      `not a valid subject to publish on: ${JSON.stringify(subject)}`,
+      {
+        subject,
+      },
+    );
   }
 }
 
@@ -51,9 +59,13 @@ export function assertSubscribeSubject(subject: string): void {
     (t, i) => t === '*' || (t === '>' && i === tokens.length - 1) || /^[^\s.*>]+$/.test(t),
   );
   if (!ok) {
-    throw busError('BUS_INVALID_SUBJECT', `not a valid subject to subscribe to: ${JSON.stringify(subject)}`, {
-      subject,
-    });
+    throw busError(
+      'BUS_INVALID_SUBJECT',
+      `not a valid subject to subscribe to: ${JSON.stringify(subject)}`,
+      {
+        subject,
+      },
+    );
   }
 }
 
@@ -137,7 +149,12 @@ export abstract class BaseBus implements Bus {
     return this.#closed;
   }
 
-  protected abstract _publish(subject: string, data: Uint8Array, headers: BusHeaders, reply: string | undefined): void;
+  protected abstract _publish(
+    subject: string,
+    data: Uint8Array,
+    headers: BusHeaders,
+    reply: string | undefined,
+  ): void;
   protected abstract _subscribe(
     subject: string,
     queue: string | undefined,
@@ -154,7 +171,8 @@ export abstract class BaseBus implements Bus {
   protected abstract _close(): Promise<void>;
 
   #assertOpen(): void {
-    if (this.#closed || this.#draining) throw busError('BUS_CLOSED', `the ${this.kind} bus is closed`);
+    if (this.#closed || this.#draining)
+      throw busError('BUS_CLOSED', `the ${this.kind} bus is closed`);
   }
 
   publish(subject: string, data: Uint8Array, options: PublishOptions = {}): void {
@@ -169,21 +187,36 @@ export abstract class BaseBus implements Bus {
     this.#assertOpen();
     assertSubscribeSubject(subject);
     if (options.queue !== undefined && !/^[^\s.*>]+$/.test(options.queue)) {
-      throw busError('BUS_INVALID_SUBJECT', `not a valid queue group: ${JSON.stringify(options.queue)}`);
+      throw busError(
+        'BUS_INVALID_SUBJECT',
+        `not a valid queue group: ${JSON.stringify(options.queue)}`,
+      );
     }
     const subscription = new BoundedSubscription(
       subject,
       options.queue,
       options.maxPending ?? DEFAULT_MAX_PENDING,
-      (s) => this.emitStatus({ type: 'slow_consumer', subject: s.subject, pending: s.pending, dropped: s.dropped }),
+      (s) =>
+        this.emitStatus({
+          type: 'slow_consumer',
+          subject: s.subject,
+          pending: s.pending,
+          dropped: s.dropped,
+        }),
       (s) => this.#subscriptions.delete(s),
     );
-    subscription.unsubscribeImpl = this._subscribe(subject, options.queue, (m) => subscription.deliver(m));
+    subscription.unsubscribeImpl = this._subscribe(subject, options.queue, (m) =>
+      subscription.deliver(m),
+    );
     this.#subscriptions.add(subscription);
     return subscription;
   }
 
-  async request(subject: string, data: Uint8Array, options: RequestOptions = {}): Promise<BusMessage> {
+  async request(
+    subject: string,
+    data: Uint8Array,
+    options: RequestOptions = {},
+  ): Promise<BusMessage> {
     this.#assertOpen();
     assertPublishSubject(subject);
     const now = Date.now();
@@ -191,27 +224,41 @@ export abstract class BaseBus implements Bus {
       now + (options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS),
       options.deadline ?? Number.POSITIVE_INFINITY,
     );
-    if (options.signal?.aborted === true) throw busError('BUS_CANCELLED', `request to ${subject} was aborted`);
-    if (deadline <= now) throw busError('BUS_TIMEOUT', `deadline of request to ${subject} already passed`, { subject });
+    if (options.signal?.aborted === true)
+      throw busError('BUS_CANCELLED', `request to ${subject} was aborted`);
+    if (deadline <= now)
+      throw busError('BUS_TIMEOUT', `deadline of request to ${subject} already passed`, {
+        subject,
+      });
     const span = tracer.startSpan(`request ${subjectOperation(subject)}`, {
       kind: SpanKind.CLIENT,
       attributes: { 'messaging.system': this.kind, 'messaging.destination.name': subject },
     });
     try {
-      const headers: Record<string, string> = { ...options.headers, [DEADLINE_HEADER]: String(deadline) };
+      const headers: Record<string, string> = {
+        ...options.headers,
+        [DEADLINE_HEADER]: String(deadline),
+      };
       injectTraceContext(headers, trace.setSpan(context.active(), span));
       const reply = await this._request(subject, data, headers, deadline - now, options.signal);
       if (reply.headers[ERROR_HEADER] !== undefined) throw decodeError(reply.data);
       return reply;
     } catch (error) {
-      span.setStatus({ code: SpanStatusCode.ERROR, message: hasCode(error) ? error.code : String(error) });
+      span.setStatus({
+        code: SpanStatusCode.ERROR,
+        message: hasCode(error) ? error.code : String(error),
+      });
       throw error;
     } finally {
       span.end();
     }
   }
 
-  respond(request: BusMessage, data: Uint8Array, options: { readonly headers?: BusHeaders } = {}): void {
+  respond(
+    request: BusMessage,
+    data: Uint8Array,
+    options: { readonly headers?: BusHeaders } = {},
+  ): void {
     if (request.reply === undefined || this.#closed) return;
     this._publish(request.reply, data, options.headers ?? {}, undefined);
   }

@@ -38,17 +38,31 @@ export class LocalBus extends BaseBus {
     this.#maxPayload = options.maxPayload ?? 1024 * 1024;
   }
 
-  protected _publish(subject: string, data: Uint8Array, headers: BusHeaders, reply: string | undefined): void {
+  protected _publish(
+    subject: string,
+    data: Uint8Array,
+    headers: BusHeaders,
+    reply: string | undefined,
+  ): void {
     this.#route(subject, data, headers, reply);
   }
 
   /** Delivers a message; returns how many subscribers got it. */
-  #route(subject: string, data: Uint8Array, headers: BusHeaders, reply: string | undefined): number {
+  #route(
+    subject: string,
+    data: Uint8Array,
+    headers: BusHeaders,
+    reply: string | undefined,
+  ): number {
     if (data.byteLength > this.#maxPayload) {
-      throw busError('BUS_PAYLOAD_TOO_LARGE', `payload of ${data.byteLength} bytes exceeds ${this.#maxPayload}`, {
-        subject,
-        bytes: String(data.byteLength),
-      });
+      throw busError(
+        'BUS_PAYLOAD_TOO_LARGE',
+        `payload of ${data.byteLength} bytes exceeds ${this.#maxPayload}`,
+        {
+          subject,
+          bytes: String(data.byteLength),
+        },
+      );
     }
     const tokens = subject.split('.');
     const groups = new Map<string, Entry[]>();
@@ -75,7 +89,11 @@ export class LocalBus extends BaseBus {
     return chosen.length;
   }
 
-  protected _subscribe(subject: string, queue: string | undefined, deliver: (m: BusMessage) => void): Unsubscribe {
+  protected _subscribe(
+    subject: string,
+    queue: string | undefined,
+    deliver: (m: BusMessage) => void,
+  ): Unsubscribe {
     const entry: Entry = { tokens: subject.split('.'), queue, deliver };
     this.#entries.add(entry);
     return () => {
@@ -104,9 +122,13 @@ export class LocalBus extends BaseBus {
         finish();
         reject(error);
       };
-      const onAbort = (): void => fail(busError('BUS_CANCELLED', `request to ${subject} was aborted`, { subject }));
+      const onAbort = (): void =>
+        fail(busError('BUS_CANCELLED', `request to ${subject} was aborted`, { subject }));
       const timer = setTimeout(
-        () => fail(busError('BUS_TIMEOUT', `no reply from ${subject} within ${timeoutMs} ms`, { subject })),
+        () =>
+          fail(
+            busError('BUS_TIMEOUT', `no reply from ${subject} within ${timeoutMs} ms`, { subject }),
+          ),
         timeoutMs,
       );
       const finish = (): void => {
@@ -133,7 +155,8 @@ export class LocalBus extends BaseBus {
   }
 
   protected async _close(): Promise<void> {
-    for (const fail of [...this.#pendingRequests]) fail(busError('BUS_CLOSED', 'the local bus was closed'));
+    for (const fail of [...this.#pendingRequests])
+      fail(busError('BUS_CLOSED', 'the local bus was closed'));
     this.#entries.clear();
   }
 }

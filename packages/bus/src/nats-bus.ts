@@ -10,7 +10,14 @@
  * NATS server separately disconnects a client whose socket stops draining (its slow-consumer
  * protection), which shows up here as a disconnect and a reconnect.
  */
-import { connect, errors, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
+import {
+  connect,
+  errors,
+  headers as natsHeaders,
+  type Msg,
+  type MsgHdrs,
+  type NatsConnection,
+} from '@nats-io/transport-node';
 import { hasCode } from '@lattice/errors';
 import { BaseBus, type Unsubscribe } from './base-bus.js';
 import { busError } from './errors.js';
@@ -97,7 +104,12 @@ export class NatsBus extends BaseBus {
     }
   }
 
-  protected _publish(subject: string, data: Uint8Array, headers: BusHeaders, reply: string | undefined): void {
+  protected _publish(
+    subject: string,
+    data: Uint8Array,
+    headers: BusHeaders,
+    reply: string | undefined,
+  ): void {
     try {
       // nats.js holds on to the payload until it writes the socket; copy it so a caller may reuse
       // its buffer right after publish (the bus contract), as LocalBus allows.
@@ -110,7 +122,11 @@ export class NatsBus extends BaseBus {
     }
   }
 
-  protected _subscribe(subject: string, queue: string | undefined, deliver: (m: BusMessage) => void): Unsubscribe {
+  protected _subscribe(
+    subject: string,
+    queue: string | undefined,
+    deliver: (m: BusMessage) => void,
+  ): Unsubscribe {
     const sub = this.#nc.subscribe(subject, {
       ...(queue === undefined ? {} : { queue }),
       callback: (error, msg) => {
@@ -133,7 +149,10 @@ export class NatsBus extends BaseBus {
   ): Promise<BusMessage> {
     let request: Promise<Msg>;
     try {
-      request = this.#nc.request(subject, data, { timeout: timeoutMs, headers: toNatsHeaders(headers) });
+      request = this.#nc.request(subject, data, {
+        timeout: timeoutMs,
+        headers: toNatsHeaders(headers),
+      });
     } catch (error) {
       throw mapNatsError(error, subject, timeoutMs);
     }
@@ -147,7 +166,9 @@ export class NatsBus extends BaseBus {
                 'abort',
                 () => {
                   request.catch(() => undefined); // the abandoned request still settles; nobody waits for it
-                  reject(busError('BUS_CANCELLED', `request to ${subject} was aborted`, { subject }));
+                  reject(
+                    busError('BUS_CANCELLED', `request to ${subject} was aborted`, { subject }),
+                  );
                 },
                 { once: true },
               );
@@ -188,7 +209,12 @@ function fromNatsMsg(msg: Msg): BusMessage {
   const headers: Record<string, string> = {};
   const h = msg.headers;
   if (h !== undefined) for (const k of h.keys()) headers[k.toLowerCase()] = h.get(k);
-  return { subject: msg.subject, data: msg.data, headers, reply: msg.reply === '' ? undefined : msg.reply };
+  return {
+    subject: msg.subject,
+    data: msg.data,
+    headers,
+    reply: msg.reply === '' ? undefined : msg.reply,
+  };
 }
 
 /** Turns a nats.js error into a typed bus error; Lattice errors pass through. */
@@ -196,8 +222,16 @@ function mapNatsError(error: unknown, subject: string, timeoutMs: number): Error
   if (hasCode(error)) return error;
   const message = error instanceof Error ? error.message : String(error);
   const details = subject === '' ? {} : { subject };
-  if (error instanceof errors.TimeoutError || (error instanceof Error && error.cause instanceof errors.TimeoutError)) {
-    return busError('BUS_TIMEOUT', `no reply from ${subject} within ${timeoutMs} ms`, details, error);
+  if (
+    error instanceof errors.TimeoutError ||
+    (error instanceof Error && error.cause instanceof errors.TimeoutError)
+  ) {
+    return busError(
+      'BUS_TIMEOUT',
+      `no reply from ${subject} within ${timeoutMs} ms`,
+      details,
+      error,
+    );
   }
   if (
     error instanceof errors.NoRespondersError ||
@@ -205,7 +239,10 @@ function mapNatsError(error: unknown, subject: string, timeoutMs: number): Error
   ) {
     return busError('BUS_NO_RESPONDERS', `no responders on ${subject}`, details, error);
   }
-  if (error instanceof errors.ClosedConnectionError || error instanceof errors.DrainingConnectionError) {
+  if (
+    error instanceof errors.ClosedConnectionError ||
+    error instanceof errors.DrainingConnectionError
+  ) {
     return busError('BUS_CLOSED', `the NATS connection is closed: ${message}`, details, error);
   }
   if (/max_payload|payload size/i.test(message)) {

@@ -25,7 +25,10 @@ export interface HandlerContext {
 }
 
 /** Answers one request with the reply's bytes, or throws a Lattice error. */
-export type Handler = (request: BusMessage, ctx: HandlerContext) => Promise<Uint8Array> | Uint8Array;
+export type Handler = (
+  request: BusMessage,
+  ctx: HandlerContext,
+) => Promise<Uint8Array> | Uint8Array;
 
 /** Options of {@link serve}. */
 export interface ServeOptions {
@@ -85,9 +88,13 @@ export function serve(bus: Bus, subject: string, handler: Handler, options: Serv
       }
       if (deadline !== undefined && Number.isFinite(deadline)) {
         const left = deadline - Date.now();
-        if (left <= 0) throw busError('BUS_TIMEOUT', `request to ${request.subject} arrived after its deadline`);
+        if (left <= 0)
+          throw busError('BUS_TIMEOUT', `request to ${request.subject} arrived after its deadline`);
         const deadlineController = new AbortController();
-        timer = setTimeout(() => deadlineController.abort(busError('BUS_TIMEOUT', 'deadline passed')), left);
+        timer = setTimeout(
+          () => deadlineController.abort(busError('BUS_TIMEOUT', 'deadline passed')),
+          left,
+        );
         signals.push(deadlineController.signal);
       }
       const ctx: HandlerContext = { deadline, signal: AbortSignal.any(signals) };
@@ -100,7 +107,10 @@ export function serve(bus: Bus, subject: string, handler: Handler, options: Serv
       bus.respond(request, reply);
     } catch (error) {
       span.recordException(error instanceof Error ? error : String(error));
-      span.setStatus({ code: SpanStatusCode.ERROR, message: hasCode(error) ? error.code : 'handler failed' });
+      span.setStatus({
+        code: SpanStatusCode.ERROR,
+        message: hasCode(error) ? error.code : 'handler failed',
+      });
       bus.respondError(request, error, options.service);
     } finally {
       clearTimeout(timer);

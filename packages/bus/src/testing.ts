@@ -32,7 +32,8 @@ async function take(sub: Subscription, n: number, timeoutMs = 5_000): Promise<Bu
       }),
     ]);
     clearTimeout(timer);
-    if (result === 'timeout') throw new Error(`got ${out.length} of ${n} messages on ${sub.subject}`);
+    if (result === 'timeout')
+      throw new Error(`got ${out.length} of ${n} messages on ${sub.subject}`);
     if (result.done === true) break;
     out.push(result.value);
   }
@@ -69,10 +70,13 @@ export function runBusContractTests(name: string, connect: () => Promise<BusFixt
     it('delivers payload and headers in publish order', async () => {
       const sub = fx.b.subscribe(subject('ordered'));
       await fx.b.flush();
-      for (let i = 0; i < 50; i++) fx.a.publish(subject('ordered'), text(`m${i}`), { headers: { 'x-seq': String(i) } });
+      for (let i = 0; i < 50; i++)
+        fx.a.publish(subject('ordered'), text(`m${i}`), { headers: { 'x-seq': String(i) } });
       const got = await take(sub, 50);
       expect(got.map((m) => str(m.data))).toEqual(Array.from({ length: 50 }, (_, i) => `m${i}`));
-      expect(got.map((m) => m.headers['x-seq'])).toEqual(Array.from({ length: 50 }, (_, i) => String(i)));
+      expect(got.map((m) => m.headers['x-seq'])).toEqual(
+        Array.from({ length: 50 }, (_, i) => String(i)),
+      );
       expect(got[0]?.subject).toBe(subject('ordered'));
       sub.unsubscribe();
     });
@@ -116,7 +120,8 @@ export function runBusContractTests(name: string, connect: () => Promise<BusFixt
       await fx.a.flush();
       await fx.b.flush();
       const deadline = Date.now() + 5_000;
-      while (q1.pending + q2.pending < 40 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      while (q1.pending + q2.pending < 40 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 10));
       expect(q1.pending + q2.pending).toBe(40);
       q1.unsubscribe();
       q2.unsubscribe();
@@ -141,7 +146,10 @@ export function runBusContractTests(name: string, connect: () => Promise<BusFixt
         fx.b,
         subject('fail'),
         () => {
-          throw new LatticeError('STORE_NOT_FOUND', 'no document x', { kind: 'NOT_FOUND', details: { id: 'x' } });
+          throw new LatticeError('STORE_NOT_FOUND', 'no document x', {
+            kind: 'NOT_FOUND',
+            details: { id: 'x' },
+          });
         },
         { service: 'store' },
       );
@@ -156,9 +164,14 @@ export function runBusContractTests(name: string, connect: () => Promise<BusFixt
     });
 
     it('turns a handler crash into BUS_HANDLER_FAILED, not text', async () => {
-      const server = serve(fx.b, subject('crash'), () => {
-        throw new TypeError('boom');
-      }, { service: 'merge' });
+      const server = serve(
+        fx.b,
+        subject('crash'),
+        () => {
+          throw new TypeError('boom');
+        },
+        { service: 'merge' },
+      );
       await fx.b.flush();
       const error = await rejection(fx.a.request(subject('crash'), text('')));
       expect(error.code).toBe('BUS_HANDLER_FAILED');
@@ -168,7 +181,9 @@ export function runBusContractTests(name: string, connect: () => Promise<BusFixt
     });
 
     it('fails with BUS_NO_RESPONDERS when nobody listens', async () => {
-      const error = await rejection(fx.a.request(subject('nobody'), text(''), { timeoutMs: 2_000 }));
+      const error = await rejection(
+        fx.a.request(subject('nobody'), text(''), { timeoutMs: 2_000 }),
+      );
       expect(error.code).toBe('BUS_NO_RESPONDERS');
     });
 
@@ -187,11 +202,16 @@ export function runBusContractTests(name: string, connect: () => Promise<BusFixt
       const sub = fx.b.subscribe(subject('slow'));
       await fx.b.flush();
       const controller = new AbortController();
-      const pending = fx.a.request(subject('slow'), text(''), { signal: controller.signal, timeoutMs: 5_000 });
+      const pending = fx.a.request(subject('slow'), text(''), {
+        signal: controller.signal,
+        timeoutMs: 5_000,
+      });
       setTimeout(() => controller.abort(), 20);
       expect((await rejection(pending)).code).toBe('BUS_CANCELLED');
       const aborted = AbortSignal.abort();
-      expect((await rejection(fx.a.request(subject('slow'), text(''), { signal: aborted }))).code).toBe('BUS_CANCELLED');
+      expect(
+        (await rejection(fx.a.request(subject('slow'), text(''), { signal: aborted }))).code,
+      ).toBe('BUS_CANCELLED');
       sub.unsubscribe();
     });
 
@@ -201,7 +221,9 @@ export function runBusContractTests(name: string, connect: () => Promise<BusFixt
         fx.b,
         subject('deadline'),
         async (_req, ctx) => {
-          await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
+          await new Promise<void>((resolve) =>
+            ctx.signal.addEventListener('abort', () => resolve(), { once: true }),
+          );
           seen = { deadline: ctx.deadline, aborted: ctx.signal.aborted };
           return text('late');
         },
@@ -217,7 +239,10 @@ export function runBusContractTests(name: string, connect: () => Promise<BusFixt
     });
 
     it('refuses requests larger than the server allows, with a typed error', async () => {
-      const server = serve(fx.b, subject('small'), () => text('ok'), { service: 'test', maxRequestBytes: 16 });
+      const server = serve(fx.b, subject('small'), () => text('ok'), {
+        service: 'test',
+        maxRequestBytes: 16,
+      });
       await fx.b.flush();
       const error = await rejection(fx.a.request(subject('small'), new Uint8Array(17)));
       expect(error.code).toBe('BUS_PAYLOAD_TOO_LARGE');
@@ -232,10 +257,18 @@ export function runBusContractTests(name: string, connect: () => Promise<BusFixt
     });
 
     it('refuses invalid subjects and queue names', () => {
-      expect(() => fx.a.publish('a..b', text(''))).toThrow(expect.objectContaining({ code: 'BUS_INVALID_SUBJECT' }));
-      expect(() => fx.a.publish('a.*', text(''))).toThrow(expect.objectContaining({ code: 'BUS_INVALID_SUBJECT' }));
-      expect(() => fx.a.subscribe('a.>.b')).toThrow(expect.objectContaining({ code: 'BUS_INVALID_SUBJECT' }));
-      expect(() => fx.a.subscribe('a', { queue: 'x y' })).toThrow(expect.objectContaining({ code: 'BUS_INVALID_SUBJECT' }));
+      expect(() => fx.a.publish('a..b', text(''))).toThrow(
+        expect.objectContaining({ code: 'BUS_INVALID_SUBJECT' }),
+      );
+      expect(() => fx.a.publish('a.*', text(''))).toThrow(
+        expect.objectContaining({ code: 'BUS_INVALID_SUBJECT' }),
+      );
+      expect(() => fx.a.subscribe('a.>.b')).toThrow(
+        expect.objectContaining({ code: 'BUS_INVALID_SUBJECT' }),
+      );
+      expect(() => fx.a.subscribe('a', { queue: 'x y' })).toThrow(
+        expect.objectContaining({ code: 'BUS_INVALID_SUBJECT' }),
+      );
     });
 
     it('does not lose messages silently when a subscriber falls behind: drops are counted and reported', async () => {
@@ -254,13 +287,29 @@ export function runBusContractTests(name: string, connect: () => Promise<BusFixt
       for (let i = 0; i < 100; i++) fx.a.publish(subject('slowsub'), text(String(i)));
       await fx.a.flush();
       const deadline = Date.now() + 5_000;
-      while (sub.pending + sub.dropped < 100 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      while (sub.pending + sub.dropped < 100 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 10));
       expect(sub.pending).toBe(10);
       expect(sub.dropped).toBe(90);
       await collecting;
-      expect(statuses.at(-1)).toMatchObject({ type: 'slow_consumer', subject: subject('slowsub'), dropped: 1 });
+      expect(statuses.at(-1)).toMatchObject({
+        type: 'slow_consumer',
+        subject: subject('slowsub'),
+        dropped: 1,
+      });
       const kept = await take(sub, 10);
-      expect(kept.map((m) => str(m.data))).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+      expect(kept.map((m) => str(m.data))).toEqual([
+        '0',
+        '1',
+        '2',
+        '3',
+        '4',
+        '5',
+        '6',
+        '7',
+        '8',
+        '9',
+      ]);
       sub.unsubscribe();
       await statusIterator.return?.();
     });
@@ -282,9 +331,12 @@ export function runBusContractTests(name: string, connect: () => Promise<BusFixt
         { service: 'test', maxConcurrent: 2 },
       );
       await fx.b.flush();
-      const replies = [1, 2, 3].map((i) => fx.a.request(subject('drain'), text(String(i)), { timeoutMs: 5_000 }));
+      const replies = [1, 2, 3].map((i) =>
+        fx.a.request(subject('drain'), text(String(i)), { timeoutMs: 5_000 }),
+      );
       const deadline = Date.now() + 5_000;
-      while (release.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      while (release.length < 2 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 5));
       expect(server.inFlight).toBe(2);
       const stopping = server.stop();
       while (release.length > 0 || server.inFlight > 0) {
@@ -297,7 +349,9 @@ export function runBusContractTests(name: string, connect: () => Promise<BusFixt
       // Requests already taken were answered; the one still queued is answered too or times out,
       // never answered twice.
       expect(settled.filter((s) => s.status === 'fulfilled').length).toBeGreaterThanOrEqual(2);
-      const error = await rejection(fx.a.request(subject('drain'), text('late'), { timeoutMs: 1_000 }));
+      const error = await rejection(
+        fx.a.request(subject('drain'), text('late'), { timeoutMs: 1_000 }),
+      );
       expect(['BUS_NO_RESPONDERS', 'BUS_TIMEOUT']).toContain(error.code);
     });
 

@@ -2,7 +2,14 @@
  * W3C trace context in bus headers. Uses only `@opentelemetry/api`: without an SDK registered
  * (see `@lattice/telemetry`) every call here is a no-op, and telemetry never throws into callers.
  */
-import { context, propagation, ROOT_CONTEXT, type Context, type TextMapGetter, type TextMapSetter } from '@opentelemetry/api';
+import {
+  context,
+  propagation,
+  ROOT_CONTEXT,
+  type Context,
+  type TextMapGetter,
+  type TextMapSetter,
+} from '@opentelemetry/api';
 import type { BusHeaders } from './types.js';
 
 const setter: TextMapSetter<Record<string, string>> = {
@@ -17,7 +24,10 @@ const getter: TextMapGetter<BusHeaders> = {
 };
 
 /** Writes the trace context of `ctx` (the active one by default) into `headers`. */
-export function injectTraceContext(headers: Record<string, string>, ctx: Context = context.active()): void {
+export function injectTraceContext(
+  headers: Record<string, string>,
+  ctx: Context = context.active(),
+): void {
   propagation.inject(ctx, headers, setter);
 }
 

@@ -55,7 +55,12 @@ export type BusStatus =
   | { readonly type: 'disconnected'; readonly server?: string }
   | { readonly type: 'reconnecting' }
   | { readonly type: 'reconnected'; readonly server?: string }
-  | { readonly type: 'slow_consumer'; readonly subject: string; readonly pending: number; readonly dropped: number }
+  | {
+      readonly type: 'slow_consumer';
+      readonly subject: string;
+      readonly pending: number;
+      readonly dropped: number;
+    }
   | { readonly type: 'error'; readonly error: Error }
   | { readonly type: 'closed' };
 

@@ -26,7 +26,9 @@ describe('NatsBus across a server restart', () => {
     const subject = 'lattice.restart.store.req.ping';
     const responder = serve(service, subject, (req) => req.data, { service: 'store' });
     await service.flush();
-    expect(new TextDecoder().decode((await client.request(subject, text('before'))).data)).toBe('before');
+    expect(new TextDecoder().decode((await client.request(subject, text('before'))).data)).toBe(
+      'before',
+    );
 
     await server.kill();
     await waitFor(() => statuses.includes('disconnected'), { what: 'disconnect status' });
@@ -37,10 +39,16 @@ describe('NatsBus across a server restart', () => {
     expect(hasCode(during, 'BUS_TIMEOUT', 'BUS_DISCONNECTED', 'BUS_NO_RESPONDERS')).toBe(true);
 
     await server.start();
-    await waitFor(() => statuses.includes('reconnected'), { what: 'reconnect status', timeoutMs: 15_000 });
+    await waitFor(() => statuses.includes('reconnected'), {
+      what: 'reconnect status',
+      timeoutMs: 15_000,
+    });
     // The responder's own client reconnects on its own schedule; retry until it is back.
     const after = await waitFor(
-      async () => new TextDecoder().decode((await client.request(subject, text('after'), { timeoutMs: 500 })).data),
+      async () =>
+        new TextDecoder().decode(
+          (await client.request(subject, text('after'), { timeoutMs: 500 })).data,
+        ),
       { timeoutMs: 15_000, what: 'a request to succeed after reconnect' },
     );
     expect(after).toBe('after');
@@ -48,7 +56,11 @@ describe('NatsBus across a server restart', () => {
   });
 
   it('reports a clear BUS_DISCONNECTED when no server answers at connect', async () => {
-    const error = await NatsBus.connect({ servers: 'nats://127.0.0.1:1', connectTimeoutMs: 500, maxReconnectAttempts: 0 }).then(
+    const error = await NatsBus.connect({
+      servers: 'nats://127.0.0.1:1',
+      connectTimeoutMs: 500,
+      maxReconnectAttempts: 0,
+    }).then(
       () => undefined,
       (e: unknown) => e,
     );

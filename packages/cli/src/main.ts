@@ -19,7 +19,10 @@ program
   .command('up')
   .description('run every service of one peer in this process (embedded: no NATS needed)')
   .option('--namespace <ns>', "the peer's namespace", namespaceArg, 'default')
-  .option('--nats <url>', 'compose the services over this NATS server instead of the in-process bus')
+  .option(
+    '--nats <url>',
+    'compose the services over this NATS server instead of the in-process bus',
+  )
   .option('--log-level <level>', 'log level (trace, debug, info, warn, error, silent)', 'warn')
   .action(async (options: { namespace: string; nats?: string; logLevel: string }) => {
     const config = baseConfigSchema.parse({
@@ -28,7 +31,10 @@ program
       ...(options.nats === undefined ? {} : { natsUrl: options.nats }),
     });
     const logger = createLogger(config.logLevel, 'lattice');
-    const bus: Bus = options.nats === undefined ? new LocalBus() : await NatsBus.connect({ servers: options.nats, name: 'lattice-up' });
+    const bus: Bus =
+      options.nats === undefined
+        ? new LocalBus()
+        : await NatsBus.connect({ servers: options.nats, name: 'lattice-up' });
     const where = options.nats === undefined ? 'in-process bus' : `NATS at ${options.nats}`;
     process.stdout.write(`lattice: starting peer "${config.namespace}" on the ${where}\n`);
     const peer = await startPeer({
@@ -37,7 +43,9 @@ program
       logger,
       onStarted: (service) => process.stdout.write(`  ✓ ${service} (health: serving)\n`),
     });
-    process.stdout.write(`lattice: peer ready with ${peer.services.length} services. Press Ctrl-C to stop.\n`);
+    process.stdout.write(
+      `lattice: peer ready with ${peer.services.length} services. Press Ctrl-C to stop.\n`,
+    );
     // The in-process bus holds no socket or timer: keep the process alive until a signal.
     const keepAlive = setInterval(() => undefined, 1 << 30);
     let stopping = false;
@@ -58,7 +66,9 @@ program
 for (const definition of PEER_SERVICES as readonly ServiceDefinition[]) {
   program
     .command(definition.name)
-    .description(`run the ${definition.name} service alone on NATS (flags: --nats-url, --namespace, --log-level; env LATTICE_*)`)
+    .description(
+      `run the ${definition.name} service alone on NATS (flags: --nats-url, --namespace, --log-level; env LATTICE_*)`,
+    )
     .allowUnknownOption()
     .helpOption(false)
     .argument('[flags...]')

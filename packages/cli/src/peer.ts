@@ -8,7 +8,13 @@ import { gatewayService } from '@lattice/gateway';
 import { mergeService } from '@lattice/merge';
 import { multiplexerService } from '@lattice/multiplexer';
 import { Subjects, type ServiceName } from '@lattice/proto';
-import { checkHealth, startService, type BaseConfig, type RunningService, type ServiceDefinition } from '@lattice/service';
+import {
+  checkHealth,
+  startService,
+  type BaseConfig,
+  type RunningService,
+  type ServiceDefinition,
+} from '@lattice/service';
 import { storeService } from '@lattice/store';
 import { transportBleService } from '@lattice/transport-ble';
 import { transportLanService } from '@lattice/transport-lan';
@@ -48,7 +54,12 @@ export async function startPeer(options: {
   try {
     for (const definition of PEER_SERVICES) {
       running.push(
-        await startService(definition, { bus: options.bus, config: options.config, logger: options.logger, subjects }),
+        await startService(definition, {
+          bus: options.bus,
+          config: options.config,
+          logger: options.logger,
+          subjects,
+        }),
       );
       await checkHealth(options.bus, subjects, definition.name);
       options.onStarted?.(definition.name);

@@ -15,22 +15,33 @@ const main = join(fileURLToPath(import.meta.url), '../../dist/main.js');
 describe('lattice up', () => {
   it('composes every service on one in-process bus, each answering health', async () => {
     const bus = new LocalBus();
-    const peer = await startPeer({ bus, config: baseConfigSchema.parse({ namespace: 'uptest' }), logger: pino({ level: 'silent' }) });
+    const peer = await startPeer({
+      bus,
+      config: baseConfigSchema.parse({ namespace: 'uptest' }),
+      logger: pino({ level: 'silent' }),
+    });
     expect([...peer.services].sort()).toEqual([...SERVICE_NAMES].sort());
     for (const service of SERVICE_NAMES) {
       expect((await checkHealth(bus, peer.subjects, service)).service).toBe(service);
     }
     await peer.stop();
-    await expect(checkHealth(bus, peer.subjects, 'store')).rejects.toMatchObject({ code: 'BUS_NO_RESPONDERS' });
+    await expect(checkHealth(bus, peer.subjects, 'store')).rejects.toMatchObject({
+      code: 'BUS_NO_RESPONDERS',
+    });
     await bus.close();
   });
 
   it('stays up until Ctrl-C, then stops cleanly with exit code 0', async () => {
-    const child = spawn(process.execPath, [main, 'up', '--namespace', 'uptestproc'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [main, 'up', '--namespace', 'uptestproc'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     try {
-      await waitFor(() => out.includes('peer ready with 7 services'), { timeoutMs: 15_000, what: 'lattice up ready' });
+      await waitFor(() => out.includes('peer ready with 7 services'), {
+        timeoutMs: 15_000,
+        what: 'lattice up ready',
+      });
       // Still running a moment later: nothing but the signal may end it.
       await new Promise((r) => setTimeout(r, 300));
       expect(child.exitCode).toBeNull();
@@ -45,7 +56,9 @@ describe('lattice up', () => {
   });
 
   it('names a bad flag', async () => {
-    const child = spawn(process.execPath, [main, 'up', '--namespace', 'not a token'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [main, 'up', '--namespace', 'not a token'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let err = '';
     child.stderr.on('data', (c: Buffer) => (err += c.toString()));
     const [code] = (await once(child, 'exit')) as [number | null];

@@ -55,7 +55,9 @@ export class LatticeError extends Error {
   constructor(code: string, message: string, options: LatticeErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     if (!CODE_PATTERN.test(code)) {
-      throw new RangeError(`error code must be namespaced UPPER_SNAKE (e.g. STORE_NOT_OPEN), got ${code}`);
+      throw new RangeError(
+        `error code must be namespaced UPPER_SNAKE (e.g. STORE_NOT_OPEN), got ${code}`,
+      );
     }
     this.code = code;
     this.kind = options.kind ?? ErrorKind.INTERNAL;
@@ -64,7 +66,13 @@ export class LatticeError extends Error {
   }
 
   /** A plain object for logs and JSON APIs. */
-  toJSON(): { code: string; kind: ErrorKind; message: string; details: ErrorDetails; service?: string } {
+  toJSON(): {
+    code: string;
+    kind: ErrorKind;
+    message: string;
+    details: ErrorDetails;
+    service?: string;
+  } {
     return {
       code: this.code,
       kind: this.kind,
@@ -107,7 +115,12 @@ export function hasCode(error: unknown, ...codes: readonly string[]): error is C
  */
 export function errorFactory<const T extends Readonly<Record<string, ErrorKind>>>(
   codes: T,
-): (code: keyof T & string, message: string, details?: ErrorDetails, cause?: unknown) => LatticeError {
+): (
+  code: keyof T & string,
+  message: string,
+  details?: ErrorDetails,
+  cause?: unknown,
+) => LatticeError {
   return (code, message, details, cause) =>
     new LatticeError(code, message, {
       kind: codes[code] ?? ErrorKind.INTERNAL,
@@ -138,7 +151,9 @@ export const GrpcStatus = {
 } as const;
 
 /** The one table from error kind to gRPC and HTTP status. */
-export const STATUS_BY_KIND: Readonly<Record<ErrorKind, { readonly grpc: number; readonly http: number }>> = {
+export const STATUS_BY_KIND: Readonly<
+  Record<ErrorKind, { readonly grpc: number; readonly http: number }>
+> = {
   INVALID_ARGUMENT: { grpc: GrpcStatus.INVALID_ARGUMENT, http: 400 },
   NOT_FOUND: { grpc: GrpcStatus.NOT_FOUND, http: 404 },
   ALREADY_EXISTS: { grpc: GrpcStatus.ALREADY_EXISTS, http: 409 },

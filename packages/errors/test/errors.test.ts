@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { errorFactory, ErrorKind, hasCode, LatticeError, STATUS_BY_KIND, statusOf } from '@lattice/errors';
+import {
+  errorFactory,
+  ErrorKind,
+  hasCode,
+  LatticeError,
+  STATUS_BY_KIND,
+  statusOf,
+} from '@lattice/errors';
 
 describe('LatticeError', () => {
   const make = errorFactory({ DEMO_BAD: 'INVALID_ARGUMENT', DEMO_GONE: 'NOT_FOUND' } as const);
@@ -27,12 +34,18 @@ describe('LatticeError', () => {
   });
 
   it('hasCode checks the shape, so a copy from another package or process matches', () => {
-    const foreign = Object.assign(new Error('m'), { code: 'DEMO_BAD', kind: 'INVALID_ARGUMENT', details: {} });
+    const foreign = Object.assign(new Error('m'), {
+      code: 'DEMO_BAD',
+      kind: 'INVALID_ARGUMENT',
+      details: {},
+    });
     expect(hasCode(foreign)).toBe(true);
     expect(hasCode(foreign, 'DEMO_BAD')).toBe(true);
     expect(hasCode(foreign, 'DEMO_GONE')).toBe(false);
     expect(hasCode(new Error('plain'))).toBe(false);
-    expect(hasCode(Object.assign(new Error('m'), { code: 'ENOENT', kind: 'nonsense' }))).toBe(false);
+    expect(hasCode(Object.assign(new Error('m'), { code: 'ENOENT', kind: 'nonsense' }))).toBe(
+      false,
+    );
     expect(hasCode(null)).toBe(false);
   });
 

@@ -14,8 +14,15 @@ export const baseConfigSchema = z.object({
     .regex(/^[A-Za-z0-9_-]{1,128}$/, 'must be 1-128 characters of [A-Za-z0-9_-]')
     .default('default')
     .describe("the peer's namespace: every subject starts with it"),
-  natsUrl: z.string().min(1).default('nats://127.0.0.1:4222').describe('NATS server URL(s), comma-separated'),
-  logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info').describe('log level'),
+  natsUrl: z
+    .string()
+    .min(1)
+    .default('nats://127.0.0.1:4222')
+    .describe('NATS server URL(s), comma-separated'),
+  logLevel: z
+    .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
+    .default('info')
+    .describe('log level'),
 });
 
 /** The settings of {@link baseConfigSchema}. */
@@ -37,13 +44,21 @@ export function envName(key: string): string {
  */
 export function loadConfig<S extends z.ZodObject>(
   schema: S,
-  source: { readonly argv: readonly string[]; readonly env: Readonly<Record<string, string | undefined>> },
+  source: {
+    readonly argv: readonly string[];
+    readonly env: Readonly<Record<string, string | undefined>>;
+  },
 ): z.infer<S> {
   const keys = Object.keys(schema.shape);
   const options = Object.fromEntries(keys.map((k) => [flagName(k), { type: 'string' as const }]));
   let values: Record<string, string | boolean | (string | boolean)[] | undefined>;
   try {
-    ({ values } = parseArgs({ args: [...source.argv], options, strict: true, allowPositionals: false }));
+    ({ values } = parseArgs({
+      args: [...source.argv],
+      options,
+      strict: true,
+      allowPositionals: false,
+    }));
   } catch (cause) {
     throw serviceError(
       'SERVICE_CONFIG_INVALID',

@@ -2,4 +2,9 @@ export { baseConfigSchema, envName, flagName, loadConfig } from './config.js';
 export type { BaseConfig } from './config.js';
 export { serviceError, ServiceErrorCode } from './errors.js';
 export { checkHealth, createLogger, defineService, runMain, startService } from './service.js';
-export type { RunningService, ServiceContext, ServiceDefinition, ServiceInstance } from './service.js';
+export type {
+  RunningService,
+  ServiceContext,
+  ServiceDefinition,
+  ServiceInstance,
+} from './service.js';

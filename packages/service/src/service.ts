@@ -37,7 +37,9 @@ export interface ServiceDefinition<C extends BaseConfig = BaseConfig> {
 }
 
 /** Declares a service (identity function that fixes the types). */
-export function defineService<C extends BaseConfig>(definition: ServiceDefinition<C>): ServiceDefinition<C> {
+export function defineService<C extends BaseConfig>(
+  definition: ServiceDefinition<C>,
+): ServiceDefinition<C> {
   return definition;
 }
 
@@ -96,7 +98,11 @@ export async function checkHealth(
   service: ServiceName,
   timeoutMs = 2_000,
 ): Promise<v1.HealthCheckResponse> {
-  const reply = await bus.request(subjects.health(service), v1.HealthCheckRequest.encode({}).finish(), { timeoutMs });
+  const reply = await bus.request(
+    subjects.health(service),
+    v1.HealthCheckRequest.encode({}).finish(),
+    { timeoutMs },
+  );
   return v1.HealthCheckResponse.decode(reply.data);
 }
 
@@ -121,7 +127,9 @@ export async function runMain<C extends BaseConfig>(
       env: process.env,
     }) as C;
   } catch (error) {
-    process.stderr.write(`lattice-${definition.name}: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.stderr.write(
+      `lattice-${definition.name}: ${error instanceof Error ? error.message : String(error)}\n`,
+    );
     process.exit(2);
   }
   const logger = createLogger(config.logLevel, `lattice-${definition.name}`);
@@ -154,7 +162,10 @@ export async function runMain<C extends BaseConfig>(
       await telemetry.shutdown();
       process.exit(0);
     } catch (error) {
-      logger.error({ err: error, code: hasCode(error) ? error.code : undefined }, 'shutdown failed');
+      logger.error(
+        { err: error, code: hasCode(error) ? error.code : undefined },
+        'shutdown failed',
+      );
       process.exit(1);
     }
   };

@@ -15,7 +15,13 @@ describe('every service runs as its own process on NATS', () => {
     const namespace = `proc${process.pid}${service.replace('-', '')}`;
     const child = spawn(
       process.execPath,
-      [join(root, 'services', service, 'dist', 'main.js'), '--nats-url', inject('natsUrl'), '--namespace', namespace],
+      [
+        join(root, 'services', service, 'dist', 'main.js'),
+        '--nats-url',
+        inject('natsUrl'),
+        '--namespace',
+        namespace,
+      ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
     let stderr = '';
@@ -40,9 +46,13 @@ describe('every service runs as its own process on NATS', () => {
   });
 
   it('exits 2 naming the setting when the config is bad', async () => {
-    const child = spawn(process.execPath, [join(root, 'services', 'store', 'dist', 'main.js'), '--log-level', 'loud'], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [join(root, 'services', 'store', 'dist', 'main.js'), '--log-level', 'loud'],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     let stderr = '';
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     const [code] = (await once(child, 'exit')) as [number | null];

@@ -1,2 +1,7 @@
-export { createTelemetry, installContextPropagation, otlpTracesUrl, setupTelemetry } from './telemetry.js';
+export {
+  createTelemetry,
+  installContextPropagation,
+  otlpTracesUrl,
+  setupTelemetry,
+} from './telemetry.js';
 export type { Telemetry, TelemetryOptions } from './telemetry.js';

@@ -14,7 +14,11 @@
  */
 import { context, propagation, trace, type Tracer } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
+import {
+  CompositePropagator,
+  W3CBaggagePropagator,
+  W3CTraceContextPropagator,
+} from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
@@ -51,7 +55,9 @@ export interface Telemetry {
 }
 
 /** The OTLP/HTTP traces URL the environment asks for, if any. */
-export function otlpTracesUrl(env: Readonly<Record<string, string | undefined>>): string | undefined {
+export function otlpTracesUrl(
+  env: Readonly<Record<string, string | undefined>>,
+): string | undefined {
   if ((env['OTEL_TRACES_EXPORTER'] ?? '').split(',').includes('none')) return undefined;
   const traces = env['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'];
   if (traces !== undefined && traces !== '') return traces;
@@ -60,13 +66,17 @@ export function otlpTracesUrl(env: Readonly<Record<string, string | undefined>>)
   return undefined;
 }
 
-function resourceAttributes(env: Readonly<Record<string, string | undefined>>): Record<string, string> {
+function resourceAttributes(
+  env: Readonly<Record<string, string | undefined>>,
+): Record<string, string> {
   const out: Record<string, string> = {};
   for (const pair of (env['OTEL_RESOURCE_ATTRIBUTES'] ?? '').split(',')) {
     const eq = pair.indexOf('=');
     if (eq <= 0) continue;
     try {
-      out[decodeURIComponent(pair.slice(0, eq).trim())] = decodeURIComponent(pair.slice(eq + 1).trim());
+      out[decodeURIComponent(pair.slice(0, eq).trim())] = decodeURIComponent(
+        pair.slice(eq + 1).trim(),
+      );
     } catch {
       // a malformed attribute is ignored, as the OpenTelemetry specification asks
     }
@@ -93,7 +103,9 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
       ...resourceAttributes(env),
       ...options.attributes,
       [ATTR_SERVICE_NAME]: env['OTEL_SERVICE_NAME'] ?? options.serviceName,
-      ...(options.serviceVersion === undefined ? {} : { [ATTR_SERVICE_VERSION]: options.serviceVersion }),
+      ...(options.serviceVersion === undefined
+        ? {}
+        : { [ATTR_SERVICE_VERSION]: options.serviceVersion }),
     }),
     spanProcessors: processors,
   });
@@ -118,7 +130,10 @@ export function setupTelemetry(options: TelemetryOptions): Telemetry {
   const telemetry = createTelemetry(options);
   // The first registration in a process wins: tracers handed out earlier are proxies bound to the
   // global provider, and replacing it (trace.disable()) would silently detach them.
-  if (telemetry.exporting && !trace.setGlobalTracerProvider({ getTracer: (name: string) => telemetry.tracer(name) })) {
+  if (
+    telemetry.exporting &&
+    !trace.setGlobalTracerProvider({ getTracer: (name: string) => telemetry.tracer(name) })
+  ) {
     throw new RangeError('a global tracer provider is already registered in this process');
   }
   return telemetry;
@@ -130,6 +145,8 @@ export function installContextPropagation(): void {
   contextInstalled = true;
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   propagation.setGlobalPropagator(
-    new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }),
+    new CompositePropagator({
+      propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()],
+    }),
   );
 }

@@ -9,7 +9,10 @@ export type { ReadableSpan };
  * Registers global telemetry that records every span in memory (for tests that check traces).
  * @returns the exporter to read spans from, and the telemetry to shut down.
  */
-export function memoryTelemetry(serviceName = 'lattice-test'): { exporter: InMemorySpanExporter; telemetry: Telemetry } {
+export function memoryTelemetry(serviceName = 'lattice-test'): {
+  exporter: InMemorySpanExporter;
+  telemetry: Telemetry;
+} {
   const exporter = new InMemorySpanExporter();
   const telemetry = setupTelemetry({ serviceName, exporter, env: {} });
   return { exporter, telemetry };

@@ -41,8 +41,12 @@ describe('one trace across two services over real NATS', () => {
 
     const spans = exporter.getFinishedSpans();
     const traceId = root.spanContext().traceId;
-    const client = spans.find((s) => s.kind === SpanKind.CLIENT && s.name === 'request store.req.get');
-    const handler = spans.find((s) => s.kind === SpanKind.SERVER && s.name === 'handle store.req.get');
+    const client = spans.find(
+      (s) => s.kind === SpanKind.CLIENT && s.name === 'request store.req.get',
+    );
+    const handler = spans.find(
+      (s) => s.kind === SpanKind.SERVER && s.name === 'handle store.req.get',
+    );
     const inner = spans.find((s) => s.name === 'rocksdb.get');
     expect(client?.spanContext().traceId).toBe(traceId);
     expect(client?.parentSpanContext?.spanId).toBe(root.spanContext().spanId);

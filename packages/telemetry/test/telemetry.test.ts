@@ -9,9 +9,14 @@ describe('telemetry configuration from OTEL_* variables', () => {
     expect(createTelemetry({ serviceName: 's', env: {} }).exporting).toBe(false);
     const endpoint = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318/' };
     expect(otlpTracesUrl(endpoint)).toBe('http://127.0.0.1:4318/v1/traces');
-    expect(otlpTracesUrl({ ...endpoint, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://x:1/t' })).toBe('http://x:1/t');
+    expect(otlpTracesUrl({ ...endpoint, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://x:1/t' })).toBe(
+      'http://x:1/t',
+    );
     expect(otlpTracesUrl({ ...endpoint, OTEL_TRACES_EXPORTER: 'none' })).toBeUndefined();
-    expect(createTelemetry({ serviceName: 's', env: { ...endpoint, OTEL_SDK_DISABLED: 'true' } }).exporting).toBe(false);
+    expect(
+      createTelemetry({ serviceName: 's', env: { ...endpoint, OTEL_SDK_DISABLED: 'true' } })
+        .exporting,
+    ).toBe(false);
     const t = createTelemetry({ serviceName: 's', env: endpoint });
     expect(t.exporting).toBe(true);
     expect(t.destination).toBe('otlp http://127.0.0.1:4318/v1/traces');
@@ -23,7 +28,11 @@ describe('telemetry configuration from OTEL_* variables', () => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
-        bodies.push({ url: req.url, type: req.headers['content-type'], body: Buffer.concat(chunks) });
+        bodies.push({
+          url: req.url,
+          type: req.headers['content-type'],
+          body: Buffer.concat(chunks),
+        });
         res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
       });
     });

@@ -14,7 +14,11 @@ export interface NatsServerOptions {
   /** Client port; a random free one by default. */
   readonly port?: number;
   /** Join a cluster: this server's route port, the cluster name and the routes to solicit. */
-  readonly cluster?: { readonly name: string; readonly port: number; readonly routes: readonly string[] };
+  readonly cluster?: {
+    readonly name: string;
+    readonly port: number;
+    readonly routes: readonly string[];
+  };
   /** Extra command-line arguments. */
   readonly args?: readonly string[];
 }
@@ -49,7 +53,14 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     const portsDir = join(dir.path, 'ports');
     await rm(portsDir, { recursive: true, force: true });
     await mkdir(portsDir, { recursive: true });
-    const args = ['-a', '127.0.0.1', '-p', String(port === 0 ? -1 : port), '--ports_file_dir', portsDir];
+    const args = [
+      '-a',
+      '127.0.0.1',
+      '-p',
+      String(port === 0 ? -1 : port),
+      '--ports_file_dir',
+      portsDir,
+    ];
     if (options.jetstream ?? true) args.push('-js', '-sd', join(dir.path, 'js'));
     if (options.cluster !== undefined) {
       args.push(
@@ -58,7 +69,8 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
         '--cluster',
         `nats://127.0.0.1:${options.cluster.port}`,
       );
-      if (options.cluster.routes.length > 0) args.push('--routes', options.cluster.routes.join(','));
+      if (options.cluster.routes.length > 0)
+        args.push('--routes', options.cluster.routes.join(','));
     }
     args.push(...(options.args ?? []));
     let stderr = '';
@@ -69,7 +81,12 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     child = proc;
     const exited = new Promise<never>((_, reject) => {
       proc.once('exit', (code) =>
-        reject(new LatticeTestError('TESTING_PROCESS_FAILED', `nats-server exited with ${code}: ${stderr}`)),
+        reject(
+          new LatticeTestError(
+            'TESTING_PROCESS_FAILED',
+            `nats-server exited with ${code}: ${stderr}`,
+          ),
+        ),
       );
     });
     exited.catch(() => undefined); // only observed through the race below while starting
@@ -78,7 +95,9 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
         const files = await readdir(portsDir);
         const file = files.find((f) => f.endsWith('.ports'));
         if (file === undefined) return undefined;
-        const ports = JSON.parse(await readFile(join(portsDir, file), 'utf8')) as { nats?: string[] };
+        const ports = JSON.parse(await readFile(join(portsDir, file), 'utf8')) as {
+          nats?: string[];
+        };
         const url = ports.nats?.[0];
         return url === undefined ? undefined : Number(new URL(url).port);
       },
@@ -143,7 +162,10 @@ export interface NatsCluster extends AsyncDisposable {
 }
 
 /** Starts `size` servers on 127.0.0.1 that route to each other (a full mesh). */
-export async function startNatsCluster(size = 3, options: { readonly jetstream?: boolean } = {}): Promise<NatsCluster> {
+export async function startNatsCluster(
+  size = 3,
+  options: { readonly jetstream?: boolean } = {},
+): Promise<NatsCluster> {
   const name = `lattice-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const routePorts: number[] = [];
   for (let i = 0; i < size; i++) routePorts.push(await freePort());

@@ -33,15 +33,22 @@ export async function onceEvent<T = unknown>(
 }
 
 /** The next value of an async iterator, or a timeout error. The iterator stays usable. */
-export async function nextValue<T>(iterator: AsyncIterator<T>, options: WaitOptions = {}): Promise<T> {
+export async function nextValue<T>(
+  iterator: AsyncIterator<T>,
+  options: WaitOptions = {},
+): Promise<T> {
   const timeoutMs = options.timeoutMs ?? 10_000;
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(timeoutError(options.what ?? 'next value', timeoutMs)), timeoutMs);
+    timer = setTimeout(
+      () => reject(timeoutError(options.what ?? 'next value', timeoutMs)),
+      timeoutMs,
+    );
   });
   try {
     const result = await Promise.race([iterator.next(), timeout]);
-    if (result.done === true) throw new LatticeTestError('TESTING_TIMEOUT', `${options.what ?? 'iterator'} ended`);
+    if (result.done === true)
+      throw new LatticeTestError('TESTING_TIMEOUT', `${options.what ?? 'iterator'} ended`);
     return result.value;
   } finally {
     clearTimeout(timer);
@@ -66,13 +73,18 @@ export async function waitFor<T>(
     } catch (error) {
       lastError = error; // the condition may throw until the awaited state exists
     }
-    if (Date.now() >= deadline) throw timeoutError(options.what ?? 'condition', timeoutMs, lastError);
+    if (Date.now() >= deadline)
+      throw timeoutError(options.what ?? 'condition', timeoutMs, lastError);
     await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 20));
   }
 }
 
 function timeoutError(what: string, timeoutMs: number, cause?: unknown): LatticeTestError {
-  return new LatticeTestError('TESTING_TIMEOUT', `timed out after ${timeoutMs} ms waiting for ${what}`, {
-    cause,
-  });
+  return new LatticeTestError(
+    'TESTING_TIMEOUT',
+    `timed out after ${timeoutMs} ms waiting for ${what}`,
+    {
+      cause,
+    },
+  );
 }

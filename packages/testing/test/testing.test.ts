@@ -2,10 +2,19 @@ import { once } from 'node:events';
 import { open } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { requireProgram, socatPtyPair, startNatsCluster, startNatsServer, tempDir, waitFor } from '@lattice/testing';
+import {
+  requireProgram,
+  socatPtyPair,
+  startNatsCluster,
+  startNatsServer,
+  tempDir,
+  waitFor,
+} from '@lattice/testing';
 
 /** Reads the INFO line a NATS server sends to every new client. */
-async function natsInfo(port: number): Promise<{ server_id: string; port: number; cluster?: string }> {
+async function natsInfo(
+  port: number,
+): Promise<{ server_id: string; port: number; cluster?: string }> {
   const socket = connect(port, '127.0.0.1');
   const [chunk] = (await once(socket, 'data')) as [Buffer];
   socket.destroy();
@@ -51,7 +60,9 @@ describe('requireProgram', () => {
   it('names the install command when a program is missing', () => {
     process.env['PATH'] = '/nonexistent';
     expect(() => requireProgram('nats-server')).toThrow(/apt-get install -y nats-server/);
-    expect(() => requireProgram('socat')).toThrow(expect.objectContaining({ code: 'TESTING_MISSING_PROGRAM' }));
+    expect(() => requireProgram('socat')).toThrow(
+      expect.objectContaining({ code: 'TESTING_MISSING_PROGRAM' }),
+    );
   });
 });
 
