@@ -14,7 +14,11 @@ export default async function run(): Promise<BenchSuite> {
   const natsResponder = await NatsBus.connect({ servers: server.url });
   const local = new LocalBus();
   try {
-    rawResponder.subscribe('bench.raw.echo', { callback: (_e, m) => m.respond(m.data) });
+    rawResponder.subscribe('bench.raw.echo', {
+      callback: (_e, m) => {
+        m.respond(m.data);
+      },
+    });
     const natsServer = serve(natsResponder, 'bench.lattice.echo', (req) => req.data, {
       service: 'bench',
     });
