@@ -316,7 +316,7 @@ export abstract class BaseBus implements Bus {
 }
 
 /** The low-cardinality part of a subject for span names: `lattice.ns.store.req.get` → `store.req.get`. */
-function subjectOperation(subject: string): string {
+export function subjectOperation(subject: string): string {
   const tokens = subject.split('.');
   return tokens[0] === 'lattice' && tokens.length > 2 ? tokens.slice(2).join('.') : subject;
 }

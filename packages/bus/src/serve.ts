@@ -11,7 +11,7 @@
  */
 import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
 import { hasCode } from '@lattice/errors';
-import { DEADLINE_HEADER } from './base-bus.js';
+import { DEADLINE_HEADER, subjectOperation } from './base-bus.js';
 import { busError } from './errors.js';
 import { extractTraceContext } from './trace.js';
 import type { Bus, BusMessage } from './types.js';
@@ -70,7 +70,7 @@ export function serve(bus: Bus, subject: string, handler: Handler, options: Serv
   async function handle(request: BusMessage): Promise<void> {
     const parent = extractTraceContext(request.headers);
     const span = tracer.startSpan(
-      `handle ${operationOf(request.subject)}`,
+      `handle ${subjectOperation(request.subject)}`,
       { kind: SpanKind.SERVER, attributes: { 'messaging.destination.name': request.subject } },
       parent,
     );
@@ -147,9 +147,4 @@ export function serve(bus: Bus, subject: string, handler: Handler, options: Serv
       stopController.abort(busError('BUS_CLOSED', 'server stopped'));
     },
   };
-}
-
-function operationOf(subject: string): string {
-  const tokens = subject.split('.');
-  return tokens[0] === 'lattice' && tokens.length > 2 ? tokens.slice(2).join('.') : subject;
 }

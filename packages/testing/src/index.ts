@@ -4,6 +4,7 @@ export { LatticeTestError } from './errors.js';
 export { startNatsCluster, startNatsServer } from './nats-server.js';
 export type { NatsCluster, NatsServer, NatsServerOptions } from './nats-server.js';
 export { freePort } from './ports.js';
+export { killProcess } from './process.js';
 export { socatPtyPair } from './socat.js';
 export type { PtyPair } from './socat.js';
 export { tempDir } from './temp.js';

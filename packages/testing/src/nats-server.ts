@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { requireProgram } from './binaries.js';
 import { LatticeTestError } from './errors.js';
 import { freePort } from './ports.js';
-import { tempDir, type TempDir } from './temp.js';
+import { killProcess } from './process.js';
+import { tempDir } from './temp.js';
 import { waitFor } from './wait.js';
 
 /** Options of {@link startNatsServer}. */
@@ -109,23 +110,14 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   async function kill(): Promise<void> {
     const proc = child;
     child = undefined;
-    if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) return;
-    const gone = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-    proc.kill('SIGKILL');
-    await gone;
+    await killProcess(proc);
   }
 
   async function stop(): Promise<void> {
     const proc = child;
     child = undefined;
-    if (proc !== undefined && proc.exitCode === null && proc.signalCode === null) {
-      const gone = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-      proc.kill('SIGTERM');
-      const timer = setTimeout(() => proc.kill('SIGKILL'), 5_000);
-      await gone;
-      clearTimeout(timer);
-    }
-    await removeDir(dir);
+    await killProcess(proc, 'SIGTERM');
+    await dir.remove();
   }
 
   await launch();
@@ -187,8 +179,4 @@ export async function startNatsCluster(
     await Promise.all(servers.map((s) => s.stop()));
   };
   return { servers, urls: servers.map((s) => s.url).join(','), stop, [Symbol.asyncDispose]: stop };
-}
-
-async function removeDir(dir: TempDir): Promise<void> {
-  await dir.remove();
 }

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireProgram } from './binaries.js';
+import { killProcess } from './process.js';
 import { tempDir } from './temp.js';
 import { waitFor } from './wait.js';
 
@@ -39,10 +40,7 @@ export async function socatPtyPair(): Promise<PtyPair> {
   async function unplug(): Promise<void> {
     const proc = child;
     child = undefined;
-    if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) return;
-    const gone = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-    proc.kill('SIGKILL');
-    await gone;
+    await killProcess(proc);
   }
 
   const stop = async (): Promise<void> => {
