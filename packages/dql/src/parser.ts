@@ -10,6 +10,7 @@
  */
 import { AGGREGATES, containsAggregate } from './ast.js';
 import type {
+  BinaryOp,
   ApplyOp,
   CollectionRef,
   ConflictMode,
@@ -625,26 +626,33 @@ class Parser {
     if (this.#depth + loops > this.#limits.maxDepth) this.#tooDeep();
   }
 
-  #or(): Expr {
+  /**
+   * One left-associative precedence level: `operand (op operand)*`, where `takeOp` consumes and
+   * returns the next operator of this level, or undefined. Long chains count against the depth limit.
+   */
+  #leftAssociative(operand: () => Expr, takeOp: () => BinaryOp | undefined): Expr {
     const start = this.#t.start;
-    let left = this.#and();
+    let left = operand();
     let n = 0;
-    while (this.#acceptWord('OR')) {
+    for (let op = takeOp(); op !== undefined; op = takeOp()) {
       this.#chain(++n);
-      left = this.#at({ kind: 'binary', op: 'OR', left, right: this.#and() }, start);
+      left = this.#at({ kind: 'binary', op, left, right: operand() }, start);
     }
     return left;
   }
 
+  #or(): Expr {
+    return this.#leftAssociative(
+      () => this.#and(),
+      () => (this.#acceptWord('OR') ? 'OR' : undefined),
+    );
+  }
+
   #and(): Expr {
-    const start = this.#t.start;
-    let left = this.#not();
-    let n = 0;
-    while (this.#acceptWord('AND')) {
-      this.#chain(++n);
-      left = this.#at({ kind: 'binary', op: 'AND', left, right: this.#not() }, start);
-    }
-    return left;
+    return this.#leftAssociative(
+      () => this.#not(),
+      () => (this.#acceptWord('AND') ? 'AND' : undefined),
+    );
   }
 
   #not(): Expr {
@@ -734,38 +742,27 @@ class Parser {
   }
 
   #concat(): Expr {
-    const start = this.#t.start;
-    let left = this.#additive();
-    let n = 0;
-    while (this.#acceptOp('||')) {
-      this.#chain(++n);
-      left = this.#at({ kind: 'binary', op: '||', left, right: this.#additive() }, start);
-    }
-    return left;
+    return this.#leftAssociative(
+      () => this.#additive(),
+      () => (this.#acceptOp('||') ? '||' : undefined),
+    );
   }
 
   #additive(): Expr {
-    const start = this.#t.start;
-    let left = this.#multiplicative();
-    let n = 0;
-    while (this.#isOp('+') || this.#isOp('-')) {
-      const op = this.#next().text as '+' | '-';
-      this.#chain(++n);
-      left = this.#at({ kind: 'binary', op, left, right: this.#multiplicative() }, start);
-    }
-    return left;
+    return this.#leftAssociative(
+      () => this.#multiplicative(),
+      () => (this.#isOp('+') || this.#isOp('-') ? (this.#next().text as '+' | '-') : undefined),
+    );
   }
 
   #multiplicative(): Expr {
-    const start = this.#t.start;
-    let left = this.#unary();
-    let n = 0;
-    while (this.#isOp('*') || this.#isOp('/') || this.#isOp('%')) {
-      const op = this.#next().text as '*' | '/' | '%';
-      this.#chain(++n);
-      left = this.#at({ kind: 'binary', op, left, right: this.#unary() }, start);
-    }
-    return left;
+    return this.#leftAssociative(
+      () => this.#unary(),
+      () =>
+        this.#isOp('*') || this.#isOp('/') || this.#isOp('%')
+          ? (this.#next().text as '*' | '/' | '%')
+          : undefined,
+    );
   }
 
   #unary(): Expr {
