@@ -5,7 +5,9 @@ try {
   await import('../dist/main.js');
 } catch (error) {
   if (error?.code === 'ERR_MODULE_NOT_FOUND' && String(error.message).includes('dist/main.js')) {
-    console.error('lattice is not built yet: run `pnpm build` (or `pnpm start`) in the repository first.');
+    console.error(
+      'lattice is not built yet: run `pnpm build` (or `pnpm start`) in the repository first.',
+    );
     process.exit(1);
   }
   throw error;
