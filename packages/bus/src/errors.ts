@@ -6,7 +6,7 @@
  * `lattice.v1.Error` (code, message, details, service, kind). The caller rebuilds a
  * {@link LatticeError} with the same code, kind and details: no text is ever parsed.
  */
-import { errorFactory, ErrorKind, hasCode, LatticeError } from '@lattice/errors';
+import { errorFactory, ErrorKind, hasCode, isErrorCode, LatticeError } from '@lattice/errors';
 import { v1 } from '@lattice/proto';
 
 /** Error codes of the bus and their kinds. */
@@ -63,8 +63,7 @@ export function decodeError(bytes: Uint8Array): LatticeError {
     return busError('BUS_BAD_REPLY', 'error reply is not a lattice.v1.Error', {}, cause);
   }
   const kind = decoded.kind in ErrorKind ? (decoded.kind as ErrorKind) : ErrorKind.INTERNAL;
-  let code = decoded.code;
-  if (!/^[A-Z][A-Z0-9]*_[A-Z0-9_]+$/.test(code)) code = 'BUS_BAD_REPLY';
+  const code = isErrorCode(decoded.code) ? decoded.code : 'BUS_BAD_REPLY';
   return new LatticeError(code, decoded.message, {
     kind,
     details: decoded.details,

@@ -248,8 +248,6 @@ function mapNatsError(error: unknown, subject: string, timeoutMs: number): Error
   if (/max_payload|payload size/i.test(message)) {
     return busError('BUS_PAYLOAD_TOO_LARGE', message, details, error);
   }
-  if (error instanceof errors.ConnectionError || error instanceof errors.RequestError) {
-    return busError('BUS_DISCONNECTED', message, details, error);
-  }
+  // ConnectionError, RequestError and anything else the client throws: the link to NATS failed.
   return busError('BUS_DISCONNECTED', message, details, error);
 }

@@ -2,7 +2,13 @@
 // The `lattice` command. Logic lives in the modules it calls; this file only wires flags to them.
 import { Command, InvalidArgumentError } from 'commander';
 import { LocalBus, NatsBus, type Bus } from '@lattice/bus';
-import { runMain, createLogger, baseConfigSchema, type ServiceDefinition } from '@lattice/service';
+import {
+  baseConfigSchema,
+  createLogger,
+  onShutdownSignal,
+  runMain,
+  type ServiceDefinition,
+} from '@lattice/service';
 import { PEER_SERVICES, startPeer } from './peer.js';
 
 const program = new Command('lattice')
@@ -48,19 +54,14 @@ program
     );
     // The in-process bus holds no socket or timer: keep the process alive until a signal.
     const keepAlive = setInterval(() => undefined, 1 << 30);
-    let stopping = false;
-    const stop = async (): Promise<void> => {
-      if (stopping) return;
-      stopping = true;
+    onShutdownSignal(async () => {
       clearInterval(keepAlive);
       process.stdout.write('lattice: stopping…\n');
       await peer.stop();
       await bus.drain();
       process.stdout.write('lattice: stopped cleanly\n');
       process.exit(0);
-    };
-    process.once('SIGINT', () => void stop());
-    process.once('SIGTERM', () => void stop());
+    });
   });
 
 for (const definition of PEER_SERVICES as readonly ServiceDefinition[]) {

@@ -54,7 +54,7 @@ export class LatticeError extends Error {
 
   constructor(code: string, message: string, options: LatticeErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    if (!CODE_PATTERN.test(code)) {
+    if (!isErrorCode(code)) {
       throw new RangeError(
         `error code must be namespaced UPPER_SNAKE (e.g. STORE_NOT_OPEN), got ${code}`,
       );
@@ -84,6 +84,11 @@ export class LatticeError extends Error {
 }
 
 const CODE_PATTERN = /^[A-Z][A-Z0-9]*_[A-Z0-9_]+$/;
+
+/** Whether `code` is a valid error code: namespaced UPPER_SNAKE (`STORE_NOT_OPEN`). */
+export function isErrorCode(code: string): boolean {
+  return CODE_PATTERN.test(code);
+}
 
 /** The shape of a {@link LatticeError} as other copies of this package see it. */
 export interface CodedError extends Error {

@@ -3,6 +3,7 @@ export {
   ErrorKind,
   GrpcStatus,
   hasCode,
+  isErrorCode,
   LatticeError,
   STATUS_BY_KIND,
   statusOf,

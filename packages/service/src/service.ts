@@ -10,7 +10,7 @@ import { NatsBus, serve, type Bus, type Server } from '@lattice/bus';
 import { hasCode } from '@lattice/errors';
 import { Subjects, v1, type ServiceName } from '@lattice/proto';
 import { setupTelemetry } from '@lattice/telemetry';
-import { baseConfigSchema, loadConfig, type BaseConfig } from './config.js';
+import { loadConfig, type BaseConfig } from './config.js';
 
 /** What a service's `start` receives. */
 export interface ServiceContext<C extends BaseConfig = BaseConfig> {
@@ -151,10 +151,7 @@ export async function runMain<C extends BaseConfig>(
     logger,
     subjects: new Subjects(config.namespace),
   });
-  let stopping = false;
-  const shutdown = async (signal: string): Promise<void> => {
-    if (stopping) return;
-    stopping = true;
+  onShutdownSignal(async (signal) => {
     logger.info({ signal }, 'shutting down');
     try {
       await running.stop();
@@ -168,9 +165,20 @@ export async function runMain<C extends BaseConfig>(
       );
       process.exit(1);
     }
-  };
-  process.once('SIGINT', () => void shutdown('SIGINT'));
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  });
 }
 
-export { baseConfigSchema };
+/**
+ * Runs `shutdown` once, on the first SIGINT or SIGTERM (later signals are ignored while it runs).
+ * The handler decides how the process exits.
+ */
+export function onShutdownSignal(shutdown: (signal: NodeJS.Signals) => Promise<void>): void {
+  let stopping = false;
+  const handle = (signal: NodeJS.Signals): void => {
+    if (stopping) return;
+    stopping = true;
+    void shutdown(signal);
+  };
+  process.once('SIGINT', handle);
+  process.once('SIGTERM', handle);
+}

@@ -56,8 +56,9 @@ export async function nextValue<T>(
 }
 
 /**
- * Re-checks `condition` whenever `tick` resolves… or, for conditions without an event to hang on,
- * every `intervalMs` until it holds. Returns the first truthy value.
+ * Polls `condition` every `intervalMs` (default 20) until it returns a value other than
+ * undefined/false/null, and returns that value. For state with no event to await; where there is
+ * an event, use {@link onceEvent} or {@link nextValue}. A throwing condition counts as "not yet".
  */
 export async function waitFor<T>(
   condition: () => T | undefined | false | null | Promise<T | undefined | false | null>,
