@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 // The `lattice` command. Logic lives in the modules it calls; this file only wires flags to them.
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
 import { Command, InvalidArgumentError } from 'commander';
 import { LocalBus, NatsBus, type Bus } from '@lattice/bus';
 import {
@@ -10,6 +12,8 @@ import {
   type ServiceDefinition,
 } from '@lattice/service';
 import { PEER_SERVICES, startPeer } from './peer.js';
+import { formatStats, statsFromData, statsFromService } from './store-stats.js';
+import { storeService } from '@lattice/store';
 
 const program = new Command('lattice')
   .description('Lattice: CRDT documents synced peer to peer, queried with DQL.')
@@ -29,8 +33,9 @@ program
     '--nats <url>',
     'compose the services over this NATS server instead of the in-process bus',
   )
+  .option('--data <dir>', "the peer's data folder (RocksDB lives in <dir>/store)", './lattice-data')
   .option('--log-level <level>', 'log level (trace, debug, info, warn, error, silent)', 'warn')
-  .action(async (options: { namespace: string; nats?: string; logLevel: string }) => {
+  .action(async (options: { namespace: string; nats?: string; data: string; logLevel: string }) => {
     const config = baseConfigSchema.parse({
       namespace: options.namespace,
       logLevel: options.logLevel,
@@ -42,11 +47,14 @@ program
         ? new LocalBus()
         : await NatsBus.connect({ servers: options.nats, name: 'lattice-up' });
     const where = options.nats === undefined ? 'in-process bus' : `NATS at ${options.nats}`;
-    process.stdout.write(`lattice: starting peer "${config.namespace}" on the ${where}\n`);
+    process.stdout.write(
+      `lattice: starting peer "${config.namespace}" on the ${where}, data in ${resolve(options.data)}\n`,
+    );
     const peer = await startPeer({
       bus,
       config,
       logger,
+      settings: { data: options.data },
       onStarted: (service) => process.stdout.write(`  ✓ ${service} (health: serving)\n`),
     });
     process.stdout.write(
@@ -77,5 +85,33 @@ for (const definition of PEER_SERVICES as readonly ServiceDefinition[]) {
       await runMain(definition, flags);
     });
 }
+
+// `lattice store stats` is a tool, not the service: it replaces the service command's action
+// when its first argument is `stats`.
+const storeCommand = program.commands.find((c) => c.name() === 'store');
+storeCommand?.description(
+  'run the store service alone on NATS, or `lattice store stats [--data DIR | --nats URL --namespace NS] [--json]`',
+);
+storeCommand?.action(async (flags: string[]) => {
+  if (flags[0] !== 'stats') {
+    await runMain(storeService, flags);
+    return;
+  }
+  const { values } = parseArgs({
+    args: flags.slice(1),
+    options: {
+      data: { type: 'string', default: './lattice-data' },
+      nats: { type: 'string' },
+      namespace: { type: 'string', default: 'default' },
+      json: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  const report =
+    values.nats === undefined
+      ? await statsFromData(values.data)
+      : await statsFromService(values.nats, values.namespace);
+  process.stdout.write(`${values.json ? JSON.stringify(report) : formatStats(report)}\n`);
+});
 
 await program.parseAsync(process.argv);

@@ -44,6 +44,8 @@ export async function startPeer(options: {
   readonly bus: Bus;
   readonly config: BaseConfig;
   readonly logger: Logger;
+  /** Settings beyond the base config (e.g. `data`), each service taking those its schema knows. */
+  readonly settings?: Readonly<Record<string, unknown>>;
   readonly onStarted?: (service: ServiceName) => void;
 }): Promise<Peer> {
   const subjects = new Subjects(options.config.namespace);
@@ -56,7 +58,7 @@ export async function startPeer(options: {
       running.push(
         await startService(definition, {
           bus: options.bus,
-          config: options.config,
+          config: definition.configSchema.parse({ ...options.config, ...options.settings }),
           logger: options.logger,
           subjects,
         }),

@@ -8,17 +8,19 @@ import { LocalBus } from '@lattice/bus';
 import { SERVICE_NAMES } from '@lattice/proto';
 import { baseConfigSchema, checkHealth } from '@lattice/service';
 import { startPeer } from '@lattice/cli';
-import { waitFor } from '@lattice/testing';
+import { tempDir, waitFor } from '@lattice/testing';
 
 const main = join(fileURLToPath(import.meta.url), '../../dist/main.js');
 
 describe('lattice up', () => {
   it('composes every service on one in-process bus, each answering health', async () => {
+    await using data = await tempDir('lattice-up-');
     const bus = new LocalBus();
     const peer = await startPeer({
       bus,
       config: baseConfigSchema.parse({ namespace: 'uptest' }),
       logger: pino({ level: 'silent' }),
+      settings: { data: data.path },
     });
     expect([...peer.services].sort()).toEqual([...SERVICE_NAMES].sort());
     for (const service of SERVICE_NAMES) {
@@ -32,9 +34,14 @@ describe('lattice up', () => {
   });
 
   it('stays up until Ctrl-C, then stops cleanly with exit code 0', async () => {
-    const child = spawn(process.execPath, [main, 'up', '--namespace', 'uptestproc'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    await using data = await tempDir('lattice-up-');
+    const child = spawn(
+      process.execPath,
+      [main, 'up', '--namespace', 'uptestproc', '--data', data.path],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     try {

@@ -6,12 +6,14 @@ import { describe, expect, inject, it } from 'vitest';
 import { NatsBus } from '@lattice/bus';
 import { Subjects, SERVICE_NAMES, v1 } from '@lattice/proto';
 import { checkHealth } from '@lattice/service';
-import { waitFor } from '@lattice/testing';
+import { tempDir, waitFor } from '@lattice/testing';
 
 const root = join(fileURLToPath(import.meta.url), '../../../..');
 
 describe('every service runs as its own process on NATS', () => {
   it.each(SERVICE_NAMES)('%s answers health and exits 0 on SIGTERM', async (service) => {
+    // Services that keep data do so under ./lattice-data by default: run each in its own folder.
+    await using cwd = await tempDir('lattice-proc-');
     const namespace = `proc${process.pid}${service.replace('-', '')}`;
     const child = spawn(
       process.execPath,
@@ -22,16 +24,20 @@ describe('every service runs as its own process on NATS', () => {
         '--namespace',
         namespace,
       ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
+      { stdio: ['ignore', 'ignore', 'pipe'], cwd: cwd.path },
     );
     let stderr = '';
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     const bus = await NatsBus.connect({ servers: inject('natsUrl') });
     try {
-      const health = await waitFor(() => checkHealth(bus, new Subjects(namespace), service, 500), {
-        timeoutMs: 15_000,
-        what: `${service} health`,
-      });
+      // A service answers STARTING while it opens its resources (the store opens RocksDB).
+      const health = await waitFor(
+        async () => {
+          const h = await checkHealth(bus, new Subjects(namespace), service, 500);
+          return h.status === v1.ServingStatus.SERVING_STATUS_SERVING ? h : undefined;
+        },
+        { timeoutMs: 15_000, what: `${service} serving` },
+      );
       expect(health.service).toBe(service);
       expect(health.status).toBe(v1.ServingStatus.SERVING_STATUS_SERVING);
       const exited = once(child, 'exit');

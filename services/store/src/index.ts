@@ -1,1 +1,30 @@
+export { compareKeys, inRange, MemoryEngine } from './engine.js';
+export type { EngineCapabilities, EngineOp, EngineRange, StorageEngine } from './engine.js';
+export { StoreErrorCode, storeError } from './errors.js';
+export { compareCodePoints, MAX_NAME_BYTES } from './keys.js';
+export { RocksEngine } from './rocks-engine.js';
+export type { RocksEngineOptions } from './rocks-engine.js';
+export { DEFAULT_STORE_LIMITS, DocumentStore } from './store.js';
+export type {
+  CollectionStats,
+  CommitEntry,
+  CommitRequest,
+  CommitResult,
+  CommitSeq,
+  CommittedListener,
+  CommitWrite,
+  DocumentEvict,
+  DocumentPut,
+  Expectation,
+  IndexDefinition,
+  IndexProgress,
+  QueryPage,
+  StoredDocument,
+  StoreLimits,
+  StoreOptions,
+} from './store.js';
+export { decodeValue, encodeValue, MAX_VALUE_DEPTH } from './value-codec.js';
 export { storeConfigSchema, storeService, VERSION } from './service.js';
+export { engineFromConfig, serveStore, STORE_OPS } from './service.js';
+export type { StoreConfig, StoreOp } from './service.js';
+export { StoreClient } from './client.js';

@@ -1,0 +1,162 @@
+/**
+ * The storage engine interface: an ordered byte key-value store with atomic batches.
+ *
+ * @remarks
+ * Everything the store knows about documents, indexes and logs lives in the key layout above
+ * it (`keys.ts`); an engine only orders bytes. Reads, writes and iteration are synchronous
+ * on purpose: the RocksDB binding offers synchronous calls that answer from memtables and the
+ * block cache in microseconds, the DQL executor reads documents synchronously, and a commit
+ * that reads old values and writes new ones in one JavaScript turn cannot interleave with
+ * another commit. Engines pass one contract suite (`@lattice/store/testing`).
+ */
+
+/** One change in a write batch. */
+export type EngineOp =
+  | { readonly type: 'put'; readonly key: Uint8Array; readonly value: Uint8Array }
+  | { readonly type: 'del'; readonly key: Uint8Array };
+
+/** A key range for iteration; bounds are bytes, compared bytewise. */
+export interface EngineRange {
+  readonly gte?: Uint8Array;
+  readonly gt?: Uint8Array;
+  readonly lt?: Uint8Array;
+  readonly lte?: Uint8Array;
+  readonly reverse?: boolean;
+  /** Stop after this many entries. */
+  readonly limit?: number;
+}
+
+/** What an engine promises. */
+export interface EngineCapabilities {
+  /** A write with `sync: true` survives a process or machine crash once it returns. */
+  readonly durable: boolean;
+}
+
+/** An ordered key-value store with atomic batches. */
+export interface StorageEngine {
+  readonly capabilities: EngineCapabilities;
+  /** Opens the engine (creates it when missing). */
+  open(): Promise<void>;
+  /** Closes the engine; idempotent. */
+  close(): Promise<void>;
+  /** The values of `keys`, `undefined` where absent. */
+  getMany(keys: readonly Uint8Array[]): (Uint8Array | undefined)[];
+  /**
+   * Applies every op atomically, in order (a later op on the same key wins).
+   * @param sync - return only once the batch is durable (synced WAL); ignored by memory engines.
+   */
+  write(ops: readonly EngineOp[], options: { readonly sync: boolean }): void;
+  /** Entries in `range`, ascending by key (descending when `reverse`). */
+  entries(range: EngineRange): Iterable<readonly [Uint8Array, Uint8Array]>;
+  /** Approximate bytes on disk (or in memory) for keys in `[gte, lt)`. */
+  approximateSize(gte: Uint8Array, lt: Uint8Array): number;
+  /** Asks the engine to compact `[gte, lt)`; resolves when done (no-op for memory engines). */
+  compactRange(gte: Uint8Array, lt: Uint8Array): Promise<void>;
+}
+
+/** Bytewise comparison of two keys. */
+export function compareKeys(a: Uint8Array, b: Uint8Array): number {
+  return Buffer.compare(a, b);
+}
+
+/** Whether `key` lies in `range` (bounds only; no limit or direction). */
+export function inRange(key: Uint8Array, range: EngineRange): boolean {
+  if (range.gte && compareKeys(key, range.gte) < 0) return false;
+  if (range.gt && compareKeys(key, range.gt) <= 0) return false;
+  if (range.lt && compareKeys(key, range.lt) >= 0) return false;
+  if (range.lte && compareKeys(key, range.lte) > 0) return false;
+  return true;
+}
+
+/**
+ * An in-memory engine: a sorted array of keys and a map of values.
+ * @remarks For unit tests and small ephemeral peers. Inserts cost O(n); it is exact, not fast.
+ * Iteration reads a snapshot of the range taken when iteration starts.
+ */
+export class MemoryEngine implements StorageEngine {
+  readonly capabilities: EngineCapabilities = { durable: false };
+  #keys: Buffer[] = [];
+  readonly #values = new Map<string, Uint8Array>();
+  #open = false;
+
+  async open(): Promise<void> {
+    this.#open = true;
+  }
+
+  async close(): Promise<void> {
+    this.#open = false;
+  }
+
+  #check(): void {
+    if (!this.#open) throw new Error('memory engine is not open');
+  }
+
+  getMany(keys: readonly Uint8Array[]): (Uint8Array | undefined)[] {
+    this.#check();
+    return keys.map((k) => this.#values.get(hex(k)));
+  }
+
+  write(ops: readonly EngineOp[]): void {
+    this.#check();
+    for (const op of ops) {
+      const h = hex(op.key);
+      const had = this.#values.has(h);
+      if (op.type === 'put') {
+        this.#values.set(h, Uint8Array.from(op.value));
+        if (!had) this.#keys.splice(this.#lowerBound(op.key), 0, Buffer.from(op.key));
+      } else if (had) {
+        this.#values.delete(h);
+        this.#keys.splice(this.#lowerBound(op.key), 1);
+      }
+    }
+  }
+
+  #lowerBound(key: Uint8Array): number {
+    let lo = 0;
+    let hi = this.#keys.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (compareKeys(this.#keys[mid] as Buffer, key) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  *entries(range: EngineRange): Iterable<readonly [Uint8Array, Uint8Array]> {
+    this.#check();
+    const start = range.gte ?? range.gt;
+    const from = start ? this.#lowerBound(start) : 0;
+    const picked: [Uint8Array, Uint8Array][] = [];
+    for (let i = from; i < this.#keys.length; i++) {
+      const k = this.#keys[i] as Buffer;
+      if (
+        (range.lt && compareKeys(k, range.lt) >= 0) ||
+        (range.lte && compareKeys(k, range.lte) > 0)
+      )
+        break;
+      if (!inRange(k, range)) continue;
+      picked.push([k, this.#values.get(hex(k)) as Uint8Array]);
+    }
+    if (range.reverse) picked.reverse();
+    const limit = range.limit ?? Infinity;
+    let n = 0;
+    for (const e of picked) {
+      if (n++ >= limit) return;
+      yield e;
+    }
+  }
+
+  approximateSize(gte: Uint8Array, lt: Uint8Array): number {
+    let bytes = 0;
+    for (const [k, v] of this.entries({ gte, lt })) bytes += k.length + v.length;
+    return bytes;
+  }
+
+  async compactRange(): Promise<void> {
+    // Nothing to compact in memory.
+  }
+}
+
+function hex(k: Uint8Array): string {
+  return Buffer.from(k.buffer, k.byteOffset, k.byteLength).toString('latin1');
+}

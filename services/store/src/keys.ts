@@ -1,0 +1,362 @@
+/**
+ * The store's key layout: every key the store writes, in one ordered keyspace.
+ *
+ * ```
+ * 'M' name                              → system metadata (peer id, HLC high-water mark, …)
+ * 'C' coll                              → (empty) the collection exists
+ * 'D' coll docId                        → DocRecord: commit seq, CRDT state, version vector,
+ *                                         tombstone flag and deletion time
+ * 'V' coll docId                        → materialized value (value encoding); live docs only
+ * 'X' coll name                         → IndexDef (path, ready)
+ * 'I' coll name indexValue docId        → (empty) one secondary index entry
+ * 'T' coll docId                        → deletedAt(u64): a tombstone, for reaping after the TTL
+ * 'L' seq(u64)                          → Committed: what commit `seq` touched (the change log)
+ * 'P' peer                              → Checkpoint data of a remote peer's sync session
+ * ```
+ *
+ * - `coll` and index `name` are a length byte then UTF-8 (at most 255 bytes), so all keys of one
+ *   collection are contiguous and a collection's prefix never prefixes another's.
+ * - `docId` is the canonical `_id` encoding of `@lattice/crdt` (self-delimiting, sorts by value),
+ *   so a `D`/`V` range scan yields documents in `_id` order and `_id` ranges are key ranges.
+ * - `indexValue` is the order-preserving encoding below, so index equality is a prefix scan and
+ *   an index range is a key range.
+ * - `u64` is 8 bytes big-endian, so the change log iterates in numeric order and
+ *   "changes since commit N" is a range scan from `L (N+1)`.
+ *
+ * Index value encoding (self-delimiting; bytewise order = DQL collation order, strings by code
+ * point):
+ * - `0x01` false, `0x02` true
+ * - `0x10` number: 8 bytes IEEE-754 big-endian, sign bit flipped (all bits for negatives), -0 as 0
+ * - `0x18` binary and `0x20` string: bytes (UTF-8 for strings) with `0x00` escaped as `0x00 0xFF`,
+ *   terminated by `0x00 0x01`
+ * - `0x28` array: each item as `0x01` + item, then `0x00`
+ * - `0x30` object: keys sorted, each as `0x01` + key string; `0x00`; then each value in key order
+ * - `0x40` null
+ */
+import { storeError } from './errors.js';
+
+const utf8 = new TextEncoder();
+
+/** Key tags. */
+export const Tag = {
+  META: 0x4d, // 'M'
+  COLLECTION: 0x43, // 'C'
+  DOC: 0x44, // 'D'
+  VALUE: 0x56, // 'V'
+  INDEX_DEF: 0x58, // 'X'
+  INDEX: 0x49, // 'I'
+  TOMBSTONE: 0x54, // 'T'
+  LOG: 0x4c, // 'L'
+  PEER: 0x50, // 'P'
+} as const;
+type TagByte = (typeof Tag)[keyof typeof Tag];
+
+/** Longest collection or index name, in UTF-8 bytes. */
+export const MAX_NAME_BYTES = 255;
+
+/** Type tags of the index value encoding, by DQL type name. */
+export const INDEX_TYPE_TAG: Readonly<Record<string, number>> = {
+  boolean: 0x01,
+  number: 0x10,
+  binary: 0x18,
+  string: 0x20,
+  array: 0x28,
+  object: 0x30,
+  null: 0x40,
+};
+/** One past the last byte a type's encodings start with (the exclusive end of its key range). */
+export const INDEX_TYPE_END: Readonly<Record<string, number>> = {
+  boolean: 0x03,
+  number: 0x11,
+  binary: 0x19,
+  string: 0x21,
+  array: 0x29,
+  object: 0x31,
+  null: 0x41,
+};
+
+/** A growable byte buffer for building keys. */
+export class KeyWriter {
+  #buf = new Uint8Array(64);
+  #len = 0;
+
+  #room(n: number): void {
+    if (this.#len + n <= this.#buf.length) return;
+    let size = this.#buf.length * 2;
+    while (size < this.#len + n) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.#buf.subarray(0, this.#len));
+    this.#buf = next;
+  }
+
+  byte(b: number): this {
+    this.#room(1);
+    this.#buf[this.#len++] = b;
+    return this;
+  }
+
+  bytes(b: Uint8Array): this {
+    this.#room(b.length);
+    this.#buf.set(b, this.#len);
+    this.#len += b.length;
+    return this;
+  }
+
+  /** A length-prefixed name (collection or index). */
+  name(s: string): this {
+    const b = nameBytes(s);
+    return this.byte(b.length).bytes(b);
+  }
+
+  u64(n: number): this {
+    this.#room(8);
+    const hi = Math.floor(n / 0x1_0000_0000);
+    const lo = n >>> 0;
+    const v = new DataView(this.#buf.buffer, this.#buf.byteOffset + this.#len, 8);
+    v.setUint32(0, hi);
+    v.setUint32(4, lo);
+    this.#len += 8;
+    return this;
+  }
+
+  /** Escaped bytes terminated by `0x00 0x01`. */
+  escaped(b: Uint8Array): this {
+    this.#room(b.length * 2 + 2);
+    for (const x of b) {
+      this.#buf[this.#len++] = x;
+      if (x === 0) this.#buf[this.#len++] = 0xff;
+    }
+    this.#buf[this.#len++] = 0;
+    this.#buf[this.#len++] = 1;
+    return this;
+  }
+
+  finish(): Uint8Array {
+    return this.#buf.slice(0, this.#len);
+  }
+}
+
+const nameCache = new Map<string, Uint8Array>();
+
+/** The UTF-8 bytes of a collection or index name, checked for length. */
+export function nameBytes(s: string): Uint8Array {
+  let b = nameCache.get(s);
+  if (b) return b;
+  b = utf8.encode(s);
+  if (b.length === 0 || b.length > MAX_NAME_BYTES) {
+    throw storeError(
+      'STORE_INVALID_ARGUMENT',
+      `name must be 1 to ${MAX_NAME_BYTES} UTF-8 bytes: ${JSON.stringify(s.slice(0, 40))}`,
+      { name: s.slice(0, 64) },
+    );
+  }
+  if (nameCache.size < 10_000) nameCache.set(s, b);
+  return b;
+}
+
+function prefix(tag: TagByte, collection: string): KeyWriter {
+  return new KeyWriter().byte(tag).name(collection);
+}
+
+const prefixCache = new Map<string, Uint8Array>();
+
+/** `tag coll`, cached: the hot paths (documents, values, tombstones) build keys from it. */
+function cachedPrefix(tag: TagByte, collection: string): Uint8Array {
+  const k = String.fromCharCode(tag) + collection;
+  let p = prefixCache.get(k);
+  if (!p) {
+    p = prefix(tag, collection).finish();
+    if (prefixCache.size < 10_000) prefixCache.set(k, p);
+  }
+  return p;
+}
+
+/** `a` followed by `b`, in a new array. */
+export function join2(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
+
+/** `'D' coll docId`. */
+export function docKey(collection: string, docId: Uint8Array): Uint8Array {
+  return join2(cachedPrefix(Tag.DOC, collection), docId);
+}
+
+/** `'V' coll docId`. */
+export function valueKey(collection: string, docId: Uint8Array): Uint8Array {
+  return join2(cachedPrefix(Tag.VALUE, collection), docId);
+}
+
+/** `'C' coll`. */
+export function collectionKey(collection: string): Uint8Array {
+  return prefix(Tag.COLLECTION, collection).finish();
+}
+
+/** `'X' coll name`. */
+export function indexDefKey(collection: string, name: string): Uint8Array {
+  return prefix(Tag.INDEX_DEF, collection).name(name).finish();
+}
+
+/** `'I' coll name` + the encoded value (a prefix of every entry for that value). */
+export function indexValuePrefix(collection: string, name: string, value: unknown): Uint8Array {
+  const w = prefix(Tag.INDEX, collection).name(name);
+  encodeIndexValue(w, value, 0);
+  return w.finish();
+}
+
+/** `'I' coll name indexValue docId`. */
+export function indexEntryKey(
+  collection: string,
+  name: string,
+  value: unknown,
+  docId: Uint8Array,
+): Uint8Array {
+  const w = prefix(Tag.INDEX, collection).name(name);
+  encodeIndexValue(w, value, 0);
+  return w.bytes(docId).finish();
+}
+
+/** `'I' coll name` followed by `tail` (a type tag range bound). */
+export function indexPrefix(collection: string, name: string, tail?: number): Uint8Array {
+  const w = prefix(Tag.INDEX, collection).name(name);
+  if (tail !== undefined) w.byte(tail);
+  return w.finish();
+}
+
+/**
+ * `'T' coll docId`.
+ * @remarks Keyed by `_id` alone so a commit that revives or rewrites a document deletes it
+ * blindly, without reading the old record first.
+ */
+export function tombstoneKey(collection: string, docId: Uint8Array): Uint8Array {
+  return join2(cachedPrefix(Tag.TOMBSTONE, collection), docId);
+}
+
+/** `'L' seq`. */
+export function logKey(seq: number): Uint8Array {
+  return new KeyWriter().byte(Tag.LOG).u64(seq).finish();
+}
+
+/** `'P' peer`. */
+export function peerKey(peer: string): Uint8Array {
+  return new KeyWriter().byte(Tag.PEER).bytes(utf8.encode(peer)).finish();
+}
+
+/** `'M' name`. */
+export function metaKey(name: string): Uint8Array {
+  return new KeyWriter().byte(Tag.META).bytes(utf8.encode(name)).finish();
+}
+
+/** The prefix `tag coll` (every key of that kind in one collection). */
+export function collectionPrefix(tag: TagByte, collection: string): Uint8Array {
+  return cachedPrefix(tag, collection);
+}
+
+/** The prefix `tag` alone. */
+export function tagPrefix(tag: TagByte): Uint8Array {
+  return Uint8Array.of(tag);
+}
+
+/** The smallest key greater than every key starting with `p` (the exclusive end of a prefix). */
+export function prefixEnd(p: Uint8Array): Uint8Array {
+  const out = Uint8Array.from(p);
+  for (let i = out.length - 1; i >= 0; i--) {
+    if ((out[i] as number) < 0xff) {
+      out[i] = (out[i] as number) + 1;
+      return out.subarray(0, i + 1);
+    }
+  }
+  // All 0xff: no finite end; callers never build such prefixes (tags are ASCII).
+  throw new RangeError('prefix has no end');
+}
+
+/** Reads a u64 written by {@link KeyWriter.u64} at `offset`. */
+export function readU64(b: Uint8Array, offset: number): number {
+  const v = new DataView(b.buffer, b.byteOffset + offset, 8);
+  return v.getUint32(0) * 0x1_0000_0000 + v.getUint32(4);
+}
+
+/** The length of a collection prefix `tag coll` in a key. */
+export function collectionPrefixLength(key: Uint8Array): number {
+  return 2 + (key[1] as number);
+}
+
+/** The collection name in a key that starts with `tag coll`. */
+export function collectionOf(key: Uint8Array): string {
+  return Buffer.from(key.buffer, key.byteOffset + 2, key[1] as number).toString('utf8');
+}
+
+const f64 = new DataView(new ArrayBuffer(8));
+
+/**
+ * Appends the order-preserving encoding of a DQL value.
+ * @remarks Values come from materialized documents (already validated for depth); the depth
+ * check guards the encoder itself.
+ */
+export function encodeIndexValue(w: KeyWriter, v: unknown, depth: number): void {
+  if (depth > 64) throw storeError('STORE_INVALID_ARGUMENT', 'value nested too deeply to index');
+  if (v === null) {
+    w.byte(0x40);
+    return;
+  }
+  switch (typeof v) {
+    case 'boolean':
+      w.byte(v ? 0x02 : 0x01);
+      return;
+    case 'number': {
+      w.byte(0x10);
+      f64.setFloat64(0, v === 0 ? 0 : v);
+      const b = new Uint8Array(f64.buffer.slice(0));
+      if ((b[0] as number) & 0x80) for (let i = 0; i < 8; i++) b[i] = ~(b[i] as number) & 0xff;
+      else b[0] = (b[0] as number) | 0x80;
+      w.bytes(b);
+      return;
+    }
+    case 'string':
+      w.byte(0x20).escaped(utf8.encode(v));
+      return;
+    case 'object': {
+      if (v instanceof Uint8Array) {
+        w.byte(0x18).escaped(v);
+        return;
+      }
+      if (Array.isArray(v)) {
+        w.byte(0x28);
+        for (const item of v) {
+          w.byte(0x01);
+          encodeIndexValue(w, item, depth + 1);
+        }
+        w.byte(0x00);
+        return;
+      }
+      const obj = v as Record<string, unknown>;
+      const keys = Object.keys(obj).sort(compareCodePoints);
+      w.byte(0x30);
+      for (const k of keys) w.byte(0x01).escaped(utf8.encode(k));
+      w.byte(0x00);
+      for (const k of keys) encodeIndexValue(w, obj[k], depth + 1);
+      return;
+    }
+    default:
+      throw storeError('STORE_INVALID_ARGUMENT', `cannot index a value of type ${typeof v}`);
+  }
+}
+
+/** Compares two strings by Unicode code point (the order of their UTF-8 bytes). */
+export function compareCodePoints(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    // A surrogate starts an astral code point, which sorts after every BMP code point (UTF-16
+    // order would put it before U+E000…U+FFFF).
+    const sx = x >= 0xd800 && x <= 0xdfff;
+    const sy = y >= 0xd800 && y <= 0xdfff;
+    if (sx !== sy) return sx ? 1 : -1;
+    return x < y ? -1 : 1;
+  }
+  return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
+}
