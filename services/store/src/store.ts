@@ -16,7 +16,7 @@
  *   index build step never interleave; index entries always match the stored values of every
  *   index that exists, ready or still building.
  */
-import { encodeDocId } from '@lattice/crdt';
+import { decodeDocId, encodeDocId } from '@lattice/crdt';
 import type { DocId, VersionVector } from '@lattice/crdt';
 import {
   executePlan,
@@ -715,32 +715,11 @@ export class DocumentStore {
     const keys: Uint8Array[] = [];
     for (const b of idBytes) keys.push(docKey(collection, b), valueKey(collection, b));
     const got = this.#engine.getMany(keys);
-    const recs = idBytes.map((_, i) => got[2 * i]);
-    const valueOf = new Map<number, Uint8Array | undefined>();
-    const live: number[] = [];
-    recs.forEach((r, i) => {
-      if (!r) return;
-      live.push(i);
-      valueOf.set(i, got[2 * i + 1]);
-    });
     const out: StoredDocument[] = [];
-    for (const i of live) {
-      const rec = v1.DocRecord.decode(recs[i] as Uint8Array);
-      const vb = valueOf.get(i);
-      out.push({
-        collection,
-        id: ids[i] as DocId,
-        idBytes: idBytes[i] as Uint8Array,
-        seq: rec.seq,
-        state: rec.state,
-        versionVector: new Map(
-          rec.versionVector.map((e) => [e.peer ?? '', Number(e.counter ?? 0)]),
-        ) as unknown as VersionVector,
-        tombstone: rec.tombstone,
-        ...(rec.tombstone ? { deletedAt: rec.deletedAtMs } : {}),
-        ...(vb ? { value: decodeTrustedValue(vb) as Document } : {}),
-      });
-    }
+    idBytes.forEach((b, i) => {
+      const record = got[2 * i];
+      if (record) out.push(toStored(collection, ids[i] as DocId, b, record, got[2 * i + 1]));
+    });
     return out;
   }
 
@@ -757,6 +736,32 @@ export class DocumentStore {
       ...(r ? { record: r } : {}),
       ...(values[i] ? { value: values[i] } : {}),
     }));
+  }
+
+  /**
+   * Up to `limit` stored documents (live and tombstones) of a collection in `_id` order, after the
+   * canonical id `after` when given: pages of a full scan (initial sync, rescans).
+   */
+  records(
+    collection: string,
+    options: { readonly after?: Uint8Array; readonly limit?: number } = {},
+  ): StoredDocument[] {
+    this.#check();
+    const p = collectionPrefix(Tag.DOC, collection);
+    const limit = Math.min(Math.max(options.limit ?? 1000, 1), 10_000);
+    const skip = p.length;
+    const found: { idBytes: Uint8Array; record: Uint8Array }[] = [];
+    for (const [k, v] of this.#engine.entries({
+      ...(options.after ? { gt: join2(p, options.after) } : { gte: p }),
+      lt: prefixEnd(p),
+      limit,
+    })) {
+      found.push({ idBytes: Uint8Array.from(k.subarray(skip)), record: v });
+    }
+    const values = this.#engine.getMany(found.map((f) => valueKey(collection, f.idBytes)));
+    return found.map((f, i) =>
+      toStored(collection, decodeDocId(f.idBytes), f.idBytes, f.record, values[i]),
+    );
   }
 
   /** The materialized values of live documents, in `_id` order (for scans and tests). */
@@ -1255,6 +1260,29 @@ class StoreSource implements DocumentSource {
 }
 
 // --- helpers -------------------------------------------------------------------------------------
+
+function toStored(
+  collection: string,
+  id: DocId,
+  idBytes: Uint8Array,
+  record: Uint8Array,
+  value: Uint8Array | undefined,
+): StoredDocument {
+  const rec = v1.DocRecord.decode(record);
+  return {
+    collection,
+    id,
+    idBytes,
+    seq: rec.seq,
+    state: rec.state,
+    versionVector: new Map(
+      rec.versionVector.map((e) => [e.peer ?? '', Number(e.counter ?? 0)]),
+    ) as unknown as VersionVector,
+    tombstone: rec.tombstone,
+    ...(rec.tombstone ? { deletedAt: rec.deletedAtMs } : {}),
+    ...(value ? { value: decodeTrustedValue(value) as Document } : {}),
+  };
+}
 
 function encodeId(id: DocId): Uint8Array {
   try {

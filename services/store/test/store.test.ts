@@ -354,6 +354,25 @@ for (const { name, make } of ENGINES) {
       expect(again.changes(0).commits).toHaveLength(1);
     });
 
+    it('pages through every record of a collection, tombstones included, in _id order', async () => {
+      const { store } = await open();
+      await store.commit({
+        writes: Array.from({ length: 7 }, (_, i) => put('c', { _id: i, v: i })),
+      });
+      await store.commit({ writes: [tomb('c', 3, 9)] });
+      const first = store.records('c', { limit: 4 });
+      expect(first.map((r) => r.id)).toEqual([0, 1, 2, 3]);
+      expect(first[3]).toMatchObject({ tombstone: true, deletedAt: 9, seq: 2 });
+      expect(first[3]?.value).toBeUndefined();
+      const rest = store.records('c', { after: first[3]?.idBytes as Uint8Array, limit: 4 });
+      expect(rest.map((r) => [r.id, r.value?.['v']])).toEqual([
+        [4, 4],
+        [5, 5],
+        [6, 6],
+      ]);
+      expect(store.records('none')).toEqual([]);
+    });
+
     it('refuses bad input with typed errors and changes nothing', async () => {
       const { store } = await open({ limits: { maxDocumentBytes: 1_000, maxWritesPerCommit: 3 } });
       await store.commit({ writes: [put('c', { _id: 'keep' })] });
