@@ -35,7 +35,7 @@ mkdirSync(outDir, { recursive: true });
 const js = join(outDir, 'lattice.js');
 execFileSync(
   bin('pbjs'),
-  ['-t', 'static-module', '-w', 'es6', '--es6', '--force-number', '-p', root, '-o', js, ...files],
+  ['-t', 'static-module', '-w', 'es6', '--es6', '--force-number', '-o', js, ...files],
   { cwd: root, stdio: 'inherit' },
 );
 // protobufjs emits `import * as $protobuf from "protobufjs/minimal"`, which Node's ESM resolver

@@ -1,1 +1,22 @@
+export { channelPair } from './channel.js';
+export type { ChannelPairOptions, MessageChannel } from './channel.js';
+export { MAX_SUBSCRIPTIONS, MergeEngine, SUBSCRIPTIONS_META_KEY } from './engine.js';
+export type { MergeEngineOptions, SubscriptionSpec } from './engine.js';
+export { MergeErrorCode, mergeError } from './errors.js';
+export {
+  readCheckpoint,
+  subscriptionsHash,
+  SYNC_PROTOCOL_VERSION,
+  SyncSession,
+} from './session.js';
+export type { SessionHost, SessionOptions, SyncStatus } from './session.js';
+export {
+  decodeClockMeta,
+  encodeClockMeta,
+  HLC_META_KEY,
+  loadDocument,
+  LocalWriter,
+  persistDocument,
+} from './writer.js';
+export type { ExecuteResult, LocalWriterOptions } from './writer.js';
 export { mergeConfigSchema, mergeService, VERSION } from './service.js';

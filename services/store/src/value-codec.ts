@@ -4,7 +4,9 @@
  *
  * @remarks
  * MessagePack (through `msgpackr`, records off): JSON values plus binary, maps with string keys.
- * It is compact, fast in JavaScript, and keeps `Uint8Array` values that JSON cannot. Decoding
+ * It is compact, fast in JavaScript, and keeps `Uint8Array` values that JSON cannot. `-0` comes
+ * back as `0` (MessagePack integers have no negative zero): DQL compares them equal and JSON
+ * cannot tell them apart either. Decoding
  * checks what a document may contain (depth, key types, no `undefined`) so bytes from the bus
  * cannot smuggle in anything a document cannot hold.
  */

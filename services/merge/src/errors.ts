@@ -1,0 +1,30 @@
+/**
+ * Error codes of `@lattice/merge`.
+ *
+ * @remarks Stable within a major version; callers branch on them with `hasCode`.
+ */
+import { errorFactory, ErrorKind } from '@lattice/errors';
+
+/** Every error code this package throws, with its kind. */
+export const MergeErrorCode = {
+  /** A statement kept conflicting with concurrent writes after every retry. */
+  MERGE_CONFLICT_RETRIES: ErrorKind.ABORTED,
+  /** A sync message could not be decoded, or arrived out of protocol order. */
+  MERGE_PROTOCOL: ErrorKind.INVALID_ARGUMENT,
+  /** The remote speaks a protocol version this peer does not. */
+  MERGE_PROTOCOL_VERSION: ErrorKind.FAILED_PRECONDITION,
+  /** A session to that peer already runs, or the remote is this peer. */
+  MERGE_SESSION_EXISTS: ErrorKind.ALREADY_EXISTS,
+  /** The sync channel closed. */
+  MERGE_CHANNEL_CLOSED: ErrorKind.UNAVAILABLE,
+  /** The engine is closed. */
+  MERGE_CLOSED: ErrorKind.UNAVAILABLE,
+  /** Too many subscriptions, or a subscription too large. */
+  MERGE_LIMIT: ErrorKind.RESOURCE_EXHAUSTED,
+} as const;
+
+/** One error code of this package. */
+export type MergeErrorCode = keyof typeof MergeErrorCode;
+
+/** Creates a `LatticeError` with one of this package's codes. */
+export const mergeError = errorFactory(MergeErrorCode);

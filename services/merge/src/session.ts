@@ -1,0 +1,642 @@
+/**
+ * One sync session with one remote peer, over an ordered reliable {@link MessageChannel}.
+ *
+ * Protocol (messages `lattice.v1.SyncMessage`, proto/lattice/v1/sync.proto), symmetric — each
+ * side sends to the other what the other subscribed to:
+ *
+ * ```
+ *  A                                              B
+ *  Hello{peer A, version 1, resume_from: cpA[B]} →      (cpA[B]: how far A holds B's commits)
+ *  Subscriptions{A's queries}                    →
+ *                                                ← Hello{…}, Subscriptions{…}
+ *                                                ← Offer{batch n, [(coll, id, vv, tombstone)]}
+ *  Need{batch n, [(wanted, A's vv)]}             →
+ *                                                ← Deltas{batch n, [delta vs A's vv], through, hash}
+ *  (A merges, commits with cpA[B] = through — durable — then)
+ *  Ack{batch n, through}                         →
+ * ```
+ *
+ * - The sender walks its change log from the receiver's `resume_from` (or scans the subscribed
+ *   collections when starting from 0, when its log no longer reaches back that far, and whenever
+ *   the receiver's subscriptions change), and offers every document that matches one of the
+ *   receiver's subscriptions, plus every tombstone of a subscribed collection. The receiver
+ *   answers with its own version vectors; the sender sends each wanted document as a delta
+ *   against that vector, so a receiver never gets a field it already has and a new document
+ *   arrives whole. A tombstone is wanted only by a receiver that has the document; a document
+ *   that stops matching is no longer offered and stays frozen on the receiver.
+ * - `through` says how far the sender's commits are covered once the batch is applied; the
+ *   receiver stores it as its checkpoint for the sender in the same commit as the batch's
+ *   documents, and acknowledges only after that commit is durable. The checkpoint is tagged with
+ *   the hash of the subscriptions it was made under; a peer that subscribes differently next
+ *   time resumes from 0.
+ * - Up to `window` batches are in flight (offered or sent, not yet acknowledged), each up to
+ *   `batchSize` documents: a high-latency link stays busy, and a slow receiver stalls the sender
+ *   instead of growing its memory.
+ * - What a peer receives becomes its own commits, which its other sessions offer in turn: data
+ *   relays across several hops. Offers of what the other side just sent are answered "not
+ *   wanted" (equal version vectors).
+ */
+import { createHash } from 'node:crypto';
+import { decodeDelta, decodeDocId, encodeDelta, encodeDocId } from '@lattice/crdt';
+import type { CrdtDocument, DocId, HybridClock, PeerId, VersionVector } from '@lattice/crdt';
+import { validateSubscription } from '@lattice/dql';
+import type { JsonValue, Subscription } from '@lattice/dql';
+import { hasCode } from '@lattice/errors';
+import { v1 } from '@lattice/proto';
+import { decodeValue } from '@lattice/store';
+import type { CommitWrite, DocumentStore, Expectation, StoredDocument } from '@lattice/store';
+import type { MessageChannel } from './channel.js';
+import { mergeError } from './errors.js';
+import { encodeClockMeta, HLC_META_KEY, loadDocument, persistDocument } from './writer.js';
+
+/** The protocol version this code speaks. */
+export const SYNC_PROTOCOL_VERSION = 1;
+
+/** What a session reports about its remote peer (`system:data_sync_info`). */
+export interface SyncStatus {
+  readonly remotePeer: string;
+  readonly state: 'connecting' | 'syncing' | 'idle' | 'closed';
+  /** The latest local commit the remote has acknowledged holding (durably). */
+  readonly ackedThrough: number;
+  /** The remote's commit we hold everything of (our checkpoint for it). */
+  readonly receivedThrough: number;
+  /** When the last message from the remote arrived (Unix ms), 0 if none yet. */
+  readonly lastReceivedAt: number;
+  readonly bytesSent: number;
+  readonly bytesReceived: number;
+  readonly documentsSent: number;
+  readonly documentsReceived: number;
+  /** Deltas this peer refused (too large, clock too far ahead, undecodable). */
+  readonly documentsRefused: number;
+}
+
+/** What a session needs from its peer. */
+export interface SessionHost {
+  readonly peerId: string;
+  readonly store: DocumentStore;
+  readonly clock: HybridClock;
+  /** The peer's current subscriptions message (encoded) and its hash. */
+  subscriptions(): { readonly bytes: Uint8Array; readonly hash: string };
+  /** Wall clock (Unix ms). */
+  now(): number;
+  /** Reports a problem that does not end the session (a refused document, a bad query). */
+  warn(message: string, details: Record<string, unknown>): void;
+}
+
+/** Options of {@link SyncSession}. */
+export interface SessionOptions {
+  /** Documents per batch (default 100). */
+  readonly batchSize?: number;
+  /** Batches in flight (default 4). */
+  readonly window?: number;
+}
+
+interface Outstanding {
+  readonly batch: number;
+  readonly entries: { collection: string; idBytes: Uint8Array }[];
+  readonly through: number;
+  readonly subsHash: string;
+}
+
+/** The hash that tags checkpoints: SHA-256 of the subscriptions message bytes. */
+export function subscriptionsHash(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** Reads a stored checkpoint for a remote peer. */
+export function readCheckpoint(
+  store: DocumentStore,
+  remote: string,
+): { through: number; hash: string } {
+  const b = store.getCheckpoint(remote);
+  if (!b) return { through: 0, hash: '' };
+  const c = v1.SyncCheckpoint.decode(b);
+  return { through: c.throughCommit, hash: c.subscriptionsHash };
+}
+
+/** One sync session; see the module comment for the protocol. */
+export class SyncSession {
+  readonly #host: SessionHost;
+  readonly #channel: MessageChannel;
+  readonly #batchSize: number;
+  readonly #window: number;
+  #remote = '';
+  #state: SyncStatus['state'] = 'connecting';
+  #resumeFrom: number | undefined;
+  #remoteSubs: Subscription[] = [];
+  #remoteSubsHash = '';
+  #subsVersion = 0;
+  #batch = 0;
+  #ackedThrough = 0;
+  #receivedThrough = 0;
+  #lastReceivedAt = 0;
+  #bytesSent = 0;
+  #bytesReceived = 0;
+  #docsSent = 0;
+  #docsReceived = 0;
+  #docsRefused = 0;
+  readonly #outstanding = new Map<number, Outstanding>();
+  #wake: (() => void) | undefined;
+  #closed = false;
+  #sentSubsHash = '';
+
+  /**
+   * @param remotePeer - the peer at the other end, as the link's handshake established it; its
+   * hello must name the same peer.
+   */
+  constructor(
+    host: SessionHost,
+    remotePeer: string,
+    channel: MessageChannel,
+    options: SessionOptions = {},
+  ) {
+    if (remotePeer === host.peerId)
+      throw mergeError('MERGE_SESSION_EXISTS', 'refusing a sync session with this peer itself');
+    this.#host = host;
+    this.#remote = remotePeer;
+    this.#channel = channel;
+    this.#batchSize = options.batchSize ?? 100;
+    this.#window = options.window ?? 4;
+  }
+
+  /** The remote peer id. */
+  get remotePeer(): string {
+    return this.#remote;
+  }
+
+  /** The session's status. */
+  status(): SyncStatus {
+    return {
+      remotePeer: this.#remote,
+      state: this.#state,
+      ackedThrough: this.#ackedThrough,
+      receivedThrough: this.#receivedThrough,
+      lastReceivedAt: this.#lastReceivedAt,
+      bytesSent: this.#bytesSent,
+      bytesReceived: this.#bytesReceived,
+      documentsSent: this.#docsSent,
+      documentsReceived: this.#docsReceived,
+      documentsRefused: this.#docsRefused,
+    };
+  }
+
+  /** Runs the session until the channel closes (resolves) or the protocol fails (rejects). */
+  async run(): Promise<void> {
+    const unsubscribe = this.#host.store.onCommitted(() => this.#notify());
+    const pump = this.#pumpWhenReady().catch((err: unknown) => {
+      // A closed channel ends the pump as it ends the session; anything else is a failure.
+      if (!hasCode(err, 'MERGE_CHANNEL_CLOSED')) throw err;
+    });
+    try {
+      const cp = readCheckpoint(this.#host.store, this.#remote);
+      this.#receivedThrough = cp.hash === this.#host.subscriptions().hash ? cp.through : 0;
+      await this.#send({
+        hello: {
+          peerId: this.#host.peerId,
+          protocolVersion: SYNC_PROTOCOL_VERSION,
+          resumeFrom: this.#receivedThrough,
+        },
+      });
+      this.sendSubscriptions();
+      for await (const bytes of this.#channel.messages) {
+        this.#bytesReceived += bytes.length;
+        this.#lastReceivedAt = this.#host.now();
+        let msg: v1.SyncMessage;
+        try {
+          msg = v1.SyncMessage.decode(bytes);
+        } catch (err) {
+          throw mergeError('MERGE_PROTOCOL', 'undecodable sync message', {}, err);
+        }
+        await this.#receive(msg);
+      }
+    } catch (err) {
+      if (!hasCode(err, 'MERGE_CHANNEL_CLOSED')) throw err;
+    } finally {
+      this.#closed = true;
+      this.#state = 'closed';
+      unsubscribe();
+      this.#notify();
+      this.#channel.close();
+      await pump;
+    }
+  }
+
+  /** Sends this peer's current subscriptions (after a change). */
+  sendSubscriptions(): void {
+    const subs = this.#host.subscriptions();
+    if (subs.hash === this.#sentSubsHash) return;
+    this.#sentSubsHash = subs.hash;
+    void this.#send({ subscriptions: v1.SyncSubscriptions.decode(subs.bytes) }).catch(
+      () => undefined,
+    );
+  }
+
+  /** Closes the session. */
+  close(): void {
+    this.#closed = true;
+    this.#channel.close();
+    this.#notify();
+  }
+
+  async #send(body: v1.ISyncMessage): Promise<void> {
+    const bytes = v1.SyncMessage.encode(body).finish();
+    this.#bytesSent += bytes.length;
+    await this.#channel.send(bytes);
+  }
+
+  #notify(): void {
+    const w = this.#wake;
+    this.#wake = undefined;
+    w?.();
+  }
+
+  /** Waits for a notification; never sleeps once the session is closing (nobody would wake it). */
+  #sleep(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    return new Promise<void>((r) => (this.#wake = r));
+  }
+
+  // --- receiving -------------------------------------------------------------------------------
+
+  async #receive(msg: v1.SyncMessage): Promise<void> {
+    switch (msg.body) {
+      case 'hello': {
+        const h = msg.hello as v1.SyncHello;
+        if (h.protocolVersion !== SYNC_PROTOCOL_VERSION) {
+          throw mergeError(
+            'MERGE_PROTOCOL_VERSION',
+            `remote speaks sync protocol ${h.protocolVersion}, this peer ${SYNC_PROTOCOL_VERSION}`,
+          );
+        }
+        if (h.peerId !== this.#remote) {
+          throw mergeError(
+            'MERGE_PROTOCOL',
+            `expected peer ${this.#remote}, the hello names ${h.peerId}`,
+          );
+        }
+        if (this.#resumeFrom !== undefined) throw mergeError('MERGE_PROTOCOL', 'a second hello');
+        this.#resumeFrom = h.resumeFrom;
+        this.#state = 'syncing';
+        this.#notify();
+        return;
+      }
+      case 'subscriptions': {
+        const s = msg.subscriptions as v1.SyncSubscriptions;
+        const subs: Subscription[] = [];
+        for (const q of s.queries) {
+          try {
+            const args =
+              !q.args || q.args.length === 0
+                ? {}
+                : (decodeValue(q.args) as Record<string, JsonValue>);
+            subs.push(validateSubscription(q.statement ?? '', args));
+          } catch (err) {
+            this.#host.warn('ignoring an invalid subscription from a remote peer', {
+              remote: this.#remote,
+              statement: q.statement,
+              err,
+            });
+          }
+        }
+        this.#remoteSubs = subs;
+        this.#remoteSubsHash = subscriptionsHash(v1.SyncSubscriptions.encode(s).finish());
+        this.#subsVersion++;
+        this.#notify();
+        return;
+      }
+      case 'offer':
+        await this.#answerOffer(msg.offer as v1.SyncOffer);
+        return;
+      case 'need':
+        await this.#answerNeed(msg.need as v1.SyncNeed);
+        return;
+      case 'deltas':
+        await this.#apply(msg.deltas as v1.SyncDeltas);
+        return;
+      case 'ack': {
+        const a = msg.ack as v1.SyncAck;
+        this.#outstanding.delete(a.batch);
+        if (a.throughCommit > this.#ackedThrough) this.#ackedThrough = a.throughCommit;
+        this.#notify();
+        return;
+      }
+      default:
+        throw mergeError('MERGE_PROTOCOL', 'sync message without a body');
+    }
+  }
+
+  async #answerOffer(offer: v1.SyncOffer): Promise<void> {
+    const store = this.#host.store;
+    const byCollection = new Map<string, number[]>();
+    offer.entries.forEach((e, i) => {
+      const list = byCollection.get(e.collection ?? '') ?? [];
+      list.push(i);
+      byCollection.set(e.collection ?? '', list);
+    });
+    const entries: v1.ISyncNeedEntry[] = offer.entries.map(() => ({ wanted: false }));
+    for (const [collection, idx] of byCollection) {
+      const ids = idx.map((i) => decodeDocId((offer.entries[i] as v1.SyncOfferEntry).docId));
+      const have = new Map(
+        store.get(collection, ids).map((d) => [Buffer.from(d.idBytes).toString('latin1'), d]),
+      );
+      idx.forEach((i) => {
+        const e = offer.entries[i] as v1.SyncOfferEntry;
+        const local = have.get(Buffer.from(e.docId).toString('latin1'));
+        if (!local) {
+          entries[i] = { wanted: !e.tombstone };
+          return;
+        }
+        const wanted = e.versionVector.some(
+          (v) => (v.counter ?? 0) > (local.versionVector.get(v.peer as PeerId) ?? -1),
+        );
+        entries[i] = { wanted, versionVector: vvEntries(local.versionVector) };
+      });
+    }
+    await this.#send({ need: { batch: offer.batch, entries } });
+  }
+
+  async #answerNeed(need: v1.SyncNeed): Promise<void> {
+    const out = this.#outstanding.get(need.batch);
+    if (!out) throw mergeError('MERGE_PROTOCOL', `need for unknown batch ${need.batch}`);
+    if (need.entries.length !== out.entries.length) {
+      throw mergeError(
+        'MERGE_PROTOCOL',
+        `need answers ${need.entries.length} of ${out.entries.length} offered entries`,
+      );
+    }
+    const deltas: v1.ISyncDelta[] = [];
+    const wanted = out.entries.filter((_, i) => need.entries[i]?.wanted === true);
+    const theirs = new Map<string, VersionVector>();
+    out.entries.forEach((e, i) => {
+      const n = need.entries[i];
+      if (n?.wanted)
+        theirs.set(
+          keyOf(e.collection, e.idBytes),
+          new Map((n.versionVector ?? []).map((v) => [v.peer as PeerId, v.counter ?? 0])),
+        );
+    });
+    const byCollection = groupBy(wanted, (e) => e.collection);
+    for (const [collection, list] of byCollection) {
+      const stored = this.#host.store.get(
+        collection,
+        list.map((e) => decodeDocId(e.idBytes)),
+      );
+      for (const s of stored) {
+        const doc = loadDocument(s.id, s);
+        const since = theirs.get(keyOf(collection, s.idBytes)) ?? new Map<PeerId, number>();
+        deltas.push({ collection, delta: encodeDelta(doc.delta(since)) });
+      }
+    }
+    this.#docsSent += deltas.length;
+    await this.#send({
+      deltas: {
+        batch: out.batch,
+        deltas,
+        throughCommit: out.through,
+        subscriptionsHash: out.subsHash,
+      },
+    });
+  }
+
+  async #apply(d: v1.SyncDeltas): Promise<void> {
+    const store = this.#host.store;
+    // The checkpoint only moves forward under one subscription set; another set starts over.
+    const before = readCheckpoint(store, this.#remote);
+    const advanced =
+      before.hash === d.subscriptionsHash
+        ? Math.max(before.through, d.throughCommit)
+        : d.throughCommit;
+    const checkpoint = v1.SyncCheckpoint.encode({
+      throughCommit: advanced,
+      subscriptionsHash: d.subscriptionsHash,
+    }).finish();
+    for (let attempt = 0; ; attempt++) {
+      const writes: CommitWrite[] = [];
+      const expect: Expectation[] = [];
+      const byCollection = groupBy(d.deltas, (x) => x.collection ?? '');
+      for (const [collection, list] of byCollection) {
+        const decoded: { delta: ReturnType<typeof decodeDelta> }[] = [];
+        for (const x of list) {
+          try {
+            decoded.push({ delta: decodeDelta(x.delta ?? new Uint8Array(0)) });
+          } catch (err) {
+            this.#refuse('undecodable delta', collection, err);
+          }
+        }
+        const stored = new Map(
+          store
+            .get(
+              collection,
+              decoded.map((x) => x.delta.id),
+            )
+            .map((s) => [keyOf(collection, s.idBytes), s] as const),
+        );
+        const docs = new Map<
+          string,
+          { doc: CrdtDocument; stored: StoredDocument | undefined; changed: boolean }
+        >();
+        for (const { delta } of decoded) {
+          const key = keyOf(collection, encodeDocId(delta.id));
+          let entry = docs.get(key);
+          if (!entry) {
+            const s = stored.get(key);
+            entry = { doc: loadDocument(delta.id, s), stored: s, changed: false };
+            docs.set(key, entry);
+          }
+          try {
+            const r = entry.doc.merge(delta, { clock: this.#host.clock });
+            if (r.changed) entry.changed = true;
+          } catch (err) {
+            this.#refuse('delta refused', collection, err);
+          }
+        }
+        for (const entry of docs.values()) {
+          if (!entry.changed) continue;
+          writes.push(persistDocument(collection, entry.doc, this.#host.now()));
+          expect.push({ collection, id: entry.doc.id as DocId, seq: entry.stored?.seq ?? 0 });
+        }
+      }
+      try {
+        await store.commit({
+          writes,
+          expect,
+          checkpoints: { [this.#remote]: checkpoint },
+          meta: { [HLC_META_KEY]: encodeClockMeta(this.#host.clock) },
+        });
+        this.#docsReceived += writes.length;
+        break;
+      } catch (err) {
+        if (!hasCode(err, 'STORE_CONFLICT') || attempt >= 16) throw err;
+      }
+    }
+    if (d.subscriptionsHash === this.#host.subscriptions().hash) this.#receivedThrough = advanced;
+    await this.#send({ ack: { batch: d.batch, throughCommit: d.throughCommit } });
+  }
+
+  #refuse(what: string, collection: string, err: unknown): void {
+    this.#docsRefused++;
+    this.#host.warn(`sync: ${what}`, {
+      remote: this.#remote,
+      collection,
+      code: (err as { code?: string }).code ?? String(err),
+    });
+  }
+
+  // --- sending ---------------------------------------------------------------------------------
+
+  async #pumpWhenReady(): Promise<void> {
+    while (!this.#closed && (this.#resumeFrom === undefined || this.#subsVersion === 0))
+      await this.#sleep();
+    if (this.#closed) return;
+    let cursor = this.#resumeFrom ?? 0;
+    // Resuming (cursor > 0) means the receiver's checkpoint was made under the subscriptions it
+    // just sent: tail the change log from there instead of scanning.
+    let scannedVersion = cursor > 0 ? this.#subsVersion : -1;
+    let advertised = cursor;
+    const store = this.#host.store;
+    while (!this.#closed) {
+      if (this.#subsVersion !== scannedVersion || cursor === 0 || cursor + 1 < store.oldestLogSeq) {
+        scannedVersion = this.#subsVersion;
+        const through = store.lastSeq;
+        await this.#scan(cursor, through);
+        cursor = through;
+        advertised = through;
+        continue;
+      }
+      const page = store.changes(cursor, { limit: this.#batchSize });
+      if (page.commits.length === 0) {
+        if (advertised < cursor) {
+          // Nothing matched since the last batch: still let the receiver's checkpoint advance.
+          await this.#offer([], cursor, advertised);
+          advertised = cursor;
+        }
+        if (this.#outstanding.size === 0) this.#state = 'idle';
+        await this.#sleep();
+        continue;
+      }
+      this.#state = 'syncing';
+      const through = page.commits.at(-1)?.seq ?? cursor;
+      const candidates = new Map<string, { collection: string; idBytes: Uint8Array }>();
+      for (const c of page.commits) {
+        for (const { collection, ids } of c.collections) {
+          if (!this.#remoteSubs.some((s) => s.collection === collection)) continue;
+          for (const idBytes of ids)
+            candidates.set(keyOf(collection, idBytes), { collection, idBytes });
+        }
+      }
+      const entries = this.#matching([...candidates.values()]);
+      if (entries.length > 0) {
+        await this.#offer(entries, through, advertised);
+        advertised = through;
+      }
+      cursor = through;
+    }
+  }
+
+  /** Offers every matching document and tombstone of the subscribed collections. */
+  async #scan(cursor: number, through: number): Promise<void> {
+    const collections = [...new Set(this.#remoteSubs.map((s) => s.collection))];
+    for (const collection of collections) {
+      let after: Uint8Array | undefined;
+      for (;;) {
+        if (this.#closed) return;
+        const page = this.#host.store.records(collection, {
+          ...(after ? { after } : {}),
+          limit: this.#batchSize,
+        });
+        if (page.length === 0) break;
+        after = page.at(-1)?.idBytes;
+        const entries = page
+          .filter((r) => this.#wants(r))
+          .map((r) => ({ collection, idBytes: r.idBytes }));
+        if (entries.length > 0) await this.#offer(entries, cursor, cursor);
+        if (page.length < this.#batchSize) break;
+      }
+    }
+    await this.#offer([], through, cursor);
+  }
+
+  #wants(r: StoredDocument): boolean {
+    if (r.tombstone || !r.value) return this.#remoteSubs.some((s) => s.collection === r.collection);
+    return this.#remoteSubs.some(
+      (s) => s.collection === r.collection && s.matches(r.value as Record<string, JsonValue>),
+    );
+  }
+
+  #matching(
+    candidates: { collection: string; idBytes: Uint8Array }[],
+  ): { collection: string; idBytes: Uint8Array }[] {
+    const out: { collection: string; idBytes: Uint8Array }[] = [];
+    for (const [collection, list] of groupBy(candidates, (c) => c.collection)) {
+      const stored = this.#host.store.get(
+        collection,
+        list.map((c) => decodeDocId(c.idBytes)),
+      );
+      for (const s of stored) if (this.#wants(s)) out.push({ collection, idBytes: s.idBytes });
+    }
+    return out;
+  }
+
+  /**
+   * Offers `entries` in batches (waiting for room in the window). The last batch carries
+   * `through`, earlier ones `floor` (they do not cover `through` yet). An empty offer still goes
+   * through need and deltas, so the receiver's checkpoint never overtakes an earlier batch.
+   */
+  async #offer(
+    entries: { collection: string; idBytes: Uint8Array }[],
+    through: number,
+    floor: number,
+  ): Promise<void> {
+    for (let i = 0; i < Math.max(entries.length, 1); i += this.#batchSize) {
+      while (!this.#closed && this.#outstanding.size >= this.#window) await this.#sleep();
+      if (this.#closed) return;
+      const chunk = entries.slice(i, i + this.#batchSize);
+      const batch = ++this.#batch;
+      const last = i + this.#batchSize >= entries.length;
+      const offered: v1.ISyncOfferEntry[] = [];
+      for (const [collection, list] of groupBy(chunk, (c) => c.collection)) {
+        for (const s of this.#host.store.get(
+          collection,
+          list.map((c) => decodeDocId(c.idBytes)),
+        )) {
+          offered.push({
+            collection,
+            docId: s.idBytes,
+            versionVector: vvEntries(s.versionVector),
+            tombstone: s.tombstone,
+          });
+        }
+      }
+      // The need answers the offered entries in this order.
+      this.#outstanding.set(batch, {
+        batch,
+        entries: offered.map((o) => ({
+          collection: o.collection as string,
+          idBytes: o.docId as Uint8Array,
+        })),
+        through: last ? through : floor,
+        subsHash: this.#remoteSubsHash,
+      });
+      await this.#send({ offer: { batch, entries: offered } });
+    }
+  }
+}
+
+function keyOf(collection: string, idBytes: Uint8Array): string {
+  return collection + '\u0000' + Buffer.from(idBytes).toString('latin1');
+}
+
+function vvEntries(vv: VersionVector): v1.IVersionEntry[] {
+  return [...vv].map(([peer, counter]) => ({ peer, counter }));
+}
+
+function groupBy<T>(items: readonly T[], key: (t: T) => string): Map<string, T[]> {
+  const m = new Map<string, T[]>();
+  for (const it of items) {
+    const k = key(it);
+    const list = m.get(k);
+    if (list) list.push(it);
+    else m.set(k, [it]);
+  }
+  return m;
+}
