@@ -8,13 +8,33 @@
  * any is NULL; OR is TRUE if any is TRUE, else NULL, else MISSING; a non-boolean in a logical
  * position counts as NULL. Arithmetic on MISSING gives MISSING, on NULL or non-numbers NULL, and
  * a non-finite result (division by zero) NULL. Comparisons across types give MISSING.
+ *
+ * Speed: document paths, comparisons with constants and ranges on one path are specialised
+ * closures; predicates additionally use generated code (see `codegen.ts`): a one-path leaf at
+ * once, anything else after {@link PREDICATE_TIER_UP} documents. Every mode gives the same
+ * results; the evaluator property tests compare them with the general rules.
  */
 import { AGGREGATES } from './ast.js';
 import type { Expr } from './ast.js';
 import { dqlError } from './errors.js';
+import {
+  CODEGEN_AVAILABLE,
+  generateDocPredicate,
+  generatePathReader,
+  generatePathTest,
+  generatePredicate,
+} from './codegen.js';
+import type { ConstantTest } from './codegen.js';
 import { FUNCTIONS } from './functions.js';
 import type { FunctionContext } from './functions.js';
-import { compareForOperator, getElement, getField, MISSING, valuesEqual } from './values.js';
+import {
+  compareForOperator,
+  getElement,
+  getField,
+  MISSING,
+  docPathReader,
+  valuesEqual,
+} from './values.js';
 import type { Document, JsonValue, Value } from './values.js';
 
 /** What an expression reads: the document, bound variables, and aggregate results. */
@@ -37,6 +57,14 @@ export interface EvalOptions {
   readonly alias?: string;
   /** Aggregate calls, in order, whose values a grouped row carries in `aggs`. */
   readonly aggregates?: readonly Expr[];
+  /**
+   * Whether hot shapes (path reads, comparisons of a path with constants) are compiled to
+   * generated functions (`new Function`, where the runtime allows it) instead of closures.
+   * {@link compileExpr}: default `false`. {@link compilePredicate}: default tiered — closures
+   * first, generated code after {@link PREDICATE_TIER_UP} documents. Results are the same in
+   * every mode; generated code is faster per row and costlier to build.
+   */
+  readonly codegen?: boolean;
 }
 
 function truth(v: Value): boolean | null | typeof MISSING {
@@ -111,11 +139,208 @@ function inList(x: Value, items: readonly Value[]): Value {
   return false;
 }
 
+const FLIP = { '=': '=', '!=': '!=', '<': '>', '<=': '>=', '>': '<', '>=': '<=' } as const;
+
+type CompareOp = keyof typeof FLIP;
+
+/**
+ * `x op k` for a number or string constant `k`, as one closure per operator and type.
+ * @remarks The filter hot path: the type test is a `typeof` against a literal and the operator
+ * is fixed, so no dispatch happens per row. Same result as the general comparison: a value of
+ * another type gives MISSING, NULL gives NULL, MISSING gives MISSING.
+ */
+function compareWithConstant(
+  op: CompareOp,
+  x: Expr,
+  k: Expr,
+  read: Compiled,
+  path: readonly string[] | undefined,
+  codegen: boolean,
+): Compiled | undefined {
+  if (k.kind !== 'literal' || x.kind === 'literal') return undefined;
+  const c = k.value;
+  if (path && codegen && (typeof c === 'number' || typeof c === 'string')) {
+    const generated = generatePathTest(path, [{ op, value: c }]);
+    if (generated) return generated;
+  }
+  if (typeof c === 'number') {
+    switch (op) {
+      case '=':
+        return (r) => {
+          const v = read(r);
+          return typeof v === 'number' ? v === c : v === null ? null : MISSING;
+        };
+      case '!=':
+        return (r) => {
+          const v = read(r);
+          return typeof v === 'number' ? v !== c : v === null ? null : MISSING;
+        };
+      case '<':
+        return (r) => {
+          const v = read(r);
+          return typeof v === 'number' ? v < c : v === null ? null : MISSING;
+        };
+      case '<=':
+        return (r) => {
+          const v = read(r);
+          return typeof v === 'number' ? v <= c : v === null ? null : MISSING;
+        };
+      case '>':
+        return (r) => {
+          const v = read(r);
+          return typeof v === 'number' ? v > c : v === null ? null : MISSING;
+        };
+      case '>=':
+        return (r) => {
+          const v = read(r);
+          return typeof v === 'number' ? v >= c : v === null ? null : MISSING;
+        };
+    }
+  }
+  if (typeof c === 'string') {
+    switch (op) {
+      case '=':
+        return (r) => {
+          const v = read(r);
+          return typeof v === 'string' ? v === c : v === null ? null : MISSING;
+        };
+      case '!=':
+        return (r) => {
+          const v = read(r);
+          return typeof v === 'string' ? v !== c : v === null ? null : MISSING;
+        };
+      case '<':
+        return (r) => {
+          const v = read(r);
+          return typeof v === 'string' ? v < c : v === null ? null : MISSING;
+        };
+      case '<=':
+        return (r) => {
+          const v = read(r);
+          return typeof v === 'string' ? v <= c : v === null ? null : MISSING;
+        };
+      case '>':
+        return (r) => {
+          const v = read(r);
+          return typeof v === 'string' ? v > c : v === null ? null : MISSING;
+        };
+      case '>=':
+        return (r) => {
+          const v = read(r);
+          return typeof v === 'string' ? v >= c : v === null ? null : MISSING;
+        };
+    }
+  }
+  return undefined;
+}
+
+/**
+ * `lo <(=) x <(=) hi` for number or string constants of one type, as one closure.
+ * @remarks A range over one value (`x >= lo AND x < hi`, `x BETWEEN lo AND hi`) reads the value
+ * once. Same result as the AND of the two comparisons: both are booleans when `x` has the type
+ * of the bounds, both NULL when it is NULL, both MISSING otherwise.
+ */
+function rangeWithConstants(
+  read: Compiled,
+  lo: number | string,
+  loInclusive: boolean,
+  hi: number | string,
+  hiInclusive: boolean,
+): Compiled {
+  if (typeof lo === 'number' && typeof hi === 'number') {
+    if (loInclusive && hiInclusive)
+      return (r) => {
+        const v = read(r);
+        return typeof v === 'number' ? v >= lo && v <= hi : v === null ? null : MISSING;
+      };
+    if (loInclusive)
+      return (r) => {
+        const v = read(r);
+        return typeof v === 'number' ? v >= lo && v < hi : v === null ? null : MISSING;
+      };
+    if (hiInclusive)
+      return (r) => {
+        const v = read(r);
+        return typeof v === 'number' ? v > lo && v <= hi : v === null ? null : MISSING;
+      };
+    return (r) => {
+      const v = read(r);
+      return typeof v === 'number' ? v > lo && v < hi : v === null ? null : MISSING;
+    };
+  }
+  return (r) => {
+    const v = read(r);
+    if (typeof v !== 'string') return v === null ? null : MISSING;
+    return (loInclusive ? v >= lo : v > lo) && (hiInclusive ? v <= hi : v < hi);
+  };
+}
+
 /** Compiles an expression with bound parameters. */
 export function compileExpr(expr: Expr, options: EvalOptions = {}): Compiled {
   const ctx: FunctionContext = { now: options.now ?? Date.now };
+  const codegen = options.codegen === true && CODEGEN_AVAILABLE;
+  /** A reader of a document path: generated when allowed, else a specialised closure. */
+  const readPath = (path: readonly string[]): Compiled =>
+    (codegen ? generatePathReader(path) : undefined) ?? docPathReader(path);
   const scope: string[] = [];
   const aggs = options.aggregates ?? [];
+  /** The field path of a document (`a.b.c`, not a bound variable or the alias), or undefined. */
+  const docPath = (e: Expr): string[] | undefined => {
+    if (e.kind === 'ident')
+      return scope.includes(e.name) || e.name === options.alias ? undefined : [e.name];
+    if (e.kind !== 'field') return undefined;
+    const p = docPath(e.object);
+    return p && [...p, e.name];
+  };
+  /** `x >= lo AND x < hi` on one document path with constants of one type, fused. */
+  const fusedRange = (e: Expr): Compiled | undefined => {
+    if (e.kind !== 'binary' || e.op !== 'AND') return undefined;
+    const bounds: { path: string; value: number | string; lower: boolean; inclusive: boolean }[] =
+      [];
+    let path: string[] | undefined;
+    for (const x of [e.left, e.right]) {
+      if (x.kind !== 'binary' || !(x.op === '<' || x.op === '<=' || x.op === '>' || x.op === '>='))
+        return undefined;
+      const flip = x.left.kind === 'literal';
+      const k = flip ? x.left : x.right;
+      const p = docPath(flip ? x.right : x.left);
+      if (
+        k.kind !== 'literal' ||
+        (typeof k.value !== 'number' && typeof k.value !== 'string') ||
+        !p
+      )
+        return undefined;
+      const op = flip ? FLIP[x.op] : x.op;
+      path = p;
+      bounds.push({
+        path: JSON.stringify(p),
+        value: k.value,
+        lower: op[0] === '>',
+        inclusive: op.length === 2,
+      });
+    }
+    const [a, b] = bounds;
+    if (
+      !a ||
+      !b ||
+      !path ||
+      a.path !== b.path ||
+      typeof a.value !== typeof b.value ||
+      a.lower === b.lower
+    )
+      return undefined;
+    const [lo, hi] = a.lower ? [a, b] : [b, a];
+    const generated =
+      codegen &&
+      generatePathTest(path, [
+        { op: lo.inclusive ? '>=' : '>', value: lo.value },
+        { op: hi.inclusive ? '<=' : '<', value: hi.value },
+      ]);
+    return (
+      generated ||
+      rangeWithConstants(readPath(path), lo.value, lo.inclusive, hi.value, hi.inclusive)
+    );
+  };
   const c = (e: Expr): Compiled => {
     switch (e.kind) {
       case 'literal': {
@@ -139,8 +364,7 @@ export function compileExpr(expr: Expr, options: EvalOptions = {}): Compiled {
         const slot = scope.lastIndexOf(e.name);
         if (slot >= 0) return (r) => r.vars[slot] ?? MISSING;
         if (options.alias !== undefined && e.name === options.alias) return (r) => r.doc;
-        const name = e.name;
-        return (r) => getField(r.doc, name);
+        return readPath([e.name]);
       }
       case 'field': {
         // A chain of fields from a document field (`a.b.c`) reads in one loop.
@@ -156,12 +380,7 @@ export function compileExpr(expr: Expr, options: EvalOptions = {}): Compiled {
           base.name !== options.alias
         ) {
           names.unshift(base.name);
-          return (r) => {
-            let v = r.doc;
-            for (let i = 0; i < names.length && v !== MISSING; i++)
-              v = getField(v, names[i] as string);
-            return v;
-          };
+          return readPath(names);
         }
         const o = c(e.object);
         const name = e.name;
@@ -217,18 +436,21 @@ export function compileExpr(expr: Expr, options: EvalOptions = {}): Compiled {
         const rt = c(e.right);
         switch (e.op) {
           case 'AND':
-            return (r) => {
-              const x = l(r);
-              if (x === false) return false;
-              const y = rt(r);
-              if (x === true && y === true) return true;
-              const a = truth(x);
-              const b = truth(y);
-              if (b === false) return false;
-              if (a === MISSING || b === MISSING) return MISSING;
-              if (a === null || b === null) return null;
-              return true;
-            };
+            return (
+              fusedRange(e) ??
+              ((r) => {
+                const x = l(r);
+                if (x === false) return false;
+                const y = rt(r);
+                if (x === true && y === true) return true;
+                const a = truth(x);
+                const b = truth(y);
+                if (b === false) return false;
+                if (a === MISSING || b === MISSING) return MISSING;
+                if (a === null || b === null) return null;
+                return true;
+              })
+            );
           case 'OR':
             return (r) => {
               const a = truth(l(r));
@@ -246,30 +468,10 @@ export function compileExpr(expr: Expr, options: EvalOptions = {}): Compiled {
           case '>':
           case '>=': {
             const op = e.op;
-            const k = e.right.kind === 'literal' ? e.right.value : undefined;
-            if (typeof k === 'number' || typeof k === 'string') {
-              // Fast path: a field compared with a number or string constant.
-              const kt = typeof k;
-              return (r) => {
-                const v = l(r);
-                if (typeof v !== kt) return v === null ? null : MISSING;
-                const x = v as number | string;
-                switch (op) {
-                  case '=':
-                    return x === k;
-                  case '!=':
-                    return x !== k;
-                  case '<':
-                    return x < k;
-                  case '<=':
-                    return x <= k;
-                  case '>':
-                    return x > k;
-                  default:
-                    return x >= k;
-                }
-              };
-            }
+            const fast =
+              compareWithConstant(e.op, e.left, e.right, l, docPath(e.left), codegen) ??
+              compareWithConstant(FLIP[e.op], e.right, e.left, rt, docPath(e.right), codegen);
+            if (fast) return fast;
             return (r) => {
               const cmp = compareForOperator(l(r), rt(r));
               if (typeof cmp !== 'number') return cmp;
@@ -347,6 +549,24 @@ export function compileExpr(expr: Expr, options: EvalOptions = {}): Compiled {
         const lo = c(e.low);
         const hi = c(e.high);
         const not = e.not;
+        const kl = e.low.kind === 'literal' ? e.low.value : undefined;
+        const kh = e.high.kind === 'literal' ? e.high.value : undefined;
+        if ((typeof kl === 'number' || typeof kl === 'string') && typeof kl === typeof kh) {
+          const path = docPath(e.operand);
+          const generated =
+            path &&
+            codegen &&
+            generatePathTest(path, [
+              { op: '>=', value: kl },
+              { op: '<=', value: kh as number | string },
+            ]);
+          const range = generated || rangeWithConstants(x, kl, true, kh as number | string, true);
+          if (!not) return range;
+          return (r) => {
+            const v = range(r);
+            return typeof v === 'boolean' ? !v : v;
+          };
+        }
         return (r) => {
           const v = x(r);
           const a = compareForOperator(v, lo(r));
@@ -460,16 +680,108 @@ export function evaluate(expr: Expr, doc: Value = {}, options: EvalOptions = {})
   return compileExpr(expr, options)({ doc, vars: [] });
 }
 
-/** Compiles a predicate: true only when the expression is TRUE (not FALSE, NULL or MISSING). */
+/**
+ * A WHERE clause that is only tests of the value at one document path against constants of one
+ * type: `a = 1`, `1 < a.b`, `a >= 1 AND a < 5`, `a BETWEEN 'x' AND 'y'`, `a LIKE 'x%'`.
+ * @remarks For predicates only: each test is TRUE exactly when the value has the constants'
+ * type and the JavaScript comparison holds (LIKE without wildcards but a final `%` is
+ * `startsWith`), so the clause is TRUE exactly when all are. (Their NULL/MISSING results differ —
+ * LIKE on a number is NULL, `<` MISSING — but a predicate only asks for TRUE.)
+ */
+function predicateLeaf(
+  e: Expr,
+  alias: string | undefined,
+): { path: string[]; tests: ConstantTest[] } | undefined {
+  const pathOf = (x: Expr): string[] | undefined => {
+    if (x.kind === 'ident') return x.name === alias ? undefined : [x.name];
+    if (x.kind !== 'field') return undefined;
+    if (x.object.kind === 'ident' && x.object.name === alias) return [x.name];
+    const p = pathOf(x.object);
+    return p && [...p, x.name];
+  };
+  const constant = (x: Expr): number | string | undefined =>
+    x.kind === 'literal' && (typeof x.value === 'number' || typeof x.value === 'string')
+      ? x.value
+      : undefined;
+  const leaf = (path: string[] | undefined, tests: ConstantTest[]) =>
+    path && tests.every((t) => t.value !== undefined) ? { path, tests } : undefined;
+  switch (e.kind) {
+    case 'binary': {
+      if (e.op === 'AND') {
+        const a = predicateLeaf(e.left, alias);
+        const b = predicateLeaf(e.right, alias);
+        if (!a || !b || a.path.length !== b.path.length) return undefined;
+        if (a.path.some((n, i) => n !== b.path[i])) return undefined;
+        return { path: a.path, tests: [...a.tests, ...b.tests] };
+      }
+      if (!(e.op in FLIP)) return undefined;
+      const op = e.op as CompareOp;
+      const right = constant(e.right);
+      if (right !== undefined) return leaf(pathOf(e.left), [{ op, value: right }]);
+      const left = constant(e.left);
+      if (left !== undefined) return leaf(pathOf(e.right), [{ op: FLIP[op], value: left }]);
+      return undefined;
+    }
+    case 'between': {
+      const lo = constant(e.low);
+      const hi = constant(e.high);
+      if (e.not || lo === undefined || hi === undefined) return undefined;
+      return leaf(pathOf(e.operand), [
+        { op: '>=', value: lo },
+        { op: '<=', value: hi },
+      ]);
+    }
+    case 'like': {
+      const pattern = constant(e.pattern);
+      if (e.not || e.caseInsensitive || typeof pattern !== 'string' || /[_\\]/.test(pattern))
+        return undefined;
+      const first = pattern.indexOf('%');
+      if (first < 0) return leaf(pathOf(e.operand), [{ op: '=', value: pattern }]);
+      if (first !== pattern.length - 1) return undefined;
+      return leaf(pathOf(e.operand), [{ op: 'prefix', value: pattern.slice(0, -1) }]);
+    }
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * How many documents a predicate evaluates with closures before it is compiled to generated
+ * code: generating costs tens of microseconds, which only pays off over thousands of rows.
+ */
+export const PREDICATE_TIER_UP = 1024;
+
+/**
+ * Compiles a predicate: true only when the expression is TRUE (not FALSE, NULL or MISSING).
+ * @remarks With `codegen` unset the predicate starts as closures and, after
+ * {@link PREDICATE_TIER_UP} calls, switches to generated code where the runtime allows it (a
+ * short query never pays for code generation; a scan gets the fast version). `true` generates
+ * at once, `false` never. Results are the same in every mode.
+ */
 export function compilePredicate(
   expr: Expr | undefined,
   options: EvalOptions = {},
 ): (doc: Document) => boolean {
   if (expr === undefined) return () => true;
-  const f = compileExpr(expr, options);
+  if (options.codegen !== false && CODEGEN_AVAILABLE) {
+    // A single leaf becomes one generated function (its factory is cached per shape, so this
+    // is cheap after the first query of that shape).
+    const leaf = predicateLeaf(expr, options.alias);
+    const generated = leaf && generateDocPredicate(leaf.path, leaf.tests);
+    if (generated) return generated;
+  }
+  if (options.codegen === true && CODEGEN_AVAILABLE) {
+    const f = compileExpr(expr, options);
+    const generated = generatePredicate(f);
+    if (generated) return generated;
+  }
+  let f = compileExpr(expr, { ...options, codegen: false });
+  let calls = options.codegen === undefined && CODEGEN_AVAILABLE ? 0 : PREDICATE_TIER_UP;
   // One row object reused per call: predicates run over many documents.
   const row: { doc: Value; vars: Value[] } = { doc: {}, vars: [] };
   return (doc) => {
+    if (calls < PREDICATE_TIER_UP && ++calls === PREDICATE_TIER_UP)
+      f = compileExpr(expr, { ...options, codegen: true });
     row.doc = doc;
     return f(row) === true;
   };

@@ -43,7 +43,13 @@ export type {
 } from './ast.js';
 export { DqlErrorCode, dqlError } from './errors.js';
 export type { SourcePosition } from './errors.js';
-export { compileExpr, compilePredicate, evaluate, likeMatch } from './evaluator.js';
+export {
+  compileExpr,
+  compilePredicate,
+  evaluate,
+  likeMatch,
+  PREDICATE_TIER_UP,
+} from './evaluator.js';
 export type { Compiled, EvalOptions, Row } from './evaluator.js';
 export { FUNCTIONS, MAX_REGEX_INPUT, MAX_REGEX_PATTERN, parseIsoDate } from './functions.js';
 export type { Arity, FunctionContext, ScalarFunction } from './functions.js';
@@ -93,6 +99,7 @@ export type {
   QueryPlan,
   QueryResult,
   SourceCapabilities,
+  UnionBranch,
 } from './planner.js';
 export { print, printExpression, printIdentifier, printString, printValue } from './printer.js';
 export {

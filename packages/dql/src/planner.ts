@@ -45,8 +45,13 @@ export interface IndexBound {
 /**
  * Which index entries a scan returns.
  * @remarks `eq`: entries whose value equals (collation) one of `values`. `range`: entries whose
- * value has type `type` and lies within the bounds. Documents where the path is MISSING are
- * not in an index.
+ * value has type `type` and lies within the bounds; a missing bound is open, so a `range` with
+ * neither bound is every entry of that type. Documents where the path is MISSING are not in an
+ * index. To read a whole index in order (ORDER BY an indexed path without a predicate on it),
+ * the executor requests `{ kind: 'range', type }` with no bounds for each indexed type in
+ * collation order — `boolean`, `number`, `binary`, `string`, `array`, `object`, `null` (the
+ * reverse for `desc`) — so an implementation needs nothing beyond this contract; it must not
+ * treat an unbounded range as an error or as empty.
  */
 export type IndexRange =
   | { readonly kind: 'eq'; readonly values: readonly JsonValue[] }
@@ -67,7 +72,29 @@ export type AccessPath =
       readonly path: readonly string[];
       readonly range: IndexRange;
     }
-  | { readonly kind: 'empty'; readonly reason: string };
+  | { readonly kind: 'empty'; readonly reason: string }
+  | {
+      /**
+       * `a OR b OR …` where every disjunct has an access path: the union of the branches,
+       * each document once (de-duplicated by `_id`); not in result order.
+       */
+      readonly kind: 'union';
+      readonly branches: readonly UnionBranch[];
+    }
+  | {
+      /**
+       * Every document, in the order of the index on `path` (for `ORDER BY path` without a
+       * predicate on it): the index over all value types in collation order, then the documents
+       * where `path` is MISSING (they sort last) — reversed for DESC. Executed as a full scan
+       * when the source has no ordered index.
+       */
+      readonly kind: 'indexOrder';
+      readonly index: string;
+      readonly path: readonly string[];
+    };
+
+/** One branch of a `union` access path: an id lookup or an index scan. */
+export type UnionBranch = Extract<AccessPath, { readonly kind: 'ids' | 'indexScan' }>;
 
 /** Grouping and aggregates of a plan. */
 export interface Aggregation {
@@ -189,6 +216,16 @@ function rootPath(e: Expr, alias: string | undefined): string[] | undefined {
 function constant(e: Expr): { value: Value } | undefined {
   if (e.kind === 'literal') return { value: e.value };
   if (e.kind === 'missing') return { value: MISSING };
+  if (e.kind === 'array') {
+    // An array constructor of constants (`[1, 2]`) is a constant; it drops MISSING elements.
+    const items: JsonValue[] = [];
+    for (const x of e.items) {
+      const k = constant(x);
+      if (!k) return undefined;
+      if (k.value !== MISSING) items.push(k.value);
+    }
+    return { value: items };
+  }
   return undefined;
 }
 
@@ -236,13 +273,9 @@ function usable(v: Value): v is JsonValue {
   return v !== MISSING && v !== null;
 }
 
-/** Plans a SELECT. */
-export function planQuery(stmt: SelectStatement, options: PlanOptions = {}): QueryPlan {
-  const args = options.args ?? {};
-  const alias = stmt.alias;
-  const where = stmt.where && bindParams(stmt.where, args);
-  // BETWEEN on a path is two range conjuncts for the planner.
-  const conj = conjuncts(where).flatMap((c): Expr[] => {
+/** The top-level AND conjuncts of a condition; `x BETWEEN lo AND hi` on a path as two ranges. */
+function plannerConjuncts(where: Expr | undefined, alias: string | undefined): Expr[] {
+  return conjuncts(where).flatMap((c): Expr[] => {
     if (
       c.kind === 'between' &&
       !c.not &&
@@ -257,9 +290,127 @@ export function planQuery(stmt: SelectStatement, options: PlanOptions = {}): Que
     }
     return [c];
   });
+}
+
+function disjuncts(e: Expr): Expr[] {
+  if (e.kind === 'binary' && e.op === 'OR') return [...disjuncts(e.left), ...disjuncts(e.right)];
+  return [e];
+}
+
+/** The access path for a list of AND conjuncts and the conjuncts it makes true exactly. */
+function chooseAccess(
+  conj: readonly Expr[],
+  indexes: readonly IndexInfo[],
+  alias: string | undefined,
+): { access: AccessPath; consumed: readonly Expr[] } {
+  const cands = conj.map((c) => candidate(c, alias)).filter((c): c is Candidate => c !== undefined);
+  const idEq = cands.find((c) => c.kind === 'eq' && samePath(c.path, ['_id']));
+  if (idEq && idEq.kind === 'eq')
+    return {
+      access: { kind: 'ids', ids: dedupe(idEq.values.filter(usable)) },
+      consumed: [idEq.conj],
+    };
+  for (const ix of indexes) {
+    const eq = cands.find((c) => c.kind === 'eq' && samePath(c.path, ix.path));
+    if (eq && eq.kind === 'eq') {
+      const values = dedupe(eq.values.filter(usable)).sort(compareValues);
+      return {
+        access:
+          values.length === 0
+            ? { kind: 'empty', reason: 'no value can equal NULL or MISSING' }
+            : { kind: 'indexScan', index: ix.name, path: ix.path, range: { kind: 'eq', values } },
+        consumed: [eq.conj],
+      };
+    }
+  }
+  for (const ix of indexes) {
+    const rs = cands.filter(
+      (c): c is Extract<Candidate, { kind: 'cmp' }> =>
+        c.kind === 'cmp' && samePath(c.path, ix.path),
+    );
+    const first = rs[0];
+    if (!first) continue;
+    if (!usable(first.value)) {
+      return {
+        access: { kind: 'empty', reason: 'a comparison with NULL or MISSING is never true' },
+        consumed: [first.conj],
+      };
+    }
+    const type = typeOf(first.value);
+    let lower: IndexBound | undefined;
+    let upper: IndexBound | undefined;
+    const used: Expr[] = [];
+    for (const r of rs) {
+      if (!usable(r.value) || typeOf(r.value) !== type) continue;
+      const bound = { value: r.value, inclusive: r.op === '<=' || r.op === '>=' };
+      if (r.op === '>' || r.op === '>=') {
+        if (
+          !lower ||
+          compareValues(bound.value, lower.value) > 0 ||
+          (compareValues(bound.value, lower.value) === 0 && !bound.inclusive)
+        )
+          lower = bound;
+      } else if (
+        !upper ||
+        compareValues(bound.value, upper.value) < 0 ||
+        (compareValues(bound.value, upper.value) === 0 && !bound.inclusive)
+      ) {
+        upper = bound;
+      }
+      used.push(r.conj);
+    }
+    return {
+      access: {
+        kind: 'indexScan',
+        index: ix.name,
+        path: ix.path,
+        range: { kind: 'range', type, ...(lower ? { lower } : {}), ...(upper ? { upper } : {}) },
+      },
+      consumed: used,
+    };
+  }
+  // An OR conjunct whose every disjunct has an access path: the union of those paths. The OR
+  // is consumed only when each branch makes its whole disjunct true exactly; otherwise it stays
+  // in the residual, which then filters the union's candidates exactly.
+  for (const c of conj) {
+    if (c.kind !== 'binary' || c.op !== 'OR') continue;
+    const branches: UnionBranch[] = [];
+    let exact = true;
+    let servable = true;
+    for (const d of disjuncts(c)) {
+      const dc = plannerConjuncts(d, alias);
+      const sub = chooseAccess(dc, indexes, alias);
+      if (sub.access.kind === 'fullScan' || sub.access.kind === 'indexOrder') {
+        servable = false;
+        break;
+      }
+      if (dc.some((x) => !sub.consumed.includes(x))) exact = false;
+      if (sub.access.kind === 'union') branches.push(...sub.access.branches);
+      else if (sub.access.kind !== 'empty') branches.push(sub.access);
+    }
+    if (!servable) continue;
+    return {
+      access:
+        branches.length === 0
+          ? { kind: 'empty', reason: 'no disjunct can be true' }
+          : branches.length === 1
+            ? (branches[0] as UnionBranch)
+            : { kind: 'union', branches },
+      consumed: exact ? [c] : [],
+    };
+  }
+  return { access: { kind: 'fullScan' }, consumed: [] };
+}
+
+/** Plans a SELECT. */
+export function planQuery(stmt: SelectStatement, options: PlanOptions = {}): QueryPlan {
+  const args = options.args ?? {};
+  const alias = stmt.alias;
+  const where = stmt.where && bindParams(stmt.where, args);
+  const conj = plannerConjuncts(where, alias);
   const indexes = (options.indexes ?? []).filter((i) => i.collection === stmt.from.name);
-  let access: AccessPath = { kind: 'fullScan' };
-  let consumed: Expr[] = [];
+  let access: AccessPath;
+  let consumed: readonly Expr[] = [];
 
   const intValue = (e: Expr | undefined, what: string): number | undefined => {
     if (e === undefined) return undefined;
@@ -288,78 +439,7 @@ export function planQuery(stmt: SelectStatement, options: PlanOptions = {}): Que
         : stmt.useIds.ids.map((e) => compileExpr(bindParams(e, args))({ doc: {}, vars: [] }));
     access = { kind: 'ids', ids: dedupe(ids.filter(usable)) };
   } else {
-    const cands = conj
-      .map((c) => candidate(c, alias))
-      .filter((c): c is Candidate => c !== undefined);
-    const idEq = cands.find((c) => c.kind === 'eq' && samePath(c.path, ['_id']));
-    if (idEq && idEq.kind === 'eq') {
-      access = { kind: 'ids', ids: dedupe(idEq.values.filter(usable)) };
-      consumed = [idEq.conj];
-    } else {
-      for (const ix of indexes) {
-        const eq = cands.find((c) => c.kind === 'eq' && samePath(c.path, ix.path));
-        if (eq && eq.kind === 'eq') {
-          const values = dedupe(eq.values.filter(usable)).sort(compareValues);
-          access =
-            values.length === 0
-              ? { kind: 'empty', reason: 'no value can equal NULL or MISSING' }
-              : { kind: 'indexScan', index: ix.name, path: ix.path, range: { kind: 'eq', values } };
-          consumed = [eq.conj];
-          break;
-        }
-      }
-      if (access.kind === 'fullScan') {
-        for (const ix of indexes) {
-          const rs = cands.filter(
-            (c): c is Extract<Candidate, { kind: 'cmp' }> =>
-              c.kind === 'cmp' && samePath(c.path, ix.path),
-          );
-          const first = rs[0];
-          if (!first) continue;
-          if (!usable(first.value)) {
-            access = { kind: 'empty', reason: 'a comparison with NULL or MISSING is never true' };
-            consumed = [first.conj];
-            break;
-          }
-          const type = typeOf(first.value);
-          let lower: IndexBound | undefined;
-          let upper: IndexBound | undefined;
-          const used: Expr[] = [];
-          for (const r of rs) {
-            if (!usable(r.value) || typeOf(r.value) !== type) continue;
-            const bound = { value: r.value, inclusive: r.op === '<=' || r.op === '>=' };
-            if (r.op === '>' || r.op === '>=') {
-              if (
-                !lower ||
-                compareValues(bound.value, lower.value) > 0 ||
-                (compareValues(bound.value, lower.value) === 0 && !bound.inclusive)
-              )
-                lower = bound;
-            } else if (
-              !upper ||
-              compareValues(bound.value, upper.value) < 0 ||
-              (compareValues(bound.value, upper.value) === 0 && !bound.inclusive)
-            ) {
-              upper = bound;
-            }
-            used.push(r.conj);
-          }
-          access = {
-            kind: 'indexScan',
-            index: ix.name,
-            path: ix.path,
-            range: {
-              kind: 'range',
-              type,
-              ...(lower ? { lower } : {}),
-              ...(upper ? { upper } : {}),
-            },
-          };
-          consumed = used;
-          break;
-        }
-      }
-    }
+    ({ access, consumed } = chooseAccess(conj, indexes, alias));
   }
 
   const residual = andAll(conj.filter((c) => !consumed.includes(c)));
@@ -410,9 +490,19 @@ export function planQuery(stmt: SelectStatement, options: PlanOptions = {}): Que
     };
   }
 
+  const limit = intValue(stmt.limit && bindParams(stmt.limit, args), 'LIMIT');
   let orderFromAccess = false;
   if (!aggregation && !stmt.distinct) {
+    // ORDER BY an indexed path with LIMIT and no better access path: read the index in order
+    // and stop early. Without LIMIT a scan and a sort do less work (the index read still has to
+    // be completed by a scan for the documents the index does not hold).
+    const key = orderBy.length === 1 ? (orderBy[0] as OrderKey) : undefined;
+    const keyPath = key && rootPath(key.expr, alias);
+    const ix = keyPath && indexes.find((i) => samePath(i.path, keyPath));
+    if (access.kind === 'fullScan' && ix && limit !== undefined)
+      access = { kind: 'indexOrder', index: ix.name, path: ix.path };
     if (orderBy.length === 0) orderFromAccess = access.kind === 'fullScan';
+    else if (access.kind === 'indexOrder') orderFromAccess = true;
     else if (orderBy.length === 1 && access.kind === 'indexScan') {
       const p = rootPath((orderBy[0] as OrderKey).expr, alias);
       orderFromAccess =
@@ -423,7 +513,6 @@ export function planQuery(stmt: SelectStatement, options: PlanOptions = {}): Que
           (orderBy[0] as OrderKey).direction === 'ASC');
     }
   }
-  const limit = intValue(stmt.limit && bindParams(stmt.limit, args), 'LIMIT');
   return {
     kind: 'query',
     collection: stmt.from.name,
@@ -463,7 +552,11 @@ export interface SourceCapabilities {
   readonly orderedIndex: boolean;
 }
 
-/** A request to scan one index. */
+/**
+ * A request to scan one index.
+ * @remarks Unions (OR) send one request per branch, always `asc`, and de-duplicate by `_id`
+ * themselves; index order sends one unbounded `range` per value type (see {@link IndexRange}).
+ */
 export interface IndexScanRequest {
   readonly collection: string;
   readonly index: string;
@@ -589,15 +682,7 @@ export function rowFunctions(
   directions: readonly ('ASC' | 'DESC')[];
 } {
   const p = prepare(plan, options);
-  const a = plan.access;
-  const access: (doc: Document) => boolean =
-    a.kind === 'fullScan'
-      ? () => true
-      : a.kind === 'empty'
-        ? () => false
-        : a.kind === 'ids'
-          ? (doc) => a.ids.some((id) => compareValues(id, getField(doc, '_id')) === 0)
-          : (doc) => inIndexRange(valueAtPath(doc, a.path), a.range);
+  const access = accessAccepts(plan.access);
   return {
     accepts: (doc) => access(doc) && p.where(doc),
     row: (doc) => {
@@ -606,6 +691,25 @@ export function rowFunctions(
     },
     directions: p.directions,
   };
+}
+
+/** Whether an access path yields a document (before the residual filter). */
+function accessAccepts(a: AccessPath): (doc: Document) => boolean {
+  switch (a.kind) {
+    case 'fullScan':
+    case 'indexOrder':
+      return () => true;
+    case 'empty':
+      return () => false;
+    case 'ids':
+      return (doc) => a.ids.some((id) => compareValues(id, getField(doc, '_id')) === 0);
+    case 'indexScan':
+      return (doc) => inIndexRange(valueAtPath(doc, a.path), a.range);
+    case 'union': {
+      const branches = a.branches.map(accessAccepts);
+      return (doc) => branches.some((b) => b(doc));
+    }
+  }
 }
 
 function prepare(plan: QueryPlan, options: ExecuteOptions): Prepared {
@@ -725,6 +829,26 @@ export interface AsyncDocumentSource {
   indexScan(request: IndexScanRequest): AsyncIterable<Document> | Iterable<Document>;
 }
 
+/** One stretch of an access path: a source call, optionally filtered and ordered by `_id`. */
+interface AccessPart<T> {
+  readonly open: () => T | readonly Document[];
+  /** Keep only the documents for which this holds. */
+  readonly keep?: (doc: Document) => boolean;
+  /** Read the whole stretch, then yield it in this `_id` order. */
+  readonly sortById?: 'ASC' | 'DESC';
+}
+
+/** The value types an index holds, in collation order (MISSING is never indexed). */
+const INDEXED_TYPES: readonly ValueType[] = [
+  'boolean',
+  'number',
+  'binary',
+  'string',
+  'array',
+  'object',
+  'null',
+];
+
 function openAccess<T>(
   plan: QueryPlan,
   source: {
@@ -733,32 +857,134 @@ function openAccess<T>(
     get(c: string, ids: readonly JsonValue[]): T;
     indexScan(r: IndexScanRequest): T;
   },
-): { docs: T | readonly Document[]; ordered: boolean } {
+): { parts: readonly AccessPart<T>[]; dedupe: boolean; ordered: boolean } {
   const access = plan.access;
+  const collection = plan.collection;
+  const caps = source.capabilities;
+  const one = (open: () => T | readonly Document[], ordered: boolean) => ({
+    parts: [{ open }],
+    dedupe: false,
+    ordered,
+  });
+  const scanIndex = (
+    a: { readonly index: string; readonly path: readonly string[] },
+    range: IndexRange,
+    direction: 'asc' | 'desc',
+  ) => source.indexScan({ collection, index: a.index, path: a.path, range, direction });
   switch (access.kind) {
     case 'empty':
-      return { docs: [], ordered: false };
+      return one(() => [], false);
     case 'ids':
-      return { docs: source.get(plan.collection, access.ids), ordered: false };
+      return one(() => source.get(collection, access.ids), false);
     case 'fullScan':
-      return {
-        docs: source.scan(plan.collection),
-        ordered: plan.orderFromAccess && source.capabilities.orderedScan,
-      };
+      return one(() => source.scan(collection), plan.orderFromAccess && caps.orderedScan);
     case 'indexScan': {
       const desc = plan.orderBy.length === 1 && plan.orderBy[0]?.direction === 'DESC';
+      return one(
+        () => scanIndex(access, access.range, desc ? 'desc' : 'asc'),
+        plan.orderFromAccess && caps.orderedIndex,
+      );
+    }
+    case 'union':
       return {
-        docs: source.indexScan({
-          collection: plan.collection,
-          index: access.index,
-          path: access.path,
-          range: access.range,
-          direction: desc ? 'desc' : 'asc',
-        }),
-        ordered: plan.orderFromAccess && source.capabilities.orderedIndex,
+        parts: access.branches.map((b) => ({
+          open: () =>
+            b.kind === 'ids' ? source.get(collection, b.ids) : scanIndex(b, b.range, 'asc'),
+        })),
+        dedupe: true,
+        ordered: false,
+      };
+    case 'indexOrder': {
+      // Without an ordered index the index brings nothing: scan and sort.
+      if (!caps.orderedIndex || !plan.orderFromAccess)
+        return one(() => source.scan(collection), false);
+      const desc = plan.orderBy[0]?.direction === 'DESC';
+      const path = access.path;
+      // One unbounded range per type, in collation order: together, every indexed value.
+      const indexed = INDEXED_TYPES.map((type): AccessPart<T> => ({
+        open: () => scanIndex(access, { kind: 'range', type }, desc ? 'desc' : 'asc'),
+      }));
+      // Documents without the field are not in the index and sort after every value.
+      const missing: AccessPart<T> = {
+        open: () => source.scan(collection),
+        keep: (doc) => valueAtPath(doc, path) === MISSING,
+        ...(!desc && caps.orderedScan ? {} : { sortById: desc ? 'DESC' : 'ASC' }),
+      };
+      return {
+        parts: desc ? [missing, ...indexed.reverse()] : [...indexed, missing],
+        dedupe: false,
+        ordered: true,
       };
     }
   }
+}
+
+function sortById(docs: Document[], direction: 'ASC' | 'DESC'): Document[] {
+  docs.sort((a, b) => compareValues(getField(a, '_id'), getField(b, '_id')));
+  return direction === 'DESC' ? docs.reverse() : docs;
+}
+
+/** The documents of an access path's parts, in order, each once when `dedupe`. */
+function* chainParts(
+  parts: readonly AccessPart<Iterable<Document>>[],
+  dedupe: boolean,
+): Generator<Document> {
+  const seen = new Set<string>();
+  for (const part of parts) {
+    let docs = part.open();
+    const keep = part.keep;
+    if (part.sortById) {
+      const all: Document[] = [];
+      for (const doc of docs) if (!keep || keep(doc)) all.push(doc);
+      docs = sortById(all, part.sortById);
+    }
+    for (const doc of docs) {
+      if (keep && !part.sortById && !keep(doc)) continue;
+      if (dedupe) {
+        const k = valueKey(getField(doc, '_id'));
+        if (seen.has(k)) continue;
+        seen.add(k);
+      }
+      yield doc;
+    }
+  }
+}
+
+/** {@link chainParts} over an asynchronous source. */
+async function* chainPartsAsync(
+  parts: readonly AccessPart<AsyncIterable<Document> | Iterable<Document>>[],
+  dedupe: boolean,
+): AsyncGenerator<Document> {
+  const seen = new Set<string>();
+  for (const part of parts) {
+    let docs = part.open();
+    const keep = part.keep;
+    if (part.sortById) {
+      const all: Document[] = [];
+      for await (const doc of docs) if (!keep || keep(doc)) all.push(doc);
+      docs = sortById(all, part.sortById);
+    }
+    for await (const doc of docs) {
+      if (keep && !part.sortById && !keep(doc)) continue;
+      if (dedupe) {
+        const k = valueKey(getField(doc, '_id'));
+        if (seen.has(k)) continue;
+        seen.add(k);
+      }
+      yield doc;
+    }
+  }
+}
+
+/** The documents of a plain access path directly; others through a chaining generator. */
+function accessDocs<T>(
+  opened: { parts: readonly AccessPart<T>[]; dedupe: boolean },
+  chain: (parts: readonly AccessPart<T>[], dedupe: boolean) => T,
+): T | readonly Document[] {
+  const [first, ...rest] = opened.parts;
+  if (first && rest.length === 0 && !opened.dedupe && !first.keep && !first.sortById)
+    return first.open();
+  return chain(opened.parts, opened.dedupe);
 }
 
 /** How many matching documents the executor needs before it can stop (Infinity: all). */
@@ -774,7 +1000,9 @@ export function executePlan(
   options: ExecuteOptions = {},
 ): QueryResult {
   const p = prepare(plan, options);
-  const { docs, ordered } = openAccess(plan, source);
+  const opened = openAccess(plan, source);
+  const ordered = opened.ordered;
+  const docs = accessDocs(opened, chainParts);
   const stop = needed(plan, ordered);
   const matched: Document[] = [];
   for (const doc of docs) {
@@ -792,7 +1020,9 @@ export async function executePlanAsync(
   options: ExecuteOptions = {},
 ): Promise<QueryResult> {
   const p = prepare(plan, options);
-  const { docs, ordered } = openAccess(plan, source);
+  const opened = openAccess(plan, source);
+  const ordered = opened.ordered;
+  const docs = accessDocs(opened, chainPartsAsync);
   const stop = needed(plan, ordered);
   const matched: Document[] = [];
   for await (const doc of docs) {
@@ -896,16 +1126,28 @@ function describeRange(path: readonly string[], r: IndexRange): string {
 export function explain(plan: QueryPlan): string {
   const lines = [`query ${plan.collection}${plan.alias === undefined ? '' : ` AS ${plan.alias}`}`];
   const a = plan.access;
-  lines.push(
-    '  access: ' +
-      (a.kind === 'fullScan'
-        ? 'full scan'
-        : a.kind === 'empty'
-          ? `none (${a.reason})`
-          : a.kind === 'ids'
-            ? `ids [${a.ids.map(printValue).join(', ')}]`
-            : `index ${a.index} ${describeRange(a.path, a.range)}`),
-  );
+  const describe = (x: AccessPath): string => {
+    switch (x.kind) {
+      case 'fullScan':
+        return 'full scan';
+      case 'empty':
+        return `none (${x.reason})`;
+      case 'ids':
+        return `ids [${x.ids.map(printValue).join(', ')}]`;
+      case 'indexScan':
+        return `index ${x.index} ${describeRange(x.path, x.range)}`;
+      case 'union':
+        return `union of ${x.branches.length} (each document once, by _id)`;
+      case 'indexOrder': {
+        const p = x.path.join('.');
+        return plan.orderBy[0]?.direction === 'DESC'
+          ? `index ${x.index} all ${p} values in order DESC, after the documents without ${p} (full scan)`
+          : `index ${x.index} all ${p} values in order ASC, then the documents without ${p} (full scan)`;
+      }
+    }
+  };
+  lines.push(`  access: ${describe(a)}`);
+  if (a.kind === 'union') for (const b of a.branches) lines.push(`    - ${describe(b)}`);
   if (plan.residual) lines.push(`  filter: ${printExpression(plan.residual)}`);
   if (plan.aggregation) {
     const g = plan.aggregation;

@@ -103,6 +103,93 @@ export function getElement(v: Value, i: number): Value {
   return r === undefined ? MISSING : r;
 }
 
+/**
+ * Field names a lookup `v[name]` can only find as an own field of a plain object: not a member
+ * of `Object.prototype`, `Array.prototype` or the typed-array prototypes (`length`, `buffer`,
+ * `toString`, `__proto__`, …) and not a canonical numeric string (an array or binary index).
+ */
+const UNSAFE_FIELD_NAMES: ReadonlySet<string> = (() => {
+  const names = new Set<string>(['__proto__']);
+  for (const sample of [{}, [], new Uint8Array(0)]) {
+    for (let o: object | null = sample; o !== null; o = Object.getPrototypeOf(o) as object | null)
+      for (const k of Object.getOwnPropertyNames(o)) names.add(k);
+  }
+  return names;
+})();
+
+/**
+ * Whether `obj[name]` on any value can only read an own field of a plain object.
+ * @remarks Internal to the package (not exported from the index).
+ */
+export function isPlainFieldName(name: string): boolean {
+  return !UNSAFE_FIELD_NAMES.has(name) && name !== '-0' && String(Number(name)) !== name;
+}
+
+/**
+ * A reader for a path of field names below `holder.doc`: `valueAtPath(holder.doc, path)`,
+ * specialised.
+ * @remarks The evaluator's hot path (a compiled row is such a holder, so no wrapper call is
+ * needed). For names that {@link isPlainFieldName} accepts one property load per step is enough
+ * — arrays, binary and prototype members cannot answer — so the reader skips the checks
+ * {@link getField} makes; a defined non-function result is the field. Other paths fall back to
+ * {@link valueAtPath}. Results always equal {@link valueAtPath}.
+ */
+export function docPathReader(path: readonly string[]): (holder: { readonly doc: Value }) => Value {
+  if (!path.every(isPlainFieldName)) return (h) => valueAtPath(h.doc, path);
+  type Obj = Record<string, unknown>;
+  const step = (v: unknown, name: string): Value => {
+    if (typeof v !== 'object' || v === null) return MISSING;
+    const r = (v as Obj)[name];
+    return r === undefined || typeof r === 'function' ? MISSING : (r as Value);
+  };
+  switch (path.length) {
+    case 0:
+      return (h) => h.doc;
+    case 1: {
+      const a = path[0] as string;
+      return (h) => {
+        const root = h.doc;
+        if (typeof root !== 'object' || root === null) return MISSING;
+        const r = (root as Obj)[a];
+        return r === undefined || typeof r === 'function' ? MISSING : (r as Value);
+      };
+    }
+    case 2: {
+      const a = path[0] as string;
+      const b = path[1] as string;
+      return (h) => {
+        const root = h.doc;
+        if (typeof root !== 'object' || root === null) return MISSING;
+        const x = (root as Obj)[a];
+        if (typeof x !== 'object' || x === null) return MISSING;
+        const r = (x as Obj)[b];
+        return r === undefined || typeof r === 'function' ? MISSING : (r as Value);
+      };
+    }
+    case 3: {
+      const a = path[0] as string;
+      const b = path[1] as string;
+      const c = path[2] as string;
+      return (h) => {
+        const root = h.doc;
+        if (typeof root !== 'object' || root === null) return MISSING;
+        const x = (root as Obj)[a];
+        if (typeof x !== 'object' || x === null) return MISSING;
+        const y = (x as Obj)[b];
+        if (typeof y !== 'object' || y === null) return MISSING;
+        const r = (y as Obj)[c];
+        return r === undefined || typeof r === 'function' ? MISSING : (r as Value);
+      };
+    }
+    default:
+      return (h) => {
+        let v: Value = h.doc;
+        for (let i = 0; i < path.length && v !== MISSING; i++) v = step(v, path[i] as string);
+        return v;
+      };
+  }
+}
+
 /** The value at a path of field names from `root`, or MISSING. */
 export function valueAtPath(root: Value, path: readonly string[]): Value {
   let v = root;

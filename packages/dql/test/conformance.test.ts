@@ -131,6 +131,35 @@ describe('conformance table', () => {
   });
 });
 
+// The same table with an index on every field it queries: index scans, unions (OR) and index
+// order (ORDER BY … LIMIT) must not change a single result.
+const everyIndex = ['make', 'year', 'color', 'tags', 'owner.name', 'v'].map((p) => ({
+  name: `by_${p}`,
+  collection: 'cars',
+  path: p.split('.'),
+}));
+
+describe('conformance table with indexes', () => {
+  it.each(table.filter((r) => typeof r[2] !== 'string'))('%s %j', (text, args, expected) => {
+    expect(run(text, cars, args, everyIndex)).toEqual(expected);
+  });
+  it.each([
+    ["SELECT _id FROM cars WHERE make = 'Saab' OR year > 2005", [{ _id: 'b' }, { _id: 'd' }]],
+    [
+      "SELECT _id FROM cars WHERE color = 'red' OR owner.name = 'Ann'",
+      [{ _id: 'a' }, { _id: 'c' }],
+    ],
+    ['SELECT _id FROM cars ORDER BY year DESC LIMIT 2', [{ _id: 'c' }, { _id: 'd' }]],
+    [
+      'SELECT _id FROM cars ORDER BY owner.name LIMIT 3',
+      [{ _id: 'a' }, { _id: 'c' }, { _id: 'b' }],
+    ],
+  ] as const)('%s', (text, expected) => {
+    expect(run(text, cars, {}, everyIndex)).toEqual(expected);
+    expect(run(text, cars)).toEqual(expected);
+  });
+});
+
 describe('sort order across types', () => {
   it('false < true < numbers < binary < strings < arrays < objects < null < missing; DESC reverses', () => {
     const docs = [

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { hasCode } from '@lattice/errors';
-import { evaluate, likeMatch, MISSING, parseExpression } from '@lattice/dql';
+import { evaluate, FUNCTIONS, likeMatch, MISSING, parseExpression } from '@lattice/dql';
 import type { Value } from '@lattice/dql';
 
 const now = () => Date.UTC(2026, 10, 20, 10, 0, 0, 0);
@@ -74,7 +74,68 @@ const cases: [string, Value][] = [
   ['round(2.345, 2)', 2.35],
   ['floor(NULL)', null],
   ["contains('abc', 'b')", true],
+  ['ifmissingornull(MISSING, NULL, 0)', 0],
+  ['ifmissingornull(MISSING, NULL)', null],
+  ["ltrim('  a ')", 'a '],
+  ["ltrim('xxa', 'x')", 'a'],
+  ["rtrim('  a ')", '  a'],
+  ["rtrim('axx', 'x')", 'a'],
+  ['ceil(1.2)', 2],
+  ['ceil(-1.2)', -1],
+  // array_contains looks for a NULL element rather than propagating NULL (stated in the README).
+  ['array_contains([1, NULL], NULL)', true],
+  ['array_contains([1], NULL)', false],
 ];
+
+// One valid call per function with arguments; each argument in turn replaced by MISSING must
+// give MISSING and by NULL must give NULL (the rule of the README), except where listed.
+const D = "'2026-01-01T00:00:00Z'";
+const calls: Record<string, string[]> = {
+  length: ["'abc'"],
+  array_length: ['[1]'],
+  array_contains: ['[1]', '1'],
+  object_keys: ["{'a': 1}"],
+  object_values: ["{'a': 1}"],
+  object_length: ["{'a': 1}"],
+  lower: ["'A'"],
+  upper: ["'a'"],
+  trim: ["' a '", "' '"],
+  ltrim: ["' a'", "' '"],
+  rtrim: ["'a '", "' '"],
+  substr: ["'abc'", '1', '1'],
+  contains: ["'abc'", "'b'"],
+  regexp_like: ["'abc'", "'b'"],
+  abs: ['-1'],
+  ceil: ['1.5'],
+  floor: ['1.5'],
+  round: ['1.25', '1'],
+  date_add: [D, '1', "'day'"],
+  date_sub: [D, '1', "'day'"],
+  date_diff: ["'2026-01-02T00:00:00Z'", D, "'day'"],
+  date_part: [D, "'year'"],
+  date_trunc: [D, "'month'"],
+  date_to_millis: [D],
+  millis_to_date: ['0'],
+};
+/** `function/argument index` whose NULL result is not NULL, with the result. */
+const nullExceptions: Record<string, Value> = { 'array_contains/1': false };
+
+describe('MISSING and NULL arguments, every function', () => {
+  it('covers every function of the registry', () => {
+    const own = ['coalesce', 'ifmissing', 'ifnull', 'ifmissingornull', 'nvl', 'type', 'clock'];
+    expect([...FUNCTIONS.keys()].sort()).toEqual([...own, ...Object.keys(calls)].sort());
+  });
+  const rows = Object.entries(calls).flatMap(([f, args]) =>
+    args.map((_, i) => [f, i, args] as const),
+  );
+  it.each(rows)('%s argument %i', (f, i, args) => {
+    const call = (x: string): string => `${f}(${args.map((a, j) => (j === i ? x : a)).join(', ')})`;
+    expect(ev(call(args[i] as string))).not.toBe(null);
+    expect(ev(call('MISSING'))).toBe(MISSING);
+    const key = `${f}/${i}`;
+    expect(ev(call('NULL'))).toBe(key in nullExceptions ? nullExceptions[key] : null);
+  });
+});
 
 describe('functions', () => {
   it.each(cases)('%s', (text, want) => {
