@@ -17,7 +17,7 @@
  * keeps its closures; {@link CODEGEN_AVAILABLE} says which. Results equal the closures'
  * exactly — the evaluator property tests run both.
  */
-import { isPlainFieldName, MISSING } from './values.js';
+import { hasHighUnits, isPlainFieldName, MISSING } from './values.js';
 import type { Value } from './values.js';
 
 /** What a generated function reads: a row or any holder of the document. */
@@ -96,6 +96,11 @@ function generable(path: readonly string[], tests: readonly ConstantTest[]): str
   if (!CODEGEN_AVAILABLE || first === undefined || !path.every(isPlainFieldName)) return undefined;
   const type = typeof first.value;
   if (tests.some((t) => typeof t.value !== type || (t.op === 'prefix' && type !== 'string')))
+    return undefined;
+  // Generated code compares strings with JavaScript's `<`, which is code-point order unless the
+  // constant holds units at or above U+D800 (see compareStrings): leave those to the closures.
+  const ordered = (t: ConstantTest): boolean => t.op !== '=' && t.op !== '!=' && t.op !== 'prefix';
+  if (type === 'string' && tests.some((t) => ordered(t) && hasHighUnits(t.value as string)))
     return undefined;
   return type;
 }

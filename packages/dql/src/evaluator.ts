@@ -29,8 +29,10 @@ import { FUNCTIONS } from './functions.js';
 import type { FunctionContext } from './functions.js';
 import {
   compareForOperator,
+  compareStrings,
   getElement,
   getField,
+  hasHighUnits,
   MISSING,
   docPathReader,
   valuesEqual,
@@ -159,7 +161,7 @@ function compareWithConstant(
 ): Compiled | undefined {
   if (k.kind !== 'literal' || x.kind === 'literal') return undefined;
   const c = k.value;
-  if (path && codegen && (typeof c === 'number' || typeof c === 'string')) {
+  if (path && codegen && (typeof c === 'number' || (typeof c === 'string' && !hasHighUnits(c)))) {
     const generated = generatePathTest(path, [{ op, value: c }]);
     if (generated) return generated;
   }
@@ -196,6 +198,14 @@ function compareWithConstant(
           return typeof v === 'number' ? v >= c : v === null ? null : MISSING;
         };
     }
+  }
+  if (typeof c === 'string' && hasHighUnits(c) && op !== '=' && op !== '!=') {
+    // JavaScript's `<` is not code-point order for such a constant: compare exactly.
+    const holds = ORDER_TEST[op];
+    return (r) => {
+      const v = read(r);
+      return typeof v === 'string' ? holds(compareStrings(v, c)) : v === null ? null : MISSING;
+    };
   }
   if (typeof c === 'string') {
     switch (op) {
@@ -268,12 +278,29 @@ function rangeWithConstants(
       return typeof v === 'number' ? v > lo && v < hi : v === null ? null : MISSING;
     };
   }
+  if (hasHighUnits(String(lo)) || hasHighUnits(String(hi))) {
+    // JavaScript's `<` is not code-point order for such bounds: compare exactly.
+    return (r) => {
+      const v = read(r);
+      if (typeof v !== 'string') return v === null ? null : MISSING;
+      const a = compareStrings(v, lo as string);
+      const b = compareStrings(v, hi as string);
+      return (loInclusive ? a >= 0 : a > 0) && (hiInclusive ? b <= 0 : b < 0);
+    };
+  }
   return (r) => {
     const v = read(r);
     if (typeof v !== 'string') return v === null ? null : MISSING;
     return (loInclusive ? v >= lo : v > lo) && (hiInclusive ? v <= hi : v < hi);
   };
 }
+
+const ORDER_TEST: Readonly<Record<'<' | '<=' | '>' | '>=', (c: number) => boolean>> = {
+  '<': (c) => c < 0,
+  '<=': (c) => c <= 0,
+  '>': (c) => c > 0,
+  '>=': (c) => c >= 0,
+};
 
 /** Compiles an expression with bound parameters. */
 export function compileExpr(expr: Expr, options: EvalOptions = {}): Compiled {

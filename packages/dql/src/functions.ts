@@ -9,7 +9,7 @@
  * compile or that is refused as potentially catastrophic.
  */
 import { dqlError } from './errors.js';
-import { isObject, MISSING, typeOf, valuesEqual } from './values.js';
+import { compareStrings, isObject, MISSING, typeOf, valuesEqual } from './values.js';
 import type { JsonObject, JsonValue, Value } from './values.js';
 
 /** What functions may read from the outside world. */
@@ -61,7 +61,7 @@ function finite(n: number): Value {
 }
 
 function sortedKeys(o: JsonObject): string[] {
-  return Object.keys(o).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return Object.keys(o).sort(compareStrings);
 }
 
 function trimWith(s: string, chars: string | undefined, left: boolean, right: boolean): string {

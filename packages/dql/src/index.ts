@@ -104,6 +104,7 @@ export type {
 export { print, printExpression, printIdentifier, printString, printValue } from './printer.js';
 export {
   compareForOperator,
+  compareStrings,
   compareValues,
   getElement,
   getField,

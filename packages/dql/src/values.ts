@@ -200,8 +200,37 @@ export function valueAtPath(root: Value, path: readonly string[]): Value {
   return v;
 }
 
-function compareStrings(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
+const HIGH_UNITS = /[\uD800-\uFFFF]/;
+
+/**
+ * Whether JavaScript's own string order (UTF-16 code units) may differ from code-point order for
+ * `s` against some other string: only when `s` holds a unit at or above U+D800.
+ */
+export function hasHighUnits(s: string): boolean {
+  return HIGH_UNITS.test(s);
+}
+
+/**
+ * Compares two strings by Unicode code point, the order of their UTF-8 bytes (and of the store's
+ * keys and canonical `_id`s).
+ * @remarks It differs from JavaScript's `<` only where one string has a surrogate (an astral
+ * code point) and the other a unit in U+E000…U+FFFF at the first difference, which needs both
+ * strings to hold units at or above U+D800; otherwise the native comparison is exact.
+ */
+export function compareStrings(a: string, b: string): number {
+  if (a === b) return 0;
+  if (!HIGH_UNITS.test(a) || !HIGH_UNITS.test(b)) return a < b ? -1 : 1;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    const sx = x >= 0xd800 && x <= 0xdfff;
+    const sy = y >= 0xd800 && y <= 0xdfff;
+    if (sx !== sy) return sx ? 1 : -1;
+    return x < y ? -1 : 1;
+  }
+  return a.length < b.length ? -1 : 1;
 }
 
 function compareBytes(a: Uint8Array, b: Uint8Array): number {

@@ -5,10 +5,12 @@ import { describe, expect, it } from 'vitest';
 import { fc, test } from '@fast-check/vitest';
 import {
   compareForOperator,
+  compareValues,
   compileExpr,
   compilePredicate,
   likeMatch,
   MISSING,
+  parseExpression,
   PREDICATE_TIER_UP,
   valueAtPath,
 } from '@lattice/dql';
@@ -210,5 +212,39 @@ describe('evaluator fast paths equal the general rules', () => {
     ])
       expect(run(pathExpr(p), d)).toBe(MISSING);
     expect(run(pathExpr(['__proto__']), object([['__proto__', 1]]))).toBe(1);
+  });
+});
+
+describe('string order is by code point', () => {
+  const emoji = '\u{1F600}'; // a surrogate pair in UTF-16
+  const high = '\uFFFD'; // a BMP unit above the surrogates
+  it('puts astral characters after every BMP character, as UTF-8 bytes do', () => {
+    expect(compareValues(emoji, high)).toBe(1);
+    expect(compareValues(high, emoji)).toBe(-1);
+    expect(compareValues('a' + emoji, 'a' + high)).toBe(1);
+    expect(compareValues('b', 'a' + emoji)).toBe(1);
+    expect(compareValues(emoji, emoji)).toBe(0);
+    const sorted = [emoji, high, 'z', 'a'].sort(compareValues);
+    expect(sorted).toEqual(['a', 'z', high, emoji]);
+    const utf8 = [emoji, high, 'z', 'a'].sort((x, y) =>
+      Buffer.compare(Buffer.from(x), Buffer.from(y)),
+    );
+    expect(sorted).toEqual(utf8);
+  });
+
+  it('filters with that order in closures and in generated code', () => {
+    const docs = [
+      { _id: 1, s: emoji },
+      { _id: 2, s: high },
+      { _id: 3, s: 'a' },
+    ];
+    for (const codegen of [false, true]) {
+      const lt = compilePredicate(parseExpression(`s < '${high}'`), { codegen });
+      expect(docs.filter(lt).map((d) => d._id)).toEqual([3]);
+      const gt = compilePredicate(parseExpression(`s > '${high}'`), { codegen });
+      expect(docs.filter(gt).map((d) => d._id)).toEqual([1]);
+      const between = compilePredicate(parseExpression(`s BETWEEN 'a' AND '${high}'`), { codegen });
+      expect(docs.filter(between).map((d) => d._id)).toEqual([2, 3]);
+    }
   });
 });
