@@ -1,28 +1,143 @@
 /**
- * The multiplexer service: fragmentation, reassembly and failover between links.
+ * The multiplexer service: wires a {@link Multiplexer} to the transports' links over the bus.
  *
  * @remarks
- * So far it is the service skeleton only: it starts on a bus and answers health. Its own logic
- * arrives with issue #7 (see docs/roadmap.md).
+ * Bus surface (kept small on purpose):
+ * - consumes the link contract of every transport in `--transports` (see `bus-link-driver.ts`);
+ * - answers `Subjects.request('multiplexer', 'presence')` with a `lattice.v1.MuxPresence`;
+ * - publishes the same report on `Subjects.event('multiplexer', 'presence')` every
+ *   `--presence-interval-ms` (0 turns it off) for the gateway's mesh graph;
+ * - health details: peer id, peers and links connected.
+ *
+ * The merge service talks to the multiplexer in process: `startMultiplexerService` returns the
+ * {@link Multiplexer} (`send(peerId, bytes, {stream})`, `messages()`, `on(event)`), which
+ * `lattice up` hands to merge. The peer identity comes from `--identity-seed` (64 hex digits, the
+ * ed25519 seed) until the identity issue provides key storage; without it, a new identity is
+ * made at each start.
  */
-import { baseConfigSchema, defineService } from '@lattice/service';
+import { z } from 'zod';
+import { serve, type Server } from '@lattice/bus';
+import {
+  baseConfigSchema,
+  defineService,
+  type ServiceContext,
+  type ServiceInstance,
+} from '@lattice/service';
+import { SERVICE_NAMES, v1, type ServiceName } from '@lattice/proto';
+import { BusLinkDriver } from './bus-link-driver.js';
+import { createIdentity } from './handshake.js';
+import { Multiplexer, type MultiplexerOptions } from './multiplexer.js';
 
 /** Version reported in health replies. */
 export const VERSION = '0.1.0';
 
+const text = z.string();
+const isServiceName = (t: string): t is ServiceName =>
+  (SERVICE_NAMES as readonly string[]).includes(t);
+const split = (s: string): string[] =>
+  s
+    .split(',')
+    .map((t) => t.trim())
+    .filter((t) => t.length > 0);
+
 /** Settings of the multiplexer service (flags and `LATTICE_*` variables). */
-export const multiplexerConfigSchema = baseConfigSchema;
+export const multiplexerConfigSchema = baseConfigSchema.extend({
+  transports: text
+    .default('transport-lan,transport-usb,transport-ble,gateway')
+    .refine(
+      (s) => split(s).every(isServiceName),
+      `must be service names: ${SERVICE_NAMES.join(', ')}`,
+    )
+    .transform((s) => split(s) as ServiceName[])
+    .describe('comma-separated services whose links the multiplexer uses'),
+  identitySeed: text
+    .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex digits')
+    .optional()
+    .describe('ed25519 seed of the peer identity (hex); a new identity each start when absent'),
+  presenceIntervalMs: text
+    .regex(/^\d+$/, 'must be a whole number of milliseconds')
+    .default('5000')
+    .transform(Number)
+    .describe('how often presence is published (ms; 0: never)'),
+});
+
+/** The settings of {@link multiplexerConfigSchema}. */
+export type MultiplexerConfig = ReturnType<typeof multiplexerConfigSchema.parse>;
+
+/** A running multiplexer service, with its in-process API. */
+export interface MultiplexerServiceInstance extends ServiceInstance {
+  readonly multiplexer: Multiplexer;
+  readonly driver: BusLinkDriver;
+}
+
+/**
+ * Starts the multiplexer on a bus: subscribes to the transports, serves presence.
+ * @param options overrides for the {@link Multiplexer} (tests pass their own clock or identity).
+ */
+export async function startMultiplexerService(
+  ctx: ServiceContext<MultiplexerConfig>,
+  options: Partial<MultiplexerOptions> = {},
+): Promise<MultiplexerServiceInstance> {
+  const { bus, config, subjects, logger } = ctx;
+  const identity =
+    options.identity ??
+    createIdentity(
+      config.identitySeed === undefined ? undefined : Buffer.from(config.identitySeed, 'hex'),
+    );
+  const multiplexer = new Multiplexer({ ...options, identity });
+  const driver = new BusLinkDriver({ bus, subjects, transports: config.transports });
+  await driver.ready();
+  const detach = multiplexer.attach(driver);
+  multiplexer.on((event) => {
+    if (event.type === 'link-refused') {
+      logger.warn(
+        { linkId: event.linkId, code: event.error.code, local: event.local },
+        'link refused',
+      );
+    } else if (event.type === 'peer-up' || event.type === 'peer-down') {
+      logger.info({ peerId: event.peerId }, event.type);
+    }
+  });
+  const presence: Server = serve(
+    bus,
+    subjects.request('multiplexer', 'presence'),
+    () => v1.MuxPresence.encode(multiplexer.presence()).finish(),
+    { service: 'multiplexer' },
+  );
+  const publish = (): void =>
+    bus.publish(
+      subjects.event('multiplexer', 'presence'),
+      v1.MuxPresence.encode(multiplexer.presence()).finish(),
+    );
+  const interval =
+    config.presenceIntervalMs > 0 ? setInterval(publish, config.presenceIntervalMs) : undefined;
+  interval?.unref();
+  logger.info({ peerId: multiplexer.peerId, transports: config.transports }, 'multiplexer ready');
+  return {
+    multiplexer,
+    driver,
+    health: () => {
+      const peers = multiplexer.peers();
+      return {
+        peerId: multiplexer.peerId,
+        peers: String(peers.filter((p) => p.connected).length),
+        links: String(peers.reduce((n, p) => n + p.links.length, 0)),
+      };
+    },
+    async stop() {
+      if (interval !== undefined) clearInterval(interval);
+      await presence.stop();
+      detach();
+      await multiplexer.close();
+      await driver.close();
+    },
+  };
+}
 
 /** The multiplexer service definition, started by its `main.ts` or composed by `lattice up`. */
 export const multiplexerService = defineService({
   name: 'multiplexer',
   version: VERSION,
   configSchema: multiplexerConfigSchema,
-  async start() {
-    return {
-      async stop() {
-        // nothing to release yet
-      },
-    };
-  },
+  start: (ctx) => startMultiplexerService(ctx),
 });

@@ -1,0 +1,178 @@
+/**
+ * A {@link LinkDriver} over the bus: the links of transport services that run as their own
+ * processes (or in the same process on a `LocalBus`).
+ *
+ * @remarks
+ * For each transport named in the config it subscribes to `Subjects.linkEvent(transport, 'up' |
+ * 'down')` (`lattice.v1.LinkUp` / `LinkDown`) and `Subjects.allFramesIn(transport)` (each message
+ * a `lattice.v1.LinkFrame`), and publishes the frames to send as `LinkFrame`s on
+ * `Subjects.framesOut(transport, linkId)`. Link ids are `<transport>/<linkId>` here, so two
+ * transports may use the same id. The bus buffers, so `send` always takes a frame (the
+ * multiplexer's per-link in-flight cap bounds what is queued); `closeLink` forgets the link
+ * locally — the bus contract has no close request yet, so the transport keeps the connection
+ * until its own idle timeout (frames on a forgotten link are ignored until it comes up again).
+ */
+import type { Bus, Subscription } from '@lattice/bus';
+import { v1, type ServiceName, type Subjects } from '@lattice/proto';
+import { muxError } from './errors.js';
+import {
+  asLinkId,
+  type LinkDriver,
+  type LinkEvent,
+  type LinkId,
+  type LinkInfo,
+  type LinkListener,
+} from './link-driver.js';
+
+interface BusLink {
+  readonly info: LinkInfo;
+  readonly transport: ServiceName;
+  readonly rawId: string;
+}
+
+/** Counters of a {@link BusLinkDriver}. */
+export interface BusLinkDriverCounters {
+  /** Messages that were not valid LinkUp/LinkDown/LinkFrame protobufs. */
+  undecodable: number;
+  /** Frames for a link that is not up. */
+  unknownLink: number;
+}
+
+/** See the module comment. */
+export class BusLinkDriver implements LinkDriver {
+  readonly name = 'bus';
+  readonly counters: BusLinkDriverCounters = { undecodable: 0, unknownLink: 0 };
+  readonly #bus: Bus;
+  readonly #subjects: Subjects;
+  readonly #links = new Map<LinkId, BusLink>();
+  readonly #listeners = new Set<LinkListener>();
+  readonly #subscriptions: Subscription[] = [];
+  readonly #loops: Promise<void>[] = [];
+
+  constructor(options: {
+    readonly bus: Bus;
+    readonly subjects: Subjects;
+    readonly transports: readonly ServiceName[];
+  }) {
+    this.#bus = options.bus;
+    this.#subjects = options.subjects;
+    for (const t of options.transports) {
+      this.#consume(this.#bus.subscribe(this.#subjects.linkEvent(t, 'up')), (m) =>
+        this.#onUp(t, m),
+      );
+      this.#consume(this.#bus.subscribe(this.#subjects.linkEvent(t, 'down')), (m) =>
+        this.#onDown(t, m),
+      );
+      this.#consume(
+        this.#bus.subscribe(this.#subjects.allFramesIn(t), { maxPending: 1_000_000 }),
+        (m) => this.#onFrame(t, m),
+      );
+    }
+  }
+
+  /** Resolves when the subscriptions reached the server (so no LinkUp published after is missed). */
+  async ready(): Promise<void> {
+    await this.#bus.flush();
+  }
+
+  listen(listener: LinkListener): () => void {
+    this.#listeners.add(listener);
+    for (const l of this.#links.values()) listener({ type: 'up', link: l.info });
+    return () => this.#listeners.delete(listener);
+  }
+
+  send(linkId: LinkId, frame: Uint8Array): boolean {
+    const link = this.#links.get(linkId);
+    if (link === undefined) return false;
+    if (frame.length > link.info.capabilities.maxFrameBytes) {
+      throw muxError('MUX_FRAME_TOO_LARGE', `frame of ${frame.length} bytes on link ${linkId}`, {
+        linkId,
+        bytes: String(frame.length),
+      });
+    }
+    this.#bus.publish(
+      this.#subjects.framesOut(link.transport, link.rawId),
+      v1.LinkFrame.encode({ linkId: link.rawId, data: frame }).finish(),
+    );
+    return true;
+  }
+
+  closeLink(linkId: LinkId, reasonCode: string, reason: string): void {
+    if (!this.#links.delete(linkId)) return;
+    this.#emit({ type: 'down', linkId, reasonCode, reason });
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.#subscriptions) s.unsubscribe();
+    this.#listeners.clear();
+    await Promise.all(this.#loops);
+  }
+
+  #consume(sub: Subscription, handle: (data: Uint8Array) => void): void {
+    this.#subscriptions.push(sub);
+    this.#loops.push(
+      (async () => {
+        for await (const m of sub) handle(m.data);
+      })(),
+    );
+  }
+
+  #decode<T>(decode: () => T): T | undefined {
+    try {
+      return decode();
+    } catch {
+      // Not our contract's protobuf: counted and skipped, like a malformed frame.
+      this.counters.undecodable++;
+      return undefined;
+    }
+  }
+
+  #onUp(transport: ServiceName, data: Uint8Array): void {
+    const up = this.#decode(() => v1.LinkUp.decode(data));
+    if (up === undefined) return;
+    const c = up.capabilities ?? {};
+    const id = asLinkId(`${transport}/${up.linkId}`);
+    const info: LinkInfo = {
+      id,
+      transport: up.transport || transport,
+      remoteAddress: up.remoteAddress,
+      capabilities: {
+        maxFrameBytes: c.maxFrameBytes ?? 0,
+        kind: c.kind ?? 0,
+        reliable: c.reliable ?? false,
+        ordered: c.ordered ?? false,
+        bandwidthBytesPerS: Number(c.bandwidthBytesPerS ?? 0),
+        latencyMs: c.latencyMs ?? 0,
+        checksummed: c.checksummed ?? false,
+      },
+    };
+    if (this.#links.has(id)) this.closeLink(id, 'MUX_UNKNOWN_LINK', 'link came up again');
+    this.#links.set(id, { info, transport, rawId: up.linkId });
+    this.#emit({ type: 'up', link: info });
+  }
+
+  #onDown(transport: ServiceName, data: Uint8Array): void {
+    const down = this.#decode(() => v1.LinkDown.decode(data));
+    if (down === undefined) return;
+    const id = asLinkId(`${transport}/${down.linkId}`);
+    if (!this.#links.delete(id)) return;
+    this.#emit({ type: 'down', linkId: id, reasonCode: down.reasonCode, reason: down.reason });
+  }
+
+  #onFrame(transport: ServiceName, data: Uint8Array): void {
+    const frame = this.#decode(() => v1.LinkFrame.decode(data));
+    if (frame === undefined) return;
+    const id = asLinkId(`${transport}/${frame.linkId}`);
+    if (!this.#links.has(id)) {
+      this.counters.unknownLink++;
+      return;
+    }
+    // protobufjs hands out a Buffer: pass a plain Uint8Array view (no copy) as the contract says.
+    const bytes = new Uint8Array(frame.data.buffer, frame.data.byteOffset, frame.data.byteLength);
+    this.#emit({ type: 'frame', linkId: id, data: bytes });
+  }
+
+  #emit(event: LinkEvent): void {
+    for (const l of [...this.#listeners]) l(event);
+  }
+}

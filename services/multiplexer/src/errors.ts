@@ -1,0 +1,44 @@
+/**
+ * Errors of the multiplexer, each with a stable code.
+ *
+ * @remarks Callers branch on `code` with `hasCode(error, 'MUX_PEER_UNREACHABLE')`.
+ */
+import { errorFactory, ErrorKind } from '@lattice/errors';
+import type { LatticeError } from '@lattice/errors';
+
+/** Error codes of the multiplexer and their kinds. */
+export const MuxErrorCode = {
+  /** A frame is larger than the link carries or the decoder accepts. */
+  MUX_FRAME_TOO_LARGE: ErrorKind.INVALID_ARGUMENT,
+  /** A frame could not be decoded (bad version, truncated, bad checksum, unknown type). */
+  MUX_FRAME_MALFORMED: ErrorKind.INVALID_ARGUMENT,
+  /** A message exceeds the peer's or our maximum message size. */
+  MUX_MESSAGE_TOO_LARGE: ErrorKind.RESOURCE_EXHAUSTED,
+  /** No authenticated link reaches the peer. */
+  MUX_PEER_UNREACHABLE: ErrorKind.UNAVAILABLE,
+  /** A link turned out to reach ourselves. */
+  MUX_SELF_LINK: ErrorKind.FAILED_PRECONDITION,
+  /** The remote side speaks a protocol version we do not. */
+  MUX_VERSION_MISMATCH: ErrorKind.FAILED_PRECONDITION,
+  /** The remote side failed to prove its identity. */
+  MUX_AUTH_FAILED: ErrorKind.UNAUTHENTICATED,
+  /** The multiplexer already has as many peers as it accepts. */
+  MUX_TOO_MANY_PEERS: ErrorKind.RESOURCE_EXHAUSTED,
+  /** The handshake did not finish before its deadline. */
+  MUX_HANDSHAKE_TIMEOUT: ErrorKind.DEADLINE_EXCEEDED,
+  /** A wait was aborted by its signal. */
+  MUX_CANCELLED: ErrorKind.CANCELLED,
+  /** The multiplexer or peer session is closed. */
+  MUX_CLOSED: ErrorKind.UNAVAILABLE,
+  /** An unknown link id was used. */
+  MUX_UNKNOWN_LINK: ErrorKind.NOT_FOUND,
+} as const;
+
+/** One multiplexer error code. */
+export type MuxErrorCode = keyof typeof MuxErrorCode;
+
+/** A multiplexer failure: a `LatticeError` with one of {@link MuxErrorCode}. */
+export type MuxError = LatticeError;
+
+/** Builds a multiplexer error. */
+export const muxError = errorFactory(MuxErrorCode);

@@ -1,0 +1,222 @@
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { NatsBus } from '@lattice/bus';
+import { Subjects, v1 } from '@lattice/proto';
+import { waitFor } from '@lattice/testing';
+import { checkHealth, createLogger, startService, type RunningService } from '@lattice/service';
+import {
+  createIdentity,
+  LoopbackNetwork,
+  multiplexerConfigSchema,
+  multiplexerService,
+  startMultiplexerService,
+  type InboundMessage,
+  type MultiplexerServiceInstance,
+} from '@lattice/multiplexer';
+
+const logger = createLogger('silent', 'test');
+
+/**
+ * A stand-in transport: one loopback link (real time, 512-byte frames, 1 MB/s each way) whose two
+ * ends are published as `transport-lan` links in two peers' namespaces; frames a multiplexer
+ * publishes for the link go into its end, and what comes out of the other end is published to
+ * the other multiplexer, as a real transport would carry them over its socket.
+ */
+function bridge(bus: NatsBus, nsA: Subjects, nsB: Subjects, linkId: string) {
+  const net = new LoopbackNetwork({ seed: 3 });
+  const ends = { a: net.driver('end-a'), b: net.driver('end-b') };
+  const link = net.connect(ends.a, ends.b, {
+    maxFrameBytes: 512,
+    bandwidthBytesPerS: 1_000_000,
+    latencyMs: 2,
+  });
+  const subs = (
+    [
+      [nsA, ends.a, nsB, ends.b],
+      [nsB, ends.b, nsA, ends.a],
+    ] as const
+  ).map(([from, end, to, otherEnd]) => {
+    // What comes out of the other end goes to the other peer's multiplexer.
+    otherEnd.listen((e) => {
+      if (e.type === 'frame') {
+        bus.publish(
+          to.framesIn('transport-lan', linkId),
+          v1.LinkFrame.encode({ linkId, data: e.data }).finish(),
+        );
+      }
+    });
+    const backlog: Uint8Array[] = [];
+    const flush = (): void => {
+      while (backlog.length > 0 && link.isUp && end.send(link.id, backlog[0] as Uint8Array))
+        backlog.shift();
+    };
+    end.listen((e) => {
+      if (e.type === 'writable') flush();
+    });
+    const sub = bus.subscribe(from.framesOut('transport-lan', linkId));
+    void (async () => {
+      for await (const m of sub) {
+        backlog.push(v1.LinkFrame.decode(m.data).data);
+        flush();
+      }
+    })();
+    return sub;
+  });
+  return {
+    up: () => {
+      for (const ns of [nsA, nsB]) {
+        bus.publish(
+          ns.linkEvent('transport-lan', 'up'),
+          v1.LinkUp.encode({
+            linkId,
+            transport: 'lan',
+            capabilities: {
+              maxFrameBytes: 512,
+              kind: v1.LinkKind.LINK_KIND_DATAGRAM,
+              reliable: true,
+              ordered: true,
+              checksummed: true,
+              bandwidthBytesPerS: 1_000_000,
+              latencyMs: 2,
+            },
+          }).finish(),
+        );
+      }
+    },
+    down: () => {
+      link.drop();
+      for (const ns of [nsA, nsB]) {
+        bus.publish(
+          ns.linkEvent('transport-lan', 'down'),
+          v1.LinkDown.encode({ linkId, transport: 'lan' }).finish(),
+        );
+      }
+    },
+    close: () => {
+      for (const s of subs) s.unsubscribe();
+      link.drop();
+    },
+  };
+}
+
+async function until(condition: () => boolean, what: string): Promise<void> {
+  await waitFor(() => condition() || undefined, { what, intervalMs: 5 });
+}
+
+describe('multiplexer service over real NATS', () => {
+  const cleanups: (() => Promise<void> | void)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.reverse()) await c();
+    cleanups.length = 0;
+  });
+
+  it('parses its settings', () => {
+    const c = multiplexerConfigSchema.parse({
+      transports: 'transport-lan, gateway',
+      presenceIntervalMs: '250',
+    });
+    expect(c.transports).toEqual(['transport-lan', 'gateway']);
+    expect(c.presenceIntervalMs).toBe(250);
+    expect(multiplexerConfigSchema.parse({}).transports).toContain('transport-ble');
+    expect(multiplexerConfigSchema.safeParse({ transports: 'transport-lan,ftp' }).success).toBe(
+      false,
+    );
+  });
+
+  it('two multiplexers joined by a loopback link bridged through the bus carry sync traffic both ways', async () => {
+    const url = inject('natsUrl');
+    const tag = `mux${Date.now().toString(36)}${Math.floor(Math.random() * 1e6)}`;
+    const nsA = new Subjects(`${tag}a`);
+    const nsB = new Subjects(`${tag}b`);
+    const busA = await NatsBus.connect({ servers: url, name: 'mux-a' });
+    const busB = await NatsBus.connect({ servers: url, name: 'mux-b' });
+    const busT = await NatsBus.connect({ servers: url, name: 'transport' });
+    cleanups.push(
+      () => busA.close(),
+      () => busB.close(),
+      () => busT.close(),
+    );
+    const config = (ns: Subjects) =>
+      multiplexerConfigSchema.parse({
+        namespace: ns.namespace,
+        natsUrl: url,
+        transports: 'transport-lan',
+        presenceIntervalMs: '0',
+      });
+    const a: MultiplexerServiceInstance = await startMultiplexerService(
+      { bus: busA, config: config(nsA), logger, subjects: nsA },
+      { identity: createIdentity(new Uint8Array(32).fill(11)) },
+    );
+    const b = await startMultiplexerService(
+      { bus: busB, config: config(nsB), logger, subjects: nsB },
+      { identity: createIdentity(new Uint8Array(32).fill(12)) },
+    );
+    cleanups.push(
+      () => a.stop(),
+      () => b.stop(),
+    );
+    const link = bridge(busT, nsA, nsB, 'l1');
+    cleanups.push(() => link.close());
+    await busT.flush();
+    link.up();
+    await until(
+      () =>
+        a.multiplexer.peers().some((p) => p.connected) &&
+        b.multiplexer.peers().some((p) => p.connected),
+      'handshake',
+    );
+    expect(a.multiplexer.peers()[0]?.peerId).toBe(b.multiplexer.peerId);
+
+    const toB = Array.from({ length: 20 }, (_, i) =>
+      new Uint8Array(i % 2 === 0 ? 100 : 20_000).fill(i),
+    );
+    const toA = [new Uint8Array(5_000).fill(7), new Uint8Array(3).fill(8)];
+    const gotB: InboundMessage[] = [];
+    const gotA: InboundMessage[] = [];
+    const readers = [
+      (async () => {
+        for await (const m of b.multiplexer.messages()) if (gotB.push(m) === toB.length) break;
+      })(),
+      (async () => {
+        for await (const m of a.multiplexer.messages()) if (gotA.push(m) === toA.length) break;
+      })(),
+    ];
+    for (const m of toB) await a.multiplexer.send(b.multiplexer.peerId, m);
+    for (const m of toA) await b.multiplexer.send(a.multiplexer.peerId, m, { stream: 0 });
+    await until(() => gotB.length === toB.length && gotA.length === toA.length, 'every message');
+    await Promise.all(readers);
+    expect(gotB.map((m) => m.data)).toEqual(toB);
+    expect(gotA.map((m) => m.data)).toEqual(toA);
+    expect(gotA.every((m) => m.stream === 0 && m.peerId === b.multiplexer.peerId)).toBe(true);
+
+    // Presence over the bus, and the link going down.
+    const reply = await busT.request(nsA.request('multiplexer', 'presence'), new Uint8Array(0));
+    const presence = v1.MuxPresence.decode(reply.data);
+    expect(presence.peerId).toBe(a.multiplexer.peerId);
+    expect(presence.peers[0]?.links?.[0]?.transport).toBe('lan');
+    expect(Number(presence.peers[0]?.payloadBytesSent)).toBe(toB.reduce((n, m) => n + m.length, 0));
+    link.down();
+    await until(() => !a.multiplexer.peers().some((p) => p.connected), 'link down');
+  });
+
+  it('starts as a service and answers health with its peer id', async () => {
+    const url = inject('natsUrl');
+    const ns = new Subjects(`muxh${Date.now().toString(36)}`);
+    const bus = await NatsBus.connect({ servers: url, name: 'mux-health' });
+    cleanups.push(() => bus.close());
+    const running: RunningService = await startService(multiplexerService, {
+      bus,
+      config: multiplexerConfigSchema.parse({
+        namespace: ns.namespace,
+        natsUrl: url,
+        presenceIntervalMs: '0',
+      }),
+      logger,
+      subjects: ns,
+    });
+    cleanups.push(() => running.stop());
+    const health = await checkHealth(bus, ns, 'multiplexer');
+    expect(health.service).toBe('multiplexer');
+    expect(health.details['peerId']).toMatch(/^[0-9a-f]{32}$/);
+    expect(health.details['links']).toBe('0');
+  });
+});
