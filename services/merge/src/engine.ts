@@ -177,6 +177,14 @@ export class MergeEngine {
     return done;
   }
 
+  /** Ends the session with `remotePeer`, if one runs, and waits until it has stopped. */
+  async disconnect(remotePeer: string): Promise<void> {
+    const running = this.#sessions.get(remotePeer);
+    if (!running) return;
+    running.session.close();
+    await running.done.catch(() => undefined); // its failure was reported to connect()'s caller
+  }
+
   /** Sync status per remote peer, connected or not (`system:data_sync_info`). */
   syncStatus(): SyncStatus[] {
     const out = new Map(this.#finished);

@@ -15,6 +15,8 @@ export const MergeErrorCode = {
   MERGE_PROTOCOL_VERSION: ErrorKind.FAILED_PRECONDITION,
   /** A session to that peer already runs, or the remote is this peer. */
   MERGE_SESSION_EXISTS: ErrorKind.ALREADY_EXISTS,
+  /** The remote started a new sync session on the same channel (it restarted its side). */
+  MERGE_REMOTE_RESTARTED: ErrorKind.ABORTED,
   /** The sync channel closed. */
   MERGE_CHANNEL_CLOSED: ErrorKind.UNAVAILABLE,
   /** The engine is closed. */

@@ -5,6 +5,7 @@ export type { MergeEngineOptions, SubscriptionSpec } from './engine.js';
 export { MergeErrorCode, mergeError } from './errors.js';
 export {
   readCheckpoint,
+  restartHello,
   subscriptionsHash,
   SYNC_PROTOCOL_VERSION,
   SyncSession,
@@ -20,3 +21,4 @@ export {
 } from './writer.js';
 export type { ExecuteResult, LocalWriterOptions } from './writer.js';
 export { mergeConfigSchema, mergeService, VERSION } from './service.js';
+export { syncOverMultiplexer } from './mux-sync.js';

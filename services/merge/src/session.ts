@@ -98,6 +98,16 @@ interface Outstanding {
   readonly subsHash: string;
 }
 
+const restartHellos = new WeakMap<object, Uint8Array>();
+
+/**
+ * The remote's new hello carried by a `MERGE_REMOTE_RESTARTED` failure: deliver it first to the
+ * session that replaces the failed one.
+ */
+export function restartHello(err: unknown): Uint8Array | undefined {
+  return typeof err === 'object' && err !== null ? restartHellos.get(err) : undefined;
+}
+
 /** The hash that tags checkpoints: SHA-256 of the subscriptions message bytes. */
 export function subscriptionsHash(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
@@ -207,6 +217,21 @@ export class SyncSession {
         } catch (err) {
           throw mergeError('MERGE_PROTOCOL', 'undecodable sync message', {}, err);
         }
+        if (msg.body !== 'hello' && this.#resumeFrom === undefined) {
+          // Trailing messages of the remote's previous session on this channel: its new session
+          // starts with a hello.
+          continue;
+        }
+        if (msg.body === 'hello' && this.#resumeFrom !== undefined) {
+          // The remote started over on this channel: end this session; the caller starts a new
+          // one and hands it this hello (see `restartHello`).
+          const err = mergeError(
+            'MERGE_REMOTE_RESTARTED',
+            `${this.#remote} restarted its sync session`,
+          );
+          restartHellos.set(err, bytes);
+          throw err;
+        }
         await this.#receive(msg);
       }
     } catch (err) {
@@ -274,7 +299,6 @@ export class SyncSession {
             `expected peer ${this.#remote}, the hello names ${h.peerId}`,
           );
         }
-        if (this.#resumeFrom !== undefined) throw mergeError('MERGE_PROTOCOL', 'a second hello');
         this.#resumeFrom = h.resumeFrom;
         this.#state = 'syncing';
         this.#notify();

@@ -1,0 +1,133 @@
+/**
+ * Sync sessions over the multiplexer: one {@link MessageChannel} per remote peer on the
+ * multiplexer's sync stream, and a sync session on each.
+ *
+ * @remarks
+ * The multiplexer authenticates the remote peer (its handshake names it), keeps a peer's streams
+ * across link flaps for a while (nothing lost or repeated), and resets them when the peer
+ * restarts or the session expired. So a sync session lives as long as the multiplexer's session
+ * with that peer: it survives links coming and going, and a `session-reset` or a new `peer-up`
+ * ends it and starts a fresh one, which resumes from the receiver's durable checkpoint.
+ * Inbound messages are queued per peer; the sync protocol's window bounds each queue.
+ */
+import type { Multiplexer, PeerId } from '@lattice/multiplexer';
+import { Priority } from '@lattice/multiplexer';
+import type { MessageChannel } from './channel.js';
+import type { MergeEngine } from './engine.js';
+import { mergeError } from './errors.js';
+import { restartHello } from './session.js';
+
+class MuxChannel implements MessageChannel {
+  closed = false;
+  readonly #inbox: Uint8Array[] = [];
+  #reader: (() => void) | undefined;
+  readonly #onClose: () => void;
+
+  constructor(
+    readonly mux: Multiplexer,
+    readonly peer: PeerId,
+    onClose: () => void,
+  ) {
+    this.#onClose = onClose;
+  }
+
+  async send(message: Uint8Array): Promise<void> {
+    if (this.closed) throw mergeError('MERGE_CHANNEL_CLOSED', 'the sync channel is closed');
+    try {
+      await this.mux.send(this.peer, message, { stream: Priority.SYNC });
+    } catch (err) {
+      this.close();
+      throw mergeError(
+        'MERGE_CHANNEL_CLOSED',
+        `the multiplexer cannot reach ${this.peer}`,
+        {},
+        err,
+      );
+    }
+  }
+
+  deliver(m: Uint8Array): void {
+    this.#inbox.push(m);
+    this.#wake();
+  }
+
+  #wake(): void {
+    const r = this.#reader;
+    this.#reader = undefined;
+    r?.();
+  }
+
+  readonly messages: AsyncIterable<Uint8Array> = {
+    [Symbol.asyncIterator]: async function* (this: MuxChannel) {
+      for (;;) {
+        const m = this.#inbox.shift();
+        if (m !== undefined) {
+          yield m;
+          continue;
+        }
+        if (this.closed) return;
+        await new Promise<void>((r) => (this.#reader = r));
+      }
+    }.bind(this),
+  };
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.#wake();
+    this.#onClose();
+  }
+}
+
+/** Runs the engine's sync sessions over the multiplexer's peers; returns a stop function. */
+export function syncOverMultiplexer(
+  engine: MergeEngine,
+  mux: Multiplexer,
+  options: { readonly onError?: (peer: string, err: unknown) => void } = {},
+): () => void {
+  if (mux.peerId !== engine.peerId) {
+    throw new RangeError(
+      `the merge engine is ${engine.peerId}, the multiplexer ${mux.peerId}: one peer id`,
+    );
+  }
+  const channels = new Map<PeerId, MuxChannel>();
+  const starting = new Map<PeerId, Promise<void>>();
+  let stopped = false;
+  const start = (peer: PeerId, first?: Uint8Array): void => {
+    channels.get(peer)?.close();
+    // A channel exists from now on, so messages that arrive while the previous session winds
+    // down are kept for the new one.
+    const channel: MuxChannel = new MuxChannel(mux, peer, () => {
+      if (channels.get(peer) === channel) channels.delete(peer);
+    });
+    channels.set(peer, channel);
+    if (first) channel.deliver(first);
+    const previous = starting.get(peer) ?? Promise.resolve();
+    const next = previous
+      .then(() => engine.disconnect(peer))
+      .then(() => {
+        if (stopped || channel.closed) return;
+        engine.connect(peer, channel).catch((err: unknown) => {
+          const hello = restartHello(err);
+          // The remote started over: so do we, handing the new session the remote's hello.
+          if (hello) start(peer, hello);
+          // Another failure (a protocol error) is reported; the next peer-up starts again.
+          else if ((err as { code?: string }).code !== 'MERGE_CLOSED') options.onError?.(peer, err);
+        });
+      });
+    starting.set(peer, next);
+  };
+  const offEvents = mux.on((event) => {
+    if (event.type === 'peer-up' || event.type === 'session-reset') start(event.peerId);
+  });
+  const offMessages = mux.onMessage((m) => {
+    if (m.stream === Priority.SYNC) channels.get(m.peerId)?.deliver(m.data);
+  });
+  for (const p of mux.peers()) if (p.connected) start(p.peerId);
+  return () => {
+    stopped = true;
+    offEvents();
+    offMessages();
+    for (const c of [...channels.values()]) c.close();
+  };
+}
