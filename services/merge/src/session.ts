@@ -41,13 +41,29 @@ import { decodeDelta, decodeDocId, encodeDelta, encodeDocId } from '@lattice/crd
 import type { CrdtDocument, DocId, HybridClock, PeerId, VersionVector } from '@lattice/crdt';
 import { validateSubscription } from '@lattice/dql';
 import type { JsonValue, Subscription } from '@lattice/dql';
+import { extractTraceContext } from '@lattice/bus';
 import { hasCode } from '@lattice/errors';
+import { context, SpanKind, trace as otel } from '@opentelemetry/api';
 import { v1 } from '@lattice/proto';
 import { decodeValue } from '@lattice/store';
-import type { CommitWrite, DocumentStore, Expectation, StoredDocument } from '@lattice/store';
+import type {
+  CommitWrite,
+  DocumentStore,
+  Expectation,
+  StoredDocument,
+  TraceParent,
+} from '@lattice/store';
 import type { MessageChannel } from './channel.js';
 import { mergeError } from './errors.js';
-import { encodeClockMeta, HLC_META_KEY, loadDocument, persistDocument } from './writer.js';
+import {
+  activeTrace,
+  encodeClockMeta,
+  HLC_META_KEY,
+  loadDocument,
+  persistDocument,
+} from './writer.js';
+
+const tracer = otel.getTracer('@lattice/merge');
 
 /** The protocol version this code speaks. */
 export const SYNC_PROTOCOL_VERSION = 1;
@@ -96,6 +112,7 @@ interface Outstanding {
   readonly entries: { collection: string; idBytes: Uint8Array }[];
   readonly through: number;
   readonly subsHash: string;
+  readonly trace: TraceParent | undefined;
 }
 
 const restartHellos = new WeakMap<object, Uint8Array>();
@@ -334,9 +351,29 @@ export class SyncSession {
       case 'need':
         await this.#answerNeed(msg.need as v1.SyncNeed);
         return;
-      case 'deltas':
-        await this.#apply(msg.deltas as v1.SyncDeltas);
+      case 'deltas': {
+        // Continue the trace of the write that produced these changes on the sending peer.
+        const tp = msg.trace?.traceparent;
+        const parent = tp
+          ? extractTraceContext({
+              traceparent: tp,
+              ...(msg.trace?.tracestate ? { tracestate: msg.trace.tracestate } : {}),
+            })
+          : context.active();
+        await tracer.startActiveSpan(
+          'sync apply',
+          { kind: SpanKind.CONSUMER, attributes: { 'lattice.peer.remote': this.#remote } },
+          parent,
+          async (span) => {
+            try {
+              await this.#apply(msg.deltas as v1.SyncDeltas);
+            } finally {
+              span.end();
+            }
+          },
+        );
         return;
+      }
       case 'ack': {
         const a = msg.ack as v1.SyncAck;
         this.#outstanding.delete(a.batch);
@@ -413,6 +450,7 @@ export class SyncSession {
     }
     this.#docsSent += deltas.length;
     await this.#send({
+      ...(out.trace ? { trace: { ...out.trace } } : {}),
       deltas: {
         batch: out.batch,
         deltas,
@@ -481,11 +519,13 @@ export class SyncSession {
         }
       }
       try {
+        const trace = activeTrace();
         await store.commit({
           writes,
           expect,
           checkpoints: { [this.#remote]: checkpoint },
           meta: { [HLC_META_KEY]: encodeClockMeta(this.#host.clock) },
+          ...(trace ? { trace } : {}),
         });
         this.#docsReceived += writes.length;
         break;
@@ -519,7 +559,9 @@ export class SyncSession {
     let advertised = cursor;
     const store = this.#host.store;
     while (!this.#closed) {
-      if (this.#subsVersion !== scannedVersion || cursor === 0 || cursor + 1 < store.oldestLogSeq) {
+      // Scan when the subscriptions are new (or changed), and when the change log no longer
+      // reaches back to the cursor; otherwise tail the log.
+      if (this.#subsVersion !== scannedVersion || cursor + 1 < store.oldestLogSeq) {
         scannedVersion = this.#subsVersion;
         const through = store.lastSeq;
         await this.#scan(cursor, through);
@@ -550,7 +592,9 @@ export class SyncSession {
       }
       const entries = this.#matching([...candidates.values()]);
       if (entries.length > 0) {
-        await this.#offer(entries, through, advertised);
+        // The batch continues the trace of the newest write in it that had one.
+        const trace = page.commits.findLast((c) => c.trace !== undefined)?.trace;
+        await this.#offer(entries, through, advertised, trace);
         advertised = through;
       }
       cursor = through;
@@ -610,6 +654,7 @@ export class SyncSession {
     entries: { collection: string; idBytes: Uint8Array }[],
     through: number,
     floor: number,
+    trace?: TraceParent,
   ): Promise<void> {
     for (let i = 0; i < Math.max(entries.length, 1); i += this.#batchSize) {
       while (!this.#closed && this.#outstanding.size >= this.#window) await this.#sleep();
@@ -640,6 +685,7 @@ export class SyncSession {
         })),
         through: last ? through : floor,
         subsHash: this.#remoteSubsHash,
+        trace,
       });
       await this.#send({ offer: { batch, entries: offered } });
     }

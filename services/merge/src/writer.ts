@@ -16,7 +16,14 @@ import type { DocId, HybridClock, Typedefs, ValueObject, WriteIntent } from '@la
 import type { JsonValue, MutationIntent, Statement, TypeDef } from '@lattice/dql';
 import { compileMutation, executePlan, getField, parse, resolveUpdate } from '@lattice/dql';
 import { hasCode } from '@lattice/errors';
-import type { CommitWrite, DocumentStore, Expectation, StoredDocument } from '@lattice/store';
+import { injectTraceContext } from '@lattice/bus';
+import type {
+  CommitWrite,
+  DocumentStore,
+  Expectation,
+  StoredDocument,
+  TraceParent,
+} from '@lattice/store';
 import { mergeError } from './errors.js';
 import { KeyedLocks } from './locks.js';
 
@@ -59,6 +66,16 @@ export function decodeClockMeta(b: Uint8Array | undefined): number | undefined {
   if (!b || b.length !== 8) return undefined;
   const v = new DataView(b.buffer, b.byteOffset, 8);
   return v.getUint32(0) * 0x1_0000_0000 + v.getUint32(4);
+}
+
+/** The active W3C trace context, if a span is active (it then travels with the commit). */
+export function activeTrace(): TraceParent | undefined {
+  const headers: Record<string, string> = {};
+  injectTraceContext(headers);
+  const traceparent = headers['traceparent'];
+  return traceparent === undefined
+    ? undefined
+    : { traceparent, ...(headers['tracestate'] ? { tracestate: headers['tracestate'] } : {}) };
 }
 
 /** The CRDT document a stored record holds (or a new one). */
@@ -261,10 +278,12 @@ export class LocalWriter {
       id: (docs.get(k) as CrdtDocument).id,
       seq: stored.get(k)?.seq ?? 0,
     }));
+    const trace = activeTrace();
     const result = await this.#store.commit({
       writes,
       expect,
       meta: { [HLC_META_KEY]: encodeClockMeta(this.#clock) },
+      ...(trace ? { trace } : {}),
     });
     return {
       items: [],

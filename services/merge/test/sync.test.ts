@@ -47,6 +47,22 @@ describe('sync between two peers', () => {
     await settle('acknowledged', () => (a.syncStatus()[0]?.ackedThrough ?? 0) >= a.store.lastSeq);
   });
 
+  it('goes quiet between two empty peers (no busy loop)', async () => {
+    const a = await mk('a');
+    const b = await mk('b');
+    await a.subscribe('SELECT * FROM x');
+    await b.subscribe('SELECT * FROM x');
+    const l = link(a, b);
+    await settle(
+      'idle',
+      () => a.syncStatus()[0]?.state === 'idle' && b.syncStatus()[0]?.state === 'idle',
+    );
+    const bytes = l.bytes.a + l.bytes.b;
+    await new Promise((r) => setTimeout(r, 200));
+    expect(l.bytes.a + l.bytes.b).toBe(bytes);
+    expect(bytes).toBeLessThan(1_000);
+  });
+
   it('replicates by subscription: partial, added later, and frozen when no longer matching', async () => {
     const a = await mk('a');
     const b = await mk('b');

@@ -64,6 +64,7 @@ export class StoreClient {
         peer,
         data,
       })),
+      ...(request.trace ? { trace: { ...request.trace } } : {}),
     }).finish();
     const r = await this.#call('commit', body, v1.CommitReply);
     return { seq: Number(r.commitSeq) };

@@ -22,6 +22,7 @@ export type {
   StoredDocument,
   StoreLimits,
   StoreOptions,
+  TraceParent,
 } from './store.js';
 export { decodeValue, encodeValue, MAX_VALUE_DEPTH } from './value-codec.js';
 export { storeConfigSchema, storeService, VERSION } from './service.js';

@@ -107,6 +107,7 @@ export function serveStore(
       v1.Committed.encode({
         commitSeq: entry.seq,
         collections: entry.collections.map((c) => ({ collection: c.collection, docIds: c.ids })),
+        ...(entry.trace ? { trace: { ...entry.trace } } : {}),
       }).finish(),
     );
   });
@@ -123,6 +124,11 @@ export function serveStore(
         })),
         meta: Object.fromEntries(req.meta.map((m) => [m.key, m.value])),
         checkpoints: Object.fromEntries(req.checkpoints.map((c) => [c.peer, c.data])),
+        ...(req.trace?.traceparent
+          ? {
+              trace: { traceparent: req.trace.traceparent, tracestate: req.trace.tracestate ?? '' },
+            }
+          : {}),
       });
       return v1.CommitReply.encode({ commitSeq: result.seq }).finish();
     }),

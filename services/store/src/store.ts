@@ -100,9 +100,17 @@ export interface Expectation {
   readonly seq: CommitSeq;
 }
 
+/** A W3C trace context (the write's trace, carried through the change log to other peers). */
+export interface TraceParent {
+  readonly traceparent: string;
+  readonly tracestate?: string;
+}
+
 /** What one commit writes. */
 export interface CommitRequest {
   readonly writes: readonly CommitWrite[];
+  /** The trace of the write; stored with the commit's change-log entry. */
+  readonly trace?: TraceParent;
   readonly expect?: readonly Expectation[];
   readonly meta?: Readonly<Record<string, Uint8Array>>;
   readonly checkpoints?: Readonly<Record<string, Uint8Array>>;
@@ -133,6 +141,8 @@ export interface StoredDocument {
 export interface CommitEntry {
   readonly seq: CommitSeq;
   readonly collections: readonly { readonly collection: string; readonly ids: Uint8Array[] }[];
+  /** The trace of the write that made the commit, when it had one. */
+  readonly trace?: TraceParent;
 }
 
 /** A page of query results. */
@@ -239,6 +249,7 @@ interface PreparedCommit {
   readonly meta: [string, Uint8Array][];
   readonly checkpoints: [string, Uint8Array][];
   readonly bytes: number;
+  readonly trace: TraceParent | undefined;
   resolve(r: CommitResult): void;
   reject(e: unknown): void;
 }
@@ -475,7 +486,9 @@ export class DocumentStore {
         throw storeError('STORE_INVALID_ARGUMENT', 'expected seq must be a non-negative integer');
       return { collection: e.collection, idBytes: encodeId(e.id), seq: e.seq };
     });
-    return { writes: out, expect, meta, checkpoints, bytes };
+    const trace =
+      request.trace && request.trace.traceparent.length <= 256 ? request.trace : undefined;
+    return { writes: out, expect, meta, checkpoints, bytes, trace };
   }
 
   #flush(): void {
@@ -526,6 +539,7 @@ export class DocumentStore {
       if (c.writes.length > 0) {
         seq++;
         entry = this.#stage(c.writes, seq, ops, overlay, newCollections);
+        if (c.trace) entry = { ...entry, trace: c.trace };
         ops.push({ type: 'put', key: logKey(seq), value: encodeEntry(entry) });
       }
       for (const [k, v] of c.meta) ops.push({ type: 'put', key: metaKey(k), value: v });
@@ -1339,17 +1353,20 @@ function encodeEntry(e: CommitEntry): Uint8Array {
   return v1.Committed.encode({
     commitSeq: e.seq,
     collections: e.collections.map((c) => ({ collection: c.collection, docIds: c.ids })),
+    ...(e.trace ? { trace: { ...e.trace } } : {}),
   }).finish();
 }
 
 function decodeEntry(b: Uint8Array): CommitEntry {
   const m = v1.Committed.decode(b);
+  const tp = m.trace?.traceparent;
   return {
     seq: m.commitSeq,
     collections: m.collections.map((c) => ({
       collection: c.collection ?? '',
       ids: c.docIds ?? [],
     })),
+    ...(tp ? { trace: { traceparent: tp, tracestate: m.trace?.tracestate ?? '' } } : {}),
   };
 }
 
