@@ -85,7 +85,13 @@ export class MergeEngine {
   ): Promise<ExecuteResult> {
     if (this.#closed)
       return Promise.reject(mergeError('MERGE_CLOSED', 'the merge engine is closed'));
-    return this.#writer.execute(statement, args);
+    return this.#writer.execute(statement, args).then((result) => {
+      if (result.queryType === 'EVICT' && result.mutatedIds.length > 0) {
+        // What we evicted but still subscribe to comes back: every remote offers it again.
+        for (const { session } of this.#sessions.values()) session.sendSubscriptions(true);
+      }
+      return result;
+    });
   }
 
   /** The peer's subscriptions. */

@@ -113,6 +113,12 @@ interface Outstanding {
   readonly through: number;
   readonly subsHash: string;
   readonly trace: TraceParent | undefined;
+  /** `offered`: waiting for the need; `ready`: deltas known, waiting for earlier batches; `sent`. */
+  state: 'offered' | 'ready' | 'sent';
+  /** For each entry, the version vector the remote is known to hold (once known). */
+  since: (VersionVector | undefined)[];
+  /** For each entry, whether it goes out (an offer the remote did not want does not). */
+  wanted: boolean[];
 }
 
 const restartHellos = new WeakMap<object, Uint8Array>();
@@ -163,6 +169,14 @@ export class SyncSession {
   #docsReceived = 0;
   #docsRefused = 0;
   readonly #outstanding = new Map<number, Outstanding>();
+  /**
+   * What the remote is known to hold, per document (learned from needs, acks and what it sent
+   * us): a document it is known to hold is pushed as a delta without an offer, or skipped when
+   * it already has everything. Bounded; what falls out goes through offers again.
+   */
+  readonly #known = new Map<string, VersionVector>();
+  /** Version vectors of what each sent batch carried, recorded as known once acknowledged. */
+  readonly #sentVersions = new Map<number, [string, VersionVector][]>();
   #wake: (() => void) | undefined;
   #closed = false;
   #sentSubsHash = '';
@@ -263,10 +277,14 @@ export class SyncSession {
     }
   }
 
-  /** Sends this peer's current subscriptions (after a change). */
-  sendSubscriptions(): void {
+  /**
+   * Sends this peer's current subscriptions (after a change); with `again`, also unchanged ones,
+   * which makes the remote offer everything that matches once more (after a local EVICT, so
+   * evicted documents that still match come back).
+   */
+  sendSubscriptions(again = false): void {
     const subs = this.#host.subscriptions();
-    if (subs.hash === this.#sentSubsHash) return;
+    if (subs.hash === this.#sentSubsHash && !again) return;
     this.#sentSubsHash = subs.hash;
     void this.#send({ subscriptions: v1.SyncSubscriptions.decode(subs.bytes) }).catch(
       () => undefined,
@@ -340,6 +358,9 @@ export class SyncSession {
           }
         }
         this.#remoteSubs = subs;
+        // A new subscription set (or a resend after an eviction over there) is answered with a
+        // full rescan through offers: forget what the remote was known to hold.
+        this.#known.clear();
         this.#remoteSubsHash = subscriptionsHash(v1.SyncSubscriptions.encode(s).finish());
         this.#subsVersion++;
         this.#notify();
@@ -377,6 +398,8 @@ export class SyncSession {
       case 'ack': {
         const a = msg.ack as v1.SyncAck;
         this.#outstanding.delete(a.batch);
+        for (const [key, vv] of this.#sentVersions.get(a.batch) ?? []) this.#learn(key, vv);
+        this.#sentVersions.delete(a.batch);
         if (a.throughCommit > this.#ackedThrough) this.#ackedThrough = a.throughCommit;
         this.#notify();
         return;
@@ -418,46 +441,79 @@ export class SyncSession {
 
   async #answerNeed(need: v1.SyncNeed): Promise<void> {
     const out = this.#outstanding.get(need.batch);
-    if (!out) throw mergeError('MERGE_PROTOCOL', `need for unknown batch ${need.batch}`);
+    if (!out || out.state !== 'offered')
+      throw mergeError('MERGE_PROTOCOL', `need for unknown batch ${need.batch}`);
     if (need.entries.length !== out.entries.length) {
       throw mergeError(
         'MERGE_PROTOCOL',
         `need answers ${need.entries.length} of ${out.entries.length} offered entries`,
       );
     }
-    const deltas: v1.ISyncDelta[] = [];
-    const wanted = out.entries.filter((_, i) => need.entries[i]?.wanted === true);
-    const theirs = new Map<string, VersionVector>();
     out.entries.forEach((e, i) => {
       const n = need.entries[i];
-      if (n?.wanted)
-        theirs.set(
-          keyOf(e.collection, e.idBytes),
-          new Map((n.versionVector ?? []).map((v) => [v.peer as PeerId, v.counter ?? 0])),
-        );
-    });
-    const byCollection = groupBy(wanted, (e) => e.collection);
-    for (const [collection, list] of byCollection) {
-      const stored = this.#host.store.get(
-        collection,
-        list.map((e) => decodeDocId(e.idBytes)),
+      const vv: VersionVector = new Map(
+        (n?.versionVector ?? []).map((v) => [v.peer as PeerId, v.counter ?? 0]),
       );
-      for (const s of stored) {
-        const doc = loadDocument(s.id, s);
-        const since = theirs.get(keyOf(collection, s.idBytes)) ?? new Map<PeerId, number>();
-        deltas.push({ collection, delta: encodeDelta(doc.delta(since)) });
-      }
-    }
-    this.#docsSent += deltas.length;
-    await this.#send({
-      ...(out.trace ? { trace: { ...out.trace } } : {}),
-      deltas: {
-        batch: out.batch,
-        deltas,
-        throughCommit: out.through,
-        subscriptionsHash: out.subsHash,
-      },
+      out.wanted[i] = n?.wanted === true;
+      out.since[i] = vv;
+      if (vv.size > 0) this.#learn(keyOf(e.collection, e.idBytes), vv);
     });
+    out.state = 'ready';
+    await this.#flushReady();
+  }
+
+  /** Sends the deltas of every ready batch, in batch order, up to the first still offered. */
+  async #flushReady(): Promise<void> {
+    for (const out of this.#outstanding.values()) {
+      if (out.state === 'sent') continue;
+      if (out.state === 'offered') return;
+      out.state = 'sent';
+      const deltas: v1.ISyncDelta[] = [];
+      const versions: [string, VersionVector][] = [];
+      const picked = out.entries.map((e, i) => ({ e, i })).filter(({ i }) => out.wanted[i]);
+      for (const [collection, list] of groupBy(picked, ({ e }) => e.collection)) {
+        const stored = new Map(
+          this.#host.store
+            .get(
+              collection,
+              list.map(({ e }) => decodeDocId(e.idBytes)),
+            )
+            .map((d) => [keyOf(collection, d.idBytes), d] as const),
+        );
+        for (const { e, i } of list) {
+          const key = keyOf(collection, e.idBytes);
+          const s = stored.get(key);
+          if (!s) continue; // evicted since it was offered
+          const doc = loadDocument(s.id, s);
+          deltas.push({ collection, delta: encodeDelta(doc.delta(out.since[i] ?? new Map())) });
+          versions.push([key, new Map(doc.versionVector)]);
+        }
+      }
+      this.#sentVersions.set(out.batch, versions);
+      this.#docsSent += deltas.length;
+      await this.#send({
+        ...(out.trace ? { trace: { ...out.trace } } : {}),
+        deltas: {
+          batch: out.batch,
+          deltas,
+          throughCommit: out.through,
+          subscriptionsHash: out.subsHash,
+        },
+      });
+    }
+  }
+
+  /** Records that the remote holds at least `vv` of a document. */
+  #learn(key: string, vv: VersionVector): void {
+    const have = this.#known.get(key);
+    const merged = new Map(have ?? []);
+    for (const [p, t] of vv) if ((merged.get(p) ?? -1) < t) merged.set(p, t);
+    this.#known.delete(key); // re-insert: the map's order is its age
+    this.#known.set(key, merged);
+    if (this.#known.size > KNOWN_LIMIT) {
+      const oldest = this.#known.keys().next().value;
+      if (oldest !== undefined) this.#known.delete(oldest);
+    }
   }
 
   async #apply(d: v1.SyncDeltas): Promise<void> {
@@ -505,9 +561,22 @@ export class SyncSession {
             entry = { doc: loadDocument(delta.id, s), stored: s, changed: false };
             docs.set(key, entry);
           }
+          if (!entry.stored && delta.since.size > 0 && !entry.changed) {
+            // A delta against versions we do not hold (we evicted the document meanwhile):
+            // merging it would make a partial document. Refuse it; the rescan our resent
+            // subscriptions trigger brings the document whole.
+            this.#refuse(
+              'partial delta for a missing document',
+              collection,
+              mergeError('MERGE_PROTOCOL', 'partial delta'),
+            );
+            continue;
+          }
           try {
             const r = entry.doc.merge(delta, { clock: this.#host.clock });
             if (r.changed) entry.changed = true;
+            // The remote holds at least what it just sent us: no need to offer it back.
+            this.#learn(key, delta.versionVector);
           } catch (err) {
             this.#refuse('delta refused', collection, err);
           }
@@ -656,40 +725,80 @@ export class SyncSession {
     floor: number,
     trace?: TraceParent,
   ): Promise<void> {
-    for (let i = 0; i < Math.max(entries.length, 1); i += this.#batchSize) {
-      while (!this.#closed && this.#outstanding.size >= this.#window) await this.#sleep();
-      if (this.#closed) return;
-      const chunk = entries.slice(i, i + this.#batchSize);
-      const batch = ++this.#batch;
-      const last = i + this.#batchSize >= entries.length;
-      const offered: v1.ISyncOfferEntry[] = [];
-      for (const [collection, list] of groupBy(chunk, (c) => c.collection)) {
-        for (const s of this.#host.store.get(
+    // Documents the remote is known to hold go as deltas right away (or not at all when it has
+    // everything); the others are offered first.
+    const stored: StoredDocument[] = [];
+    for (const [collection, list] of groupBy(entries, (c) => c.collection)) {
+      stored.push(
+        ...this.#host.store.get(
           collection,
           list.map((c) => decodeDocId(c.idBytes)),
-        )) {
-          offered.push({
-            collection,
-            docId: s.idBytes,
-            versionVector: vvEntries(s.versionVector),
-            tombstone: s.tombstone,
-          });
-        }
-      }
-      // The need answers the offered entries in this order.
-      this.#outstanding.set(batch, {
+        ),
+      );
+    }
+    const offers: StoredDocument[] = [];
+    const pushes: { doc: StoredDocument; since: VersionVector }[] = [];
+    for (const d of stored) {
+      const known = this.#known.get(keyOf(d.collection, d.idBytes));
+      if (!known) offers.push(d);
+      else if (!covers(known, d.versionVector)) pushes.push({ doc: d, since: known });
+    }
+    const batches: { kind: 'offer' | 'push'; items: StoredDocument[]; since: VersionVector[] }[] =
+      [];
+    for (let i = 0; i < offers.length; i += this.#batchSize) {
+      batches.push({ kind: 'offer', items: offers.slice(i, i + this.#batchSize), since: [] });
+    }
+    for (let i = 0; i < pushes.length; i += this.#batchSize) {
+      const chunk = pushes.slice(i, i + this.#batchSize);
+      batches.push({
+        kind: 'push',
+        items: chunk.map((p) => p.doc),
+        since: chunk.map((p) => p.since),
+      });
+    }
+    // An empty batch still goes out: it lets the receiver's checkpoint advance, in order.
+    if (batches.length === 0) batches.push({ kind: 'push', items: [], since: [] });
+    for (const [n, b] of batches.entries()) {
+      while (!this.#closed && this.#outstanding.size >= this.#window) await this.#sleep();
+      if (this.#closed) return;
+      const batch = ++this.#batch;
+      const last = n === batches.length - 1;
+      const out: Outstanding = {
         batch,
-        entries: offered.map((o) => ({
-          collection: o.collection as string,
-          idBytes: o.docId as Uint8Array,
-        })),
+        entries: b.items.map((d) => ({ collection: d.collection, idBytes: d.idBytes })),
         through: last ? through : floor,
         subsHash: this.#remoteSubsHash,
         trace,
-      });
-      await this.#send({ offer: { batch, entries: offered } });
+        state: b.kind === 'offer' ? 'offered' : 'ready',
+        since: b.kind === 'offer' ? [] : b.since,
+        wanted: b.items.map(() => b.kind === 'push'),
+      };
+      this.#outstanding.set(batch, out);
+      if (b.kind === 'offer') {
+        await this.#send({
+          offer: {
+            batch,
+            entries: b.items.map((d) => ({
+              collection: d.collection,
+              docId: d.idBytes,
+              versionVector: vvEntries(d.versionVector),
+              tombstone: d.tombstone,
+            })),
+          },
+        });
+      } else {
+        await this.#flushReady();
+      }
     }
   }
+}
+
+const KNOWN_LIMIT = 100_000;
+
+/** Whether `a` holds everything `b` does. */
+function covers(a: VersionVector, b: VersionVector): boolean {
+  for (const [p, t] of b) if ((a.get(p) ?? -1) < t) return false;
+  return true;
 }
 
 function keyOf(collection: string, idBytes: Uint8Array): string {

@@ -39,6 +39,8 @@ export interface ExecuteResult {
   /** The commit of the mutation, or the store's latest commit for a read or a no-op. */
   readonly commitSeq: number;
   readonly warnings: string[];
+  /** What the statement was (`SELECT`, `INSERT`, …, `EXPLAIN`), as Ditto's HTTP API reports it. */
+  readonly queryType: string;
 }
 
 /** Options of {@link LocalWriter}. */
@@ -123,6 +125,15 @@ export class LocalWriter {
     args: Readonly<Record<string, JsonValue>> = {},
   ): Promise<ExecuteResult> {
     const stmt = parse(statement);
+    const result = await this.#run(stmt, statement, args);
+    return { ...result, queryType: QUERY_TYPE[stmt.kind] ?? stmt.kind.toUpperCase() };
+  }
+
+  async #run(
+    stmt: Statement,
+    statement: string,
+    args: Readonly<Record<string, JsonValue>>,
+  ): Promise<Omit<ExecuteResult, 'queryType'>> {
     const target = stmt.kind === 'explain' ? stmt.statement : stmt;
     if (target.kind === 'select') {
       return {
@@ -165,7 +176,7 @@ export class LocalWriter {
     }
   }
 
-  async #index(stmt: Statement): Promise<ExecuteResult> {
+  async #index(stmt: Statement): Promise<Omit<ExecuteResult, 'queryType'>> {
     const base = { items: [], mutatedIds: [], warnings: [] };
     if (stmt.kind === 'createIndex') {
       const exists = this.#store.listIndexes(stmt.collection).some((d) => d.name === stmt.name);
@@ -179,7 +190,7 @@ export class LocalWriter {
     return { ...base, commitSeq: this.#store.lastSeq };
   }
 
-  async #mutate(intent: MutationIntent): Promise<ExecuteResult> {
+  async #mutate(intent: MutationIntent): Promise<Omit<ExecuteResult, 'queryType'>> {
     const collection = intent.collection;
     const warnings: string[] = [];
     // The documents the statement touches; their locks are held until the commit is durable.
@@ -226,7 +237,7 @@ export class LocalWriter {
     intent: MutationIntent,
     targets: { id: DocId; doc: Record<string, JsonValue> | undefined }[],
     warnings: string[],
-  ): Promise<ExecuteResult> {
+  ): Promise<Omit<ExecuteResult, 'queryType'>> {
     const collection = intent.collection;
     if (targets.length === 0)
       return { items: [], mutatedIds: [], commitSeq: this.#store.lastSeq, warnings };
@@ -326,6 +337,17 @@ export class LocalWriter {
     }
   }
 }
+
+const QUERY_TYPE: Readonly<Record<string, string>> = {
+  select: 'SELECT',
+  insert: 'INSERT',
+  update: 'UPDATE',
+  delete: 'DELETE',
+  evict: 'EVICT',
+  createIndex: 'CREATE INDEX',
+  dropIndex: 'DROP INDEX',
+  explain: 'EXPLAIN',
+};
 
 function lockKey(collection: string, id: DocId): string {
   return `${collection}\u0000${docIdKey(id)}`;

@@ -147,6 +147,29 @@ describe('sync between two peers', () => {
     expect(c.store.get('c', [1])).toEqual([]);
   });
 
+  it('brings back what an eviction removed while a subscription still matches it', async () => {
+    const a = await mk('a');
+    const b = await mk('b');
+    await a.execute(
+      "INSERT INTO c DOCUMENTS ({'_id': 1, 'keep': true}), ({'_id': 2, 'keep': false})",
+    );
+    await a.execute("INSERT INTO other DOCUMENTS ({'_id': 'o'})");
+    await b.subscribe('SELECT * FROM c WHERE keep = true');
+    link(a, b);
+    await settle('first', () => contents(b, 'c').length === 1);
+    // A local document of a collection b does not subscribe to: evicted, it stays gone.
+    await b.execute("INSERT INTO mine DOCUMENTS ({'_id': 'm'})");
+    await b.execute('EVICT FROM mine');
+    await b.execute('EVICT FROM c WHERE _id = 1');
+    expect(contents(b, 'c')).toEqual([]);
+    await settle('document 1 came back', () => contents(b, 'c').length === 1);
+    expect(contents(b, 'c')).toEqual([{ _id: 1, keep: true }]);
+    expect(contents(b, 'mine')).toEqual([]);
+    // Later changes keep flowing after the rescan.
+    await a.execute('UPDATE c SET v = 2 WHERE _id = 1');
+    await settle('update after eviction', () => b.store.get('c', [1])[0]?.value?.['v'] === 2);
+  });
+
   it('relays across a line of peers with no direct link', async () => {
     const ps = await Promise.all(['p1', 'p2', 'p3', 'p4', 'p5'].map(mk));
     for (const p of ps) await p.subscribe('SELECT * FROM notes');
