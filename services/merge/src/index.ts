@@ -20,5 +20,16 @@ export {
   persistDocument,
 } from './writer.js';
 export type { ExecuteResult, LocalWriterOptions } from './writer.js';
-export { mergeConfigSchema, mergeService, VERSION } from './service.js';
+export {
+  identitySeed,
+  IDENTITY_META_KEY,
+  MERGE_OPS,
+  mergeConfigSchema,
+  mergeService,
+  serveMerge,
+  startMergeService,
+  VERSION,
+} from './service.js';
+export type { MergeConfig, MergeOp, MergeServiceInstance } from './service.js';
+export { MergeClient } from './client.js';
 export { syncOverMultiplexer } from './mux-sync.js';

@@ -18,6 +18,7 @@ import type { JsonValue } from '@lattice/dql';
 import { v1 } from '@lattice/proto';
 import type { Subjects } from '@lattice/proto';
 import { baseConfigSchema, defineService } from '@lattice/service';
+import type { ServiceContext, ServiceInstance } from '@lattice/service';
 import { z } from 'zod';
 import { MemoryEngine } from './engine.js';
 import type { StorageEngine } from './engine.js';
@@ -239,12 +240,16 @@ export function serveStore(
   };
 }
 
-/** The store service definition, started by its `main.ts` or composed by `lattice up`. */
-export const storeService = defineService({
-  name: 'store',
-  version: VERSION,
-  configSchema: storeConfigSchema,
-  async start(ctx) {
+/** A running store service, with its in-process store (the merge service writes through it). */
+export interface StoreServiceInstance extends ServiceInstance {
+  readonly store: DocumentStore;
+}
+
+/** Opens the configured store and serves it on the bus; see {@link storeService}. */
+export async function startStoreService(
+  ctx: ServiceContext<StoreConfig>,
+): Promise<StoreServiceInstance> {
+  {
     const store = await DocumentStore.open(engineFromConfig(ctx.config), {
       onIndexProgress: (p) => ctx.logger.info(p, 'resuming index build'),
     });
@@ -273,6 +278,7 @@ export const storeService = defineService({
       'store open',
     );
     return {
+      store,
       health: () => ({ engine: ctx.config.engine, last_seq: String(store.lastSeq) }),
       async stop() {
         if (reaper) clearInterval(reaper);
@@ -281,7 +287,15 @@ export const storeService = defineService({
         await store.close();
       },
     };
-  },
+  }
+}
+
+/** The store service definition, started by its `main.ts` or composed by `lattice up`. */
+export const storeService = defineService({
+  name: 'store',
+  version: VERSION,
+  configSchema: storeConfigSchema,
+  start: startStoreService,
 });
 
 // --- request decoding ----------------------------------------------------------------------------
