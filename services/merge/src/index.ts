@@ -33,3 +33,4 @@ export {
 export type { MergeConfig, MergeOp, MergeServiceInstance } from './service.js';
 export { MergeClient } from './client.js';
 export { syncOverMultiplexer } from './mux-sync.js';
+export { busChannel } from './bus-channel.js';

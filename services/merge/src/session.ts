@@ -650,22 +650,32 @@ export class SyncSession {
         continue;
       }
       this.#state = 'syncing';
-      const through = page.commits.at(-1)?.seq ?? cursor;
+      // Group whole commits until a batch is full, so the receiver's checkpoint advances commit
+      // by commit instead of once per page.
       const candidates = new Map<string, { collection: string; idBytes: Uint8Array }>();
+      let trace: TraceParent | undefined;
+      let through = cursor;
+      const flush = async (): Promise<void> => {
+        const entries = this.#matching([...candidates.values()]);
+        candidates.clear();
+        if (entries.length > 0) {
+          // The batch continues the trace of the newest write in it that had one.
+          await this.#offer(entries, through, advertised, trace);
+          advertised = through;
+        }
+        trace = undefined;
+      };
       for (const c of page.commits) {
         for (const { collection, ids } of c.collections) {
           if (!this.#remoteSubs.some((s) => s.collection === collection)) continue;
           for (const idBytes of ids)
             candidates.set(keyOf(collection, idBytes), { collection, idBytes });
         }
+        trace = c.trace ?? trace;
+        through = c.seq;
+        if (candidates.size >= this.#batchSize) await flush();
       }
-      const entries = this.#matching([...candidates.values()]);
-      if (entries.length > 0) {
-        // The batch continues the trace of the newest write in it that had one.
-        const trace = page.commits.findLast((c) => c.trace !== undefined)?.trace;
-        await this.#offer(entries, through, advertised, trace);
-        advertised = through;
-      }
+      await flush();
       cursor = through;
     }
   }
