@@ -1,170 +1,698 @@
 /**
- * Encoding of documents and deltas as `lattice.v1.CrdtDocState` (proto/lattice/v1/crdt.proto).
+ * Compact, canonical encoding of documents and deltas (a full state is the delta against the
+ * empty version vector), and of version vectors (the sync handshake).
  *
- * Wire format: protobuf. Peer ids are interned per message (`peers`, referenced by index); every
- * time is an offset from `base_time`, the smallest time in the message; safe integers travel as
- * zigzag varints. Fields are sorted by key and entries by (peer, time, …), so equal states encode
- * to equal bytes. The decoder bounds input size, nesting depth, and counts, validates every index
- * and time, and throws `CRDT_DECODE` for anything else.
+ * Wire format of a delta (building blocks — varint, svarint, RLE column — in `bytes.ts`):
+ *
+ * ```
+ * delta   = 0x01                      format version 1, body as below
+ *         | 0x81 varint(n) deflate    the same body, raw-deflated (node:zlib), n = body length;
+ *                                     used exactly when the body is ≥ 4 KiB (canonical rule)
+ * body    = varint(len) docId          canonical `_id` bytes (doc-id.ts)
+ *           varint(P) (varint(len) utf8)×P   peer ids, sorted, unique, each one referenced
+ *           column×9                   each: varint(byte length) + bytes
+ * columns = kids   RLE   per slot: number of children
+ *           shape  RLE   per slot: Σ min(count_k, 3) << 2k over k = reg, mapdot, ctr, restart,
+ *                        clear (a 3 means "count − 3 follows in misc")
+ *           key    RLE   per child slot: prefix << 4 | min(suffixBytes, 15) (front coding: the
+ *                        key shares `prefix` UTF-16 units with its previous sibling — the longest
+ *                        common prefix, one shorter if it would split a surrogate pair; the first
+ *                        child has prefix 0; suffixBytes ≥ 15: suffixBytes − 15 follows in misc)
+ *           peer   RLE   peer index of every dot, context entry and version vector entry
+ *           time   RLE of svarint   every time, as the difference to the previous time (from 0)
+ *           misc   RLE   counts and flags (below)
+ *           tag    RLE   value tags (below)
+ *           keys   raw   the key suffixes, UTF-8
+ *           data   raw   value payloads: varints, UTF-8, float64 little-endian
+ * ```
+ *
+ * Order of the logical stream: `misc: |since|`, then `since` as (peer, time) pairs, `misc: |vv|`,
+ * the version vector, then the slot tree in pre-order from the root (which has no key). Per slot:
+ * `kids`, `shape`, overflow counts, then its entries kind by kind: register (peer, time, value),
+ * map dot (peer, time), counter (peer, time, number, `misc: 0 | epochPeer + 1`, epoch time if
+ * any), restart (peer, time, number), clear (peer, time, `misc: |context|`, context pairs); then
+ * its children (key, subtree). Values: tag 0 null, 1 false, 2 true, 3 uint (data varint), 4
+ * negative int (data varint of −v − 1), 5 float64 (non-integers and −0 only), 6 string (data:
+ * length + UTF-8), 7 bytes (length + bytes), 8 array (data: count; items follow), 9 object (data:
+ * count; per field: length + UTF-8 key in data, value follows), 10 attachment (a register's token;
+ * the token value follows). Numbers of counters and restarts are values restricted to tags 3–5.
+ *
+ * Canonical: children and object keys are sorted (JS string order, strictly: no duplicates),
+ * entries sorted by peer
+ * (counters by peer, epoch peer, epoch time; clears by peer, time), version vectors by peer, every
+ * integer minimal, every RLE segment maximal. So equal states encode to equal bytes, and the
+ * decoder rejects anything else: any deviation, a reference out of range, a column with bytes
+ * left, more than {@link CODEC_LIMITS}. Every failure is `CRDT_DECODE`; work and memory are
+ * bounded by the input size and the limits. The deflated form is the one exception to "bytes are
+ * a function of the state": its bytes are those of the platform's zlib (see the README).
+ *
+ * Encoding is synchronous and reuses module-level scratch buffers (no allocation per column);
+ * decoding interns peer ids so entries of one peer share one string.
+ *
+ * Version vector (`encodeVersionVector`): `varint(P)`, then per peer in sorted order
+ * `varint(len) utf8`, then per peer `svarint(time − previous time)` (from 0).
  */
-import { v1 } from '@lattice/proto';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import type { Clear, CtrEntry, DotEntry, RegEntry, RestartEntry, VersionVector } from './state.js';
+import { Slot } from './state.js';
 import type { DocId } from './doc-id.js';
 import { decodeDocId, encodeDocId } from './doc-id.js';
-import { DocDelta, DOC_MAX_BYTES, MAX_FIELD_DEPTH } from './document.js';
+import { CrdtDocument, DocDelta, DOC_MAX_BYTES, MAX_FIELD_DEPTH } from './document.js';
+import { bad, ByteReader, ByteWriter, RleReader, RleWriter } from './bytes.js';
 import { crdtError } from './errors.js';
 import type { PeerId } from './ids.js';
 import { MAX_PEER_ID_LENGTH } from './ids.js';
-import type { Clear, CtrEntry, DotEntry, RegEntry, RestartEntry, VersionVector } from './state.js';
-import { Slot } from './state.js';
 import type { Value } from './value.js';
 import { MAX_VALUE_DEPTH } from './value.js';
 
 /** Decoder limits. */
 export const CODEC_LIMITS = {
-  /** Largest accepted message, in bytes. */
+  /** Largest accepted message (and inflated body), in bytes. */
   maxBytes: 2 * DOC_MAX_BYTES,
   /** Deepest field nesting (see `MAX_FIELD_DEPTH`). */
   maxDepth: MAX_FIELD_DEPTH,
   /** Most peers per message. */
   maxPeers: 65_536,
-  /** Most entries (of all kinds) per message. */
+  /** Most entries (slots, dots, context entries, value nodes) per message. */
   maxEntries: 2_000_000,
 } as const;
 
+/** Bodies at least this long are deflated (a fixed rule, so the encoding stays canonical). */
+export const DEFLATE_FROM_BYTES = 4096;
+
+const VERSION = 0x01;
+const DEFLATED = 0x80;
 const MAX_TIME = 2 ** 53 - 1;
 
-class Interner {
-  readonly ids: string[] = [];
-  readonly #index = new Map<string, number>();
-  of(p: string): number {
-    let i = this.#index.get(p);
-    if (i === undefined) {
-      i = this.ids.length;
-      this.ids.push(p);
-      this.#index.set(p, i);
-    }
-    return i;
+const T_NULL = 0;
+const T_FALSE = 1;
+const T_TRUE = 2;
+const T_UINT = 3;
+const T_NINT = 4;
+const T_FLOAT = 5;
+const T_STRING = 6;
+const T_BYTES = 7;
+const T_ARRAY = 8;
+const T_OBJECT = 9;
+const T_ATTACHMENT = 10;
+
+const f64 = new Float64Array(1);
+const f64Bytes = new Uint8Array(f64.buffer);
+
+const compareStrings = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+// ---------------------------------------------------------------- encoding
+
+class Columns {
+  readonly kids = new RleWriter();
+  readonly shape = new RleWriter();
+  readonly key = new RleWriter();
+  readonly peer = new RleWriter();
+  readonly time = new RleWriter(true);
+  readonly misc = new RleWriter();
+  readonly tag = new RleWriter();
+  readonly keys = new ByteWriter(64);
+  readonly data = new ByteWriter(64);
+  readonly scratch = new ByteWriter(256);
+  lastTime = 0;
+
+  reset(): void {
+    for (const c of [this.kids, this.shape, this.key, this.peer, this.time, this.misc, this.tag])
+      c.reset();
+    this.keys.reset();
+    this.data.reset();
+    this.lastTime = 0;
+  }
+
+  writeTo(out: ByteWriter): void {
+    for (const c of [this.kids, this.shape, this.key, this.peer, this.time, this.misc, this.tag])
+      c.writeTo(out, this.scratch);
+    out.varint(this.keys.pos);
+    out.bytes(this.keys.finish());
+    out.varint(this.data.pos);
+    out.bytes(this.data.finish());
   }
 }
 
-const byDot = (a: { peer: string; time: number }, b: { peer: string; time: number }): number =>
-  a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : a.time - b.time;
+class Encoder {
+  readonly c = new Columns();
+  #peerIndex = new Map<string, number>();
 
-function valueToProto(v: Value): v1.CrdtValue.$Properties {
-  if (v === null) return { nullValue: true };
-  if (typeof v === 'boolean') return { boolValue: v };
-  if (typeof v === 'number')
-    return Number.isSafeInteger(v) && !Object.is(v, -0) ? { intValue: v } : { numberValue: v };
-  if (typeof v === 'string') return { stringValue: v };
-  if (v instanceof Uint8Array) return { bytesValue: v };
-  if (Array.isArray(v)) return { arrayValue: { items: (v as readonly Value[]).map(valueToProto) } };
-  const obj = v as Readonly<Record<string, Value>>;
-  return {
-    objectValue: {
-      fields: Object.keys(obj)
-        .sort()
-        .map((key) => ({ key, value: valueToProto(obj[key] as Value) })),
-    },
-  };
+  /** Starts a message (encoders are reused: encoding is synchronous and not re-entrant). */
+  reset(peerIndex: Map<string, number>): void {
+    this.c.reset();
+    this.#peerIndex = peerIndex;
+  }
+
+  dot(peer: string, time: number): void {
+    this.c.peer.push(this.#peerIndex.get(peer) as number);
+    this.c.time.push(time - this.c.lastTime);
+    this.c.lastTime = time;
+  }
+
+  vv(m: VersionVector): void {
+    const ps = m.size < 2 ? [...m.keys()] : [...m.keys()].sort();
+    this.c.misc.push(ps.length);
+    for (const p of ps) this.dot(p, m.get(p) as number);
+  }
+
+  number(v: number): void {
+    const c = this.c;
+    if (Number.isSafeInteger(v) && !Object.is(v, -0)) {
+      if (v >= 0) {
+        c.tag.push(T_UINT);
+        c.data.varint(v);
+      } else {
+        c.tag.push(T_NINT);
+        c.data.varint(-v - 1);
+      }
+      return;
+    }
+    c.tag.push(T_FLOAT);
+    f64[0] = v;
+    c.data.bytes(f64Bytes);
+  }
+
+  value(v: Value): void {
+    const c = this.c;
+    if (v === null) return c.tag.push(T_NULL);
+    switch (typeof v) {
+      case 'boolean':
+        return c.tag.push(v ? T_TRUE : T_FALSE);
+      case 'number':
+        return this.number(v);
+      case 'string':
+        c.tag.push(T_STRING);
+        return c.data.string(v);
+    }
+    if (v instanceof Uint8Array) {
+      c.tag.push(T_BYTES);
+      c.data.varint(v.length);
+      return c.data.bytes(v);
+    }
+    if (Array.isArray(v)) {
+      c.tag.push(T_ARRAY);
+      c.data.varint(v.length);
+      for (const item of v as readonly Value[]) this.value(item);
+      return;
+    }
+    const obj = v as Readonly<Record<string, Value>>;
+    const keys = Object.keys(obj).sort();
+    c.tag.push(T_OBJECT);
+    c.data.varint(keys.length);
+    for (const k of keys) {
+      c.data.string(k);
+      this.value(obj[k] as Value);
+    }
+  }
+
+  slot(s: Slot): void {
+    const c = this.c;
+    const reg = sorted(s.reg, byPeer);
+    const mdots = sorted(s.mdots, byPeer);
+    const ctr = sorted(s.ctr, byCounter);
+    const rst = sorted(s.rst, byPeer);
+    const clr = sorted(s.clr, byDot);
+    // The default sort orders strings by UTF-16 code units, like `<`.
+    const keys = s.kids === undefined || s.kids.size === 0 ? undefined : [...s.kids.keys()].sort();
+    c.kids.push(keys === undefined ? 0 : keys.length);
+    const counts = [
+      reg?.length ?? 0,
+      mdots?.length ?? 0,
+      ctr?.length ?? 0,
+      rst?.length ?? 0,
+      clr?.length ?? 0,
+    ];
+    let shape = 0;
+    for (let k = 0; k < 5; k++) shape += Math.min(counts[k] as number, 3) << (2 * k);
+    c.shape.push(shape);
+    for (const n of counts) if (n >= 3) c.misc.push(n - 3);
+    if (reg !== undefined)
+      for (const e of reg) {
+        this.dot(e.peer, e.time);
+        if (e.attachment) c.tag.push(T_ATTACHMENT);
+        this.value(e.value);
+      }
+    if (mdots !== undefined) for (const e of mdots) this.dot(e.peer, e.time);
+    if (ctr !== undefined)
+      for (const e of ctr) {
+        this.dot(e.peer, e.time);
+        this.number(e.sum);
+        if (e.epochTime < 0) c.misc.push(0);
+        else {
+          c.misc.push((this.#peerIndex.get(e.epochPeer) as number) + 1);
+          c.time.push(e.epochTime - c.lastTime);
+          c.lastTime = e.epochTime;
+        }
+      }
+    if (rst !== undefined)
+      for (const e of rst) {
+        this.dot(e.peer, e.time);
+        this.number(e.value);
+      }
+    if (clr !== undefined)
+      for (const e of clr) {
+        this.dot(e.peer, e.time);
+        this.vv(e.ctx);
+      }
+    if (keys === undefined) return;
+    let prev = '';
+    for (const k of keys) {
+      const p = sharedPrefix(prev, k);
+      const n = c.keys.utf8(p === 0 ? k : k.slice(p));
+      c.key.push(p * 16 + Math.min(n, 15));
+      if (n >= 15) c.misc.push(n - 15);
+      this.slot(s.kids?.get(k) as Slot);
+      prev = k;
+    }
+  }
 }
 
-/** Encodes a delta (or a full state: `doc.snapshot()`). */
-export function encodeDelta(delta: DocDelta): Uint8Array {
-  const peers = new Interner();
-  let base = Infinity;
-  const seeTime = (t: number): void => {
-    if (t < base) base = t;
-  };
-  const walk = (s: Slot): void => {
-    for (const l of [s.reg, s.mdots, s.ctr, s.rst, s.clr])
-      if (l) for (const e of l) seeTime(e.time);
-    if (s.ctr) for (const e of s.ctr) if (e.epochTime >= 0) seeTime(e.epochTime);
-    if (s.clr) for (const c of s.clr) for (const t of c.ctx.values()) seeTime(t);
-    if (s.kids) for (const k of s.kids.values()) walk(k);
-  };
-  walk(delta.root);
-  for (const t of delta.versionVector.values()) seeTime(t);
-  for (const t of delta.since.values()) seeTime(t);
-  if (base === Infinity) base = 0;
-  // Intern in sorted order so equal states give equal bytes.
-  const all = new Set<string>();
-  const collect = (s: Slot): void => {
-    for (const l of [s.reg, s.mdots, s.ctr, s.rst, s.clr])
-      if (l) for (const e of l) all.add(e.peer);
-    if (s.ctr) for (const e of s.ctr) if (e.epochPeer !== '') all.add(e.epochPeer);
-    if (s.clr) for (const c of s.clr) for (const p of c.ctx.keys()) all.add(p);
-    if (s.kids) for (const k of s.kids.values()) collect(k);
-  };
-  collect(delta.root);
-  for (const p of delta.versionVector.keys()) all.add(p);
-  for (const p of delta.since.keys()) all.add(p);
-  for (const p of [...all].sort()) peers.of(p);
+/**
+ * The front-coding prefix of `k` after `prev`: their longest common prefix, shortened by one
+ * when it would split a surrogate pair (the suffix is encoded as UTF-8 on its own).
+ */
+function sharedPrefix(prev: string, k: string): number {
+  let p = 0;
+  const max = Math.min(prev.length, k.length);
+  while (p < max && prev.charCodeAt(p) === k.charCodeAt(p)) p++;
+  if (p > 0 && p < k.length) {
+    const c = k.charCodeAt(p - 1);
+    if (c >= 0xd800 && c < 0xdc00) p--;
+  }
+  return p;
+}
 
-  const vv = (m: VersionVector): v1.CrdtClockEntry.$Properties[] =>
-    [...m]
-      .sort((a, b) => (a[0] < b[0] ? -1 : 1))
-      .map(([p, t]) => ({ peer: peers.of(p), time: t - base }));
-  const clear = (c: Clear): v1.CrdtClear.$Properties => ({
-    peer: peers.of(c.peer),
-    time: c.time - base,
-    context: vv(c.ctx),
-  });
-  const slot = (key: string, s: Slot): v1.CrdtSlot.$Properties => ({
-    key,
-    registers: [...(s.reg ?? [])].sort(byDot).map((e) => ({
-      peer: peers.of(e.peer),
-      time: e.time - base,
-      value: valueToProto(e.value),
-      attachment: e.attachment,
-    })),
-    mapDots: [...(s.mdots ?? [])]
-      .sort(byDot)
-      .map((e) => ({ peer: peers.of(e.peer), time: e.time - base })),
-    children:
-      s.kids === undefined
-        ? []
-        : [...s.kids.keys()].sort().map((k) => slot(k, s.kids?.get(k) as Slot)),
-    counterEntries: [...(s.ctr ?? [])]
-      .sort(
-        (a, b) =>
-          byDot(a, b) ||
-          (a.epochPeer < b.epochPeer
-            ? -1
-            : a.epochPeer > b.epochPeer
-              ? 1
-              : a.epochTime - b.epochTime),
-      )
-      .map((e) => ({
-        peer: peers.of(e.peer),
-        time: e.time - base,
-        sum: e.sum,
-        hasEpoch: e.epochTime >= 0,
-        epochPeer: e.epochTime >= 0 ? peers.of(e.epochPeer) : 0,
-        epochTime: e.epochTime >= 0 ? e.epochTime - base : 0,
-      })),
-    restarts: [...(s.rst ?? [])]
-      .sort(byDot)
-      .map((e) => ({ peer: peers.of(e.peer), time: e.time - base, value: e.value })),
-    clears: [...(s.clr ?? [])].sort(byDot).map(clear),
-  });
-  const root = delta.root;
-  return v1.CrdtDocState.encode({
-    docId: encodeDocId(delta.id),
-    peers: peers.ids,
-    baseTime: base,
-    versionVector: vv(delta.versionVector),
-    since: vv(delta.since),
-    fields:
-      root.kids === undefined
-        ? []
-        : [...root.kids.keys()].sort().map((k) => slot(k, root.kids?.get(k) as Slot)),
-    rootClears: [...(root.clr ?? [])].sort(byDot).map(clear),
-  }).finish();
+/** `list` sorted (a copy; a list of one is returned as is). */
+function sorted<T>(
+  list: readonly T[] | undefined,
+  by: (a: T, b: T) => number,
+): readonly T[] | undefined {
+  if (list === undefined || list.length < 2) return list;
+  return [...list].sort(by);
+}
+
+const byPeer = (a: { peer: string }, b: { peer: string }): number => compareStrings(a.peer, b.peer);
+const byDot = (a: { peer: string; time: number }, b: { peer: string; time: number }): number =>
+  compareStrings(a.peer, b.peer) || a.time - b.time;
+const byCounter = (a: CtrEntry, b: CtrEntry): number =>
+  compareStrings(a.peer, b.peer) ||
+  compareStrings(a.epochPeer, b.epochPeer) ||
+  a.epochTime - b.epochTime;
+
+function collectPeers(s: Slot, out: Set<string>): void {
+  if (s.reg !== undefined) for (const e of s.reg) out.add(e.peer);
+  if (s.mdots !== undefined) for (const e of s.mdots) out.add(e.peer);
+  if (s.ctr !== undefined)
+    for (const e of s.ctr) {
+      out.add(e.peer);
+      if (e.epochTime >= 0) out.add(e.epochPeer);
+    }
+  if (s.rst !== undefined) for (const e of s.rst) out.add(e.peer);
+  if (s.clr !== undefined)
+    for (const e of s.clr) {
+      out.add(e.peer);
+      for (const p of e.ctx.keys()) out.add(p);
+    }
+  if (s.kids !== undefined) for (const kid of s.kids.values()) collectPeers(kid, out);
+}
+
+const encoder = new Encoder();
+const bodyWriter = new ByteWriter(1024);
+
+/** Encodes a delta (or a full state: `doc.snapshot()`); see the module docs for the format. */
+export function encodeDelta(delta: DocDelta): Uint8Array {
+  const all = new Set<string>();
+  for (const p of delta.since.keys()) all.add(p);
+  for (const p of delta.versionVector.keys()) all.add(p);
+  collectPeers(delta.root, all);
+  const peers = [...all].sort();
+  const index = new Map<string, number>();
+  peers.forEach((p, i) => index.set(p, i));
+
+  const enc = encoder;
+  enc.reset(index);
+  enc.vv(delta.since);
+  enc.vv(delta.versionVector);
+  enc.slot(delta.root);
+
+  const body = bodyWriter;
+  body.reset();
+  const id = encodeDocId(delta.id);
+  body.varint(id.length);
+  body.bytes(id);
+  body.varint(peers.length);
+  for (const p of peers) body.string(p);
+  enc.c.writeTo(body);
+  const bytes = body.finish();
+  if (bytes.length < DEFLATE_FROM_BYTES) {
+    const out = new Uint8Array(bytes.length + 1);
+    out[0] = VERSION;
+    out.set(bytes, 1);
+    return out;
+  }
+  const packed = deflateRawSync(bytes);
+  const out = new ByteWriter(packed.length + 10);
+  out.byte(VERSION | DEFLATED);
+  out.varint(bytes.length);
+  out.bytes(packed);
+  return out.finish().slice();
+}
+
+// ---------------------------------------------------------------- decoding
+
+class Decoder {
+  readonly kids: RleReader;
+  readonly shape: RleReader;
+  readonly key: RleReader;
+  readonly peer: RleReader;
+  readonly time: RleReader;
+  readonly misc: RleReader;
+  readonly tag: RleReader;
+  readonly keys: ByteReader;
+  readonly data: ByteReader;
+  readonly peers: readonly PeerId[];
+  readonly used: Uint8Array;
+  /** How many distinct peers were referenced (every one must be). */
+  usedCount = 0;
+  lastTime = 0;
+  entries = 0;
+
+  constructor(r: ByteReader, peers: readonly PeerId[]) {
+    this.peers = peers;
+    this.used = new Uint8Array(peers.length);
+    const span = (): number => {
+      const n = r.varint();
+      if (n > r.end - r.pos) bad('column longer than the message');
+      r.pos += n;
+      return r.pos - n;
+    };
+    const col = (signed = false): RleReader => {
+      const start = span();
+      return new RleReader(r.buf, start, r.pos, signed);
+    };
+    this.kids = col();
+    this.shape = col();
+    this.key = col();
+    this.peer = col();
+    this.time = col(true);
+    this.misc = col();
+    this.tag = col();
+    const keys = span();
+    this.keys = new ByteReader(r.buf, keys, r.pos);
+    const data = span();
+    this.data = new ByteReader(r.buf, data, r.pos);
+    if (!r.done) bad('bytes after the last column');
+  }
+
+  count(): void {
+    if (++this.entries > CODEC_LIMITS.maxEntries) bad('too many entries');
+  }
+
+  peerIndex(): number {
+    const i = this.peer.next();
+    if (i >= this.peers.length) bad('peer index out of range');
+    this.markUsed(i);
+    return i;
+  }
+
+  markUsed(i: number): void {
+    if (this.used[i] === 0) {
+      this.used[i] = 1;
+      this.usedCount++;
+    }
+  }
+
+  nextTime(): number {
+    const t = this.lastTime + this.time.next();
+    if (t < 0 || t > MAX_TIME) bad('time out of range');
+    this.lastTime = t;
+    return t;
+  }
+
+  vv(): Map<PeerId, number> {
+    const n = this.misc.next();
+    const m = new Map<PeerId, number>();
+    let last = -1;
+    for (let i = 0; i < n; i++) {
+      this.count();
+      const p = this.peerIndex();
+      if (p <= last) bad('version vector not sorted by peer');
+      last = p;
+      m.set(this.peers[p] as PeerId, this.nextTime());
+    }
+    return m;
+  }
+
+  number(t: number = this.tag.next()): number {
+    const d = this.data;
+    if (t === T_UINT) return d.varint();
+    if (t === T_NINT) {
+      const m = d.varint();
+      if (m >= Number.MAX_SAFE_INTEGER) bad('integer out of range');
+      return -m - 1;
+    }
+    if (t === T_FLOAT) {
+      if (d.end - d.pos < 8) bad('truncated float');
+      for (let i = 0; i < 8; i++) f64Bytes[i] = d.buf[d.pos + i] as number;
+      d.pos += 8;
+      const v = f64[0] as number;
+      if (!Number.isFinite(v)) bad('non-finite number');
+      if (Number.isSafeInteger(v) && !Object.is(v, -0)) bad('integer stored as float');
+      return v;
+    }
+    return bad('expected a number');
+  }
+
+  value(depth: number, t: number = this.tag.next()): Value {
+    if (depth > MAX_VALUE_DEPTH) bad('value too deep');
+    this.count();
+    const d = this.data;
+    switch (t) {
+      case T_NULL:
+        return null;
+      case T_FALSE:
+        return false;
+      case T_TRUE:
+        return true;
+      case T_UINT:
+      case T_NINT:
+      case T_FLOAT:
+        return this.number(t);
+      case T_STRING:
+        return d.string();
+      case T_BYTES:
+        return Uint8Array.from(d.bytes(d.varint()));
+      case T_ARRAY: {
+        const n = d.varint();
+        if (n > CODEC_LIMITS.maxEntries - this.entries) bad('too many entries');
+        const out: Value[] = [];
+        for (let i = 0; i < n; i++) out.push(this.value(depth + 1));
+        return out;
+      }
+      case T_OBJECT: {
+        const n = d.varint();
+        if (n > CODEC_LIMITS.maxEntries - this.entries) bad('too many entries');
+        const o: Record<string, Value> = {};
+        let prev: string | undefined;
+        for (let i = 0; i < n; i++) {
+          const k = d.string();
+          if (prev !== undefined && !(prev < k)) bad('object keys not sorted');
+          prev = k;
+          Object.defineProperty(o, k, {
+            value: this.value(depth + 1),
+            enumerable: true,
+            writable: true,
+            configurable: true,
+          });
+        }
+        return o;
+      }
+      default:
+        return bad('unknown value tag');
+    }
+  }
+
+  slot(depth: number): Slot {
+    if (depth > CODEC_LIMITS.maxDepth) bad('fields nested too deep');
+    this.count();
+    const s = new Slot();
+    const kidCount = this.kids.next();
+    const shape = this.shape.next();
+    if (shape >= 1024) bad('bad slot shape');
+    let nReg = shape & 3;
+    let nDot = (shape >> 2) & 3;
+    let nCtr = (shape >> 4) & 3;
+    let nRst = (shape >> 6) & 3;
+    let nClr = shape >> 8;
+    if (nReg === 3) nReg += this.misc.next();
+    if (nDot === 3) nDot += this.misc.next();
+    if (nCtr === 3) nCtr += this.misc.next();
+    if (nRst === 3) nRst += this.misc.next();
+    if (nClr === 3) nClr += this.misc.next();
+    const peers = this.peers;
+    if (nReg > 0) {
+      const list: RegEntry[] = [];
+      let last = -1;
+      for (let i = 0; i < nReg; i++) {
+        this.count();
+        const p = this.peerIndex();
+        if (p <= last) bad('register entries not sorted by peer');
+        last = p;
+        const time = this.nextTime();
+        const t = this.tag.next();
+        const attachment = t === T_ATTACHMENT;
+        const value = attachment ? this.value(0) : this.value(0, t);
+        list.push({ peer: peers[p] as PeerId, time, value, attachment });
+      }
+      s.reg = list;
+    }
+    if (nDot > 0) {
+      const list: DotEntry[] = [];
+      let last = -1;
+      for (let i = 0; i < nDot; i++) {
+        this.count();
+        const p = this.peerIndex();
+        if (p <= last) bad('map dots not sorted by peer');
+        last = p;
+        list.push({ peer: peers[p] as PeerId, time: this.nextTime() });
+      }
+      s.mdots = list;
+    }
+    if (nCtr > 0) {
+      const list: CtrEntry[] = [];
+      let lastP = -1;
+      let lastE = -1;
+      let lastET = -1;
+      for (let i = 0; i < nCtr; i++) {
+        this.count();
+        const p = this.peerIndex();
+        const time = this.nextTime();
+        const sum = this.number();
+        const e = this.misc.next();
+        let epochTime = -1;
+        if (e > 0) {
+          if (e - 1 >= peers.length) bad('peer index out of range');
+          this.markUsed(e - 1);
+          epochTime = this.nextTime();
+        }
+        if (!(p > lastP || (p === lastP && (e > lastE || (e === lastE && epochTime > lastET)))))
+          bad('counter entries not sorted');
+        lastP = p;
+        lastE = e;
+        lastET = epochTime;
+        list.push({
+          peer: peers[p] as PeerId,
+          time,
+          sum,
+          epochPeer: e === 0 ? '' : (peers[e - 1] as PeerId),
+          epochTime,
+        });
+      }
+      s.ctr = list;
+    }
+    if (nRst > 0) {
+      const list: RestartEntry[] = [];
+      let last = -1;
+      for (let i = 0; i < nRst; i++) {
+        this.count();
+        const p = this.peerIndex();
+        if (p <= last) bad('restarts not sorted by peer');
+        last = p;
+        const time = this.nextTime();
+        list.push({ peer: peers[p] as PeerId, time, value: this.number() });
+      }
+      s.rst = list;
+    }
+    if (nClr > 0) {
+      const list: Clear[] = [];
+      let lastP = -1;
+      let lastT = -1;
+      for (let i = 0; i < nClr; i++) {
+        this.count();
+        const p = this.peerIndex();
+        const time = this.nextTime();
+        if (!(p > lastP || (p === lastP && time > lastT))) bad('clears not sorted');
+        lastP = p;
+        lastT = time;
+        list.push({ peer: peers[p] as PeerId, time, ctx: this.vv() });
+      }
+      s.clr = list;
+    }
+    if (kidCount > 0) {
+      const kids = new Map<string, Slot>();
+      let prev = '';
+      for (let i = 0; i < kidCount; i++) {
+        const packed = this.key.next();
+        const prefix = Math.floor(packed / 16);
+        let n = packed % 16;
+        if (n === 15) n += this.misc.next();
+        if (prefix > prev.length || (i === 0 && prefix !== 0)) bad('key prefix out of range');
+        const suffix = this.keys.utf8(n);
+        const k = prefix === 0 ? suffix : prev.slice(0, prefix) + suffix;
+        if (i > 0) {
+          if (!(prev < k)) bad('fields not sorted');
+          if (sharedPrefix(prev, k) !== prefix) bad('key prefix not canonical');
+        }
+        kids.set(k, this.slot(depth + 1));
+        prev = k;
+      }
+      s.kids = kids;
+    }
+    return s;
+  }
+
+  /** Checks that every column was consumed and every peer referenced. */
+  end(): void {
+    this.kids.finish();
+    this.shape.finish();
+    this.key.finish();
+    this.peer.finish();
+    this.time.finish();
+    this.misc.finish();
+    this.tag.finish();
+    if (!this.keys.done || !this.data.done) bad('column has unread bytes');
+    if (this.usedCount !== this.peers.length) bad('unreferenced peer id');
+  }
+}
+
+/**
+ * Decoded peer ids, interned: the same peer decoded from many messages is one string, so the
+ * document compares entries' peers by reference and version-vector lookups reuse its hash.
+ * Bounded; dropped when full.
+ */
+const peerIds = new Map<string, PeerId>();
+const MAX_INTERNED_PEERS = 4096;
+
+function internPeer(p: string): PeerId {
+  const known = peerIds.get(p);
+  if (known !== undefined) return known;
+  if (peerIds.size >= MAX_INTERNED_PEERS) peerIds.clear();
+  peerIds.set(p, p as PeerId);
+  return p as PeerId;
+}
+
+/** The last decoded string or number `_id` (deltas of one document tend to arrive in a row). */
+let lastId: { bytes: Uint8Array; id: string | number } | undefined;
+
+function docIdOf(buf: Uint8Array, start: number, length: number): DocId {
+  const last = lastId;
+  if (last !== undefined && last.bytes.length === length) {
+    let i = 0;
+    while (i < length && last.bytes[i] === buf[start + i]) i++;
+    if (i === length) return last.id;
+  }
+  const bytes = buf.subarray(start, start + length);
+  const id = decodeDocId(bytes);
+  // Object ids are not cached: each delta gets its own (mutable) object.
+  if (typeof id !== 'object') lastId = { bytes: bytes.slice(), id };
+  return id;
 }
 
 /**
  * Decodes a delta or full state.
- * @throws `CRDT_DECODE` for bytes that are not a valid message or break a limit in {@link CODEC_LIMITS}.
+ * @throws `CRDT_DECODE` for bytes that are not a canonical encoding or break a limit in
+ * {@link CODEC_LIMITS}.
  */
 export function decodeDelta(bytes: Uint8Array): DocDelta {
   if (!(bytes instanceof Uint8Array)) throw new TypeError('decodeDelta takes a Uint8Array');
@@ -173,186 +701,105 @@ export function decodeDelta(bytes: Uint8Array): DocDelta {
       'CRDT_DECODE',
       `message of ${bytes.length} bytes exceeds ${CODEC_LIMITS.maxBytes}`,
     );
-  let msg: v1.CrdtDocState;
-  try {
-    msg = v1.CrdtDocState.decode(bytes);
-  } catch (cause) {
-    throw crdtError(
-      'CRDT_DECODE',
-      `not a CrdtDocState: ${cause instanceof Error ? cause.message : String(cause)}`,
-      undefined,
-      cause,
-    );
+  const head = new ByteReader(bytes);
+  const version = head.byte();
+  let r: ByteReader;
+  if (version === VERSION) {
+    r = new ByteReader(bytes, 1);
+  } else if (version === (VERSION | DEFLATED)) {
+    const n = head.varint();
+    if (n < DEFLATE_FROM_BYTES) bad('small body must not be deflated');
+    if (n > CODEC_LIMITS.maxBytes) bad('inflated body too large');
+    let body: Uint8Array;
+    try {
+      body = inflateRawSync(bytes.subarray(head.pos), { maxOutputLength: n + 1 });
+    } catch (cause) {
+      throw crdtError('CRDT_DECODE', 'invalid encoding: bad deflate stream', undefined, cause);
+    }
+    if (body.length !== n) bad('inflated length mismatch');
+    r = new ByteReader(body);
+  } else {
+    return bad(`unknown format ${version}`);
   }
-  const bad = (what: string): never => {
-    throw crdtError('CRDT_DECODE', `invalid CrdtDocState: ${what}`);
-  };
-  const id: DocId = decodeDocId(msg.docId ?? new Uint8Array());
-  const peers = msg.peers ?? [];
-  if (peers.length > CODEC_LIMITS.maxPeers) bad('too many peers');
-  for (const p of peers)
-    if (typeof p !== 'string' || p.length === 0 || p.length > MAX_PEER_ID_LENGTH)
-      bad('bad peer id');
-  if (new Set(peers).size !== peers.length) bad('duplicate peer id');
-  const base = num(msg.baseTime);
-  let entries = 0;
-  const count = (): void => {
-    if (++entries > CODEC_LIMITS.maxEntries) bad('too many entries');
-  };
-  const peer = (i: unknown): PeerId => {
-    const p =
-      typeof i === 'number' || i == null ? peers[(i as number | null | undefined) ?? 0] : undefined;
-    if (p === undefined) return bad('peer index out of range');
-    return p as PeerId;
-  };
-  const time = (t: unknown): number => {
-    const v = base + num(t);
-    if (!Number.isSafeInteger(v) || v < 0 || v > MAX_TIME) bad('time out of range');
-    return v;
-  };
-  const vv = (
-    list: readonly v1.CrdtClockEntry.$Properties[] | null | undefined,
-  ): Map<PeerId, number> => {
-    const m = new Map<PeerId, number>();
-    for (const e of list ?? []) {
-      count();
-      const p = peer(e.peer);
-      if (m.has(p)) bad('duplicate version vector entry');
-      m.set(p, time(e.time));
-    }
-    return m;
-  };
-  const clear = (c: v1.CrdtClear.$Properties): Clear => {
-    count();
-    return { peer: peer(c.peer), time: time(c.time), ctx: vv(c.context) };
-  };
-  const value = (v: v1.CrdtValue.$Properties | null | undefined, depth: number): Value => {
-    if (depth > MAX_VALUE_DEPTH) bad('value too deep');
-    if (v == null) return bad('missing value');
-    count();
-    if (v.nullValue != null) return null;
-    if (v.boolValue != null) return v.boolValue;
-    if (v.numberValue != null) {
-      if (!Number.isFinite(v.numberValue)) bad('non-finite number');
-      return v.numberValue;
-    }
-    if (v.intValue != null) {
-      const n = toNumber(v.intValue);
-      if (!Number.isSafeInteger(n)) bad('integer out of range');
-      return n;
-    }
-    if (v.stringValue != null) return v.stringValue;
-    if (v.bytesValue != null) return Uint8Array.from(v.bytesValue);
-    if (v.arrayValue != null) return (v.arrayValue.items ?? []).map((x) => value(x, depth + 1));
-    if (v.objectValue != null) {
-      const o: Record<string, Value> = {};
-      for (const f of v.objectValue.fields ?? []) {
-        const k = f.key ?? '';
-        if (Object.hasOwn(o, k)) bad('duplicate object key');
-        Object.defineProperty(o, k, {
-          value: value(f.value, depth + 1),
-          enumerable: true,
-          writable: true,
-          configurable: true,
-        });
-      }
-      return o;
-    }
-    return bad('empty value');
-  };
-  const perPeer = <T extends { peer: PeerId }>(
-    list: T[],
-    key: (e: T) => string,
-  ): T[] | undefined => {
-    if (list.length === 0) return undefined;
-    const seen = new Set<string>();
-    for (const e of list) {
-      const k = key(e);
-      if (seen.has(k)) bad('two entries for one peer');
-      seen.add(k);
-    }
-    return list;
-  };
-  const slot = (s: v1.CrdtSlot.$Properties, depth: number): Slot => {
-    if (depth > CODEC_LIMITS.maxDepth) bad('fields nested too deep');
-    const out = new Slot();
-    out.reg = perPeer(
-      (s.registers ?? []).map((e): RegEntry => {
-        count();
-        return {
-          peer: peer(e.peer),
-          time: time(e.time),
-          value: value(e.value, 0),
-          attachment: e.attachment === true,
-        };
-      }),
-      (e) => e.peer,
-    );
-    out.mdots = perPeer(
-      (s.mapDots ?? []).map((e): DotEntry => {
-        count();
-        return { peer: peer(e.peer), time: time(e.time) };
-      }),
-      (e) => e.peer,
-    );
-    out.ctr = perPeer(
-      (s.counterEntries ?? []).map((e): CtrEntry => {
-        count();
-        const sum = e.sum ?? 0;
-        if (!Number.isFinite(sum)) bad('non-finite counter');
-        const has = e.hasEpoch === true;
-        return {
-          peer: peer(e.peer),
-          time: time(e.time),
-          sum,
-          epochPeer: has ? peer(e.epochPeer) : '',
-          epochTime: has ? time(e.epochTime) : -1,
-        };
-      }),
-      (e) => `${e.peer}\u0000${e.epochPeer}\u0000${e.epochTime}`,
-    );
-    out.rst = perPeer(
-      (s.restarts ?? []).map((e): RestartEntry => {
-        count();
-        const v = e.value ?? 0;
-        if (!Number.isFinite(v)) bad('non-finite restart');
-        return { peer: peer(e.peer), time: time(e.time), value: v };
-      }),
-      (e) => e.peer,
-    );
-    const clears = (s.clears ?? []).map(clear);
-    out.clr = clears.length === 0 ? undefined : clears;
-    for (const c of s.children ?? []) {
-      out.kids ??= new Map();
-      const k = c.key ?? '';
-      if (out.kids.has(k)) bad('duplicate field');
-      out.kids.set(k, slot(c, depth + 1));
-    }
-    return out;
-  };
-  const root = slot({ children: msg.fields ?? [], clears: msg.rootClears ?? [] }, 0);
-  return new DocDelta(id, vv(msg.since), vv(msg.versionVector), root);
+  const idLength = r.varint();
+  if (idLength > r.end - r.pos) bad('truncated _id');
+  const id = docIdOf(r.buf, r.pos, idLength);
+  r.pos += idLength;
+  const nPeers = r.varint();
+  if (nPeers > CODEC_LIMITS.maxPeers) bad('too many peers');
+  const peers: PeerId[] = [];
+  for (let i = 0; i < nPeers; i++) {
+    const p = r.string();
+    if (p.length === 0 || p.length > MAX_PEER_ID_LENGTH) bad('bad peer id');
+    if (i > 0 && !((peers[i - 1] as string) < p)) bad('peer ids not sorted');
+    peers.push(internPeer(p));
+  }
+  const d = new Decoder(r, peers);
+  const since = d.vv();
+  const vv = d.vv();
+  const root = d.slot(0);
+  d.end();
+  return new DocDelta(id, since, vv, root);
 }
 
-/** A 64-bit integer field as a number; protobufjs may hand back a `Long` for defaults and large values. */
-function toNumber(v: unknown): number {
-  if (v == null) return 0;
-  if (typeof v === 'number') return v;
-  if (
-    typeof v === 'object' &&
-    typeof (v as { low?: unknown }).low === 'number' &&
-    typeof (v as { high?: unknown }).high === 'number'
-  ) {
-    const { low, high, unsigned } = v as { low: number; high: number; unsigned?: boolean };
-    return (unsigned === true ? high >>> 0 : high) * 2 ** 32 + (low >>> 0);
-  }
-  return Number.NaN;
+// ---------------------------------------------------------------- documents
+
+/** Encodes a document's full state: `encodeDelta(doc.snapshot())`. */
+export function encodeDocument(doc: CrdtDocument): Uint8Array {
+  return encodeDelta(doc.snapshot());
 }
 
-function num(raw: unknown): number {
-  const v = toNumber(raw);
-  if (!Number.isSafeInteger(v) || v < 0) {
-    throw crdtError('CRDT_DECODE', 'invalid CrdtDocState: integer out of range');
+/**
+ * Decodes a full state (or any delta) into a new document: the same document as
+ * `CrdtDocument.fromDelta(decodeDelta(bytes))`, without building the state twice.
+ * @throws `CRDT_DECODE` as {@link decodeDelta}; `CRDT_DOC_TOO_LARGE` above the size limit.
+ */
+export function decodeDocument(bytes: Uint8Array): CrdtDocument {
+  return CrdtDocument._adopt(decodeDelta(bytes));
+}
+
+// ---------------------------------------------------------------- version vectors
+
+/** Encodes a version vector (what a peer sends to ask for a delta); see the module docs. */
+export function encodeVersionVector(vv: VersionVector): Uint8Array {
+  const ps = [...vv.keys()].sort(compareStrings);
+  const w = new ByteWriter(16 + ps.length * 16);
+  w.varint(ps.length);
+  for (const p of ps) w.string(p);
+  let last = 0;
+  for (const p of ps) {
+    const t = vv.get(p) as number;
+    w.svarint(t - last);
+    last = t;
   }
-  return v;
+  return w.finish().slice();
+}
+
+/**
+ * Decodes a version vector.
+ * @throws `CRDT_DECODE` for bytes that are not a canonical encoding.
+ */
+export function decodeVersionVector(bytes: Uint8Array): VersionVector {
+  if (!(bytes instanceof Uint8Array)) throw new TypeError('decodeVersionVector takes a Uint8Array');
+  if (bytes.length > CODEC_LIMITS.maxBytes) bad('version vector too large');
+  const r = new ByteReader(bytes);
+  const n = r.varint();
+  if (n > CODEC_LIMITS.maxPeers) bad('too many peers');
+  const peers: PeerId[] = [];
+  for (let i = 0; i < n; i++) {
+    const p = r.string();
+    if (p.length === 0 || p.length > MAX_PEER_ID_LENGTH) bad('bad peer id');
+    if (i > 0 && !((peers[i - 1] as string) < p)) bad('peer ids not sorted');
+    peers.push(p as PeerId);
+  }
+  const out = new Map<PeerId, number>();
+  let last = 0;
+  for (const p of peers) {
+    const t = last + r.svarint();
+    if (t < 0 || t > MAX_TIME) bad('time out of range');
+    out.set(p, t);
+    last = t;
+  }
+  if (!r.done) bad('bytes after the version vector');
+  return out;
 }

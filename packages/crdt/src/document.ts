@@ -8,6 +8,7 @@ import type { HybridClock, Timestamp } from './hlc.js';
 import type { PeerId } from './ids.js';
 import type { Clear, Meter, VersionVector } from './state.js';
 import {
+  adoptableBytes,
   addClear,
   addCtr,
   addMapDot,
@@ -161,7 +162,8 @@ export class CrdtDocument {
   #root = new Slot();
   #vv = new Map<PeerId, number>();
   #meter: Meter = { bytes: 0, changed: false };
-  #log = new ChangeLog();
+  /** The change log; undefined until a delta needs it (then rebuilt from the state). */
+  #log: ChangeLog | undefined = new ChangeLog();
 
   readonly #idBytes: number;
 
@@ -180,6 +182,29 @@ export class CrdtDocument {
   static fromDelta(delta: DocDelta): CrdtDocument {
     const d = CrdtDocument.create(delta.id);
     d.merge(delta);
+    return d;
+  }
+
+  /**
+   * @internal A document that takes `delta`'s state tree as its own, for a delta that nobody
+   * else holds (just decoded): no copy, no second index of the fields. Falls back to
+   * {@link CrdtDocument.fromDelta} when the tree is not exactly what a merge would build (clears,
+   * empty slots) or exceeds the size limit.
+   */
+  static _adopt(delta: DocDelta): CrdtDocument {
+    const root = delta.root;
+    const bytes = root.clr === undefined ? adoptableBytes(root) : -1;
+    const d = CrdtDocument.create(delta.id);
+    if (bytes < 0 || bytes + d.#idBytes > DOC_MAX_BYTES) {
+      d.merge(delta);
+      return d;
+    }
+    d.#root = root;
+    d.#meter.bytes = bytes;
+    d.#log = undefined;
+    // What `merge` would do on an empty document: advance only for peers the delta starts from
+    // scratch (contiguous with nothing held).
+    for (const [p, t] of delta.versionVector) if (!delta.since.has(p)) d.#vv.set(p, t);
     return d;
   }
 
@@ -206,9 +231,7 @@ export class CrdtDocument {
   /** The document as plain JSON with `_id` first and other keys sorted, or undefined if not live. */
   toJSON(): Record<string, Value> | undefined {
     if (!this.exists) return undefined;
-    const fields = mapValue(this.#root);
-    delete fields[ID_KEY];
-    return { [ID_KEY]: this.id as Value, ...fields };
+    return mapValue(this.#root, { [ID_KEY]: this.id as Value }, ID_KEY);
   }
 
   /** The value at a path, or undefined (MISSING). */
@@ -230,7 +253,7 @@ export class CrdtDocument {
     d.#root = cloneSlot(this.#root);
     d.#vv = new Map(this.#vv);
     d.#meter = { bytes: this.#meter.bytes, changed: false };
-    d.#log = this.#log.clone();
+    d.#log = this.#log?.clone();
     return d;
   }
 
@@ -243,7 +266,13 @@ export class CrdtDocument {
       if (clr.length > 0) out.clr = clr;
     }
     // Only the top-level fields the change log says hold something newer than `since`.
-    for (const k of this.#log.keysSince(since, root.kids?.size ?? 0, () => this.#rebuildLog())) {
+    const keys =
+      since.size === 0
+        ? (root.kids?.keys() ?? [])
+        : (this.#log ?? this.#rebuildLog()).keysSince(since, root.kids?.size ?? 0, () =>
+            this.#rebuildLog(),
+          );
+    for (const k of keys) {
       const kid = root.kids?.get(k);
       const x = kid === undefined ? undefined : extractSince(kid, since);
       if (x === undefined) continue;
@@ -256,6 +285,7 @@ export class CrdtDocument {
   #rebuildLog(): ChangeLog {
     const log = new ChangeLog();
     if (this.#root.kids !== undefined) for (const [k, kid] of this.#root.kids) log.record(k, kid);
+    log.settle();
     this.#log = log;
     return log;
   }
@@ -280,8 +310,10 @@ export class CrdtDocument {
       for (const v of delta.versionVector.values()) t = Math.max(t, v);
       if (t >= 0) options.clock.receive(t as Timestamp['time']);
     }
-    const target = this.#guardSize(slotBytes(delta.root), (doc) => doc.#mergeRaw(delta));
-    return target;
+    // An empty document takes the copy path below for free (its clone is empty), so it skips
+    // the size estimate, a walk of the whole delta.
+    const incoming = this.#root.kids === undefined ? Infinity : slotBytes(delta.root);
+    return this.#guardSize(incoming, (doc) => doc.#mergeRaw(delta));
   }
 
   /**
@@ -298,11 +330,16 @@ export class CrdtDocument {
     const op = new OpBuilder(this, at);
     op.build(intent);
     if (op.time === -1) return { changed: false, delta: undefined, warning: undefined };
-    const result = this.#guardSize(slotBytes(op.root), (doc) => {
+    // The op's running size (its scratch meter) bounds how much the merge can grow the document.
+    const result = this.#guardSize(op.bytes, (doc) => {
       const m: Meter = { bytes: doc.#meter.bytes, changed: false };
       mergeSlot(doc.#root, op.root, [], m);
       doc.#meter.bytes = m.bytes;
-      doc.#logIncoming(op.root);
+      // Every entry of an op carries the op's dot, so the log needs one row per top-level field.
+      if (op.root.kids !== undefined) {
+        doc.#log?.addAll(at.peer, op.time, op.root.kids.keys());
+        doc.#compactLog();
+      }
       if (m.changed) doc.#vv.set(at.peer, op.time);
       return m.changed;
     });
@@ -315,9 +352,13 @@ export class CrdtDocument {
 
   #mergeRaw(delta: DocDelta): boolean {
     const m: Meter = { bytes: this.#meter.bytes, changed: false };
+    const wasEmpty = this.#root.kids === undefined;
     mergeSlot(this.#root, delta.root, [], m);
     this.#meter.bytes = m.bytes;
-    this.#logIncoming(delta.root);
+    // Into an empty document (a load), the log is left to be built when a delta first needs it:
+    // a document that is only read never pays for it.
+    if (wasEmpty) this.#log = undefined;
+    else this.#logIncoming(delta.root);
     let changed = m.changed;
     for (const [p, t] of delta.versionVector) {
       const have = this.#vv.get(p) ?? -1;
@@ -330,7 +371,15 @@ export class CrdtDocument {
   }
 
   #logIncoming(root: Slot): void {
-    if (root.kids !== undefined) for (const [k, kid] of root.kids) this.#log.record(k, kid);
+    const log = this.#log;
+    if (log === undefined) return;
+    if (root.kids !== undefined) for (const [k, kid] of root.kids) log.record(k, kid);
+    this.#compactLog();
+  }
+
+  /** Rebuilds the change log when stale rows dominate it (amortized O(1) per recorded row). */
+  #compactLog(): void {
+    if (this.#log?.needsRebuild(this.#root.kids?.size ?? 0) === true) this.#rebuildLog();
   }
 
   /** Runs `apply` on this document, or on a copy first when the result might break the size limit. */
@@ -369,59 +418,108 @@ export class CrdtDocument {
   }
 }
 
+/** One peer's rows of the {@link ChangeLog}. */
+interface LogRow {
+  times: number[];
+  keys: string[];
+  /** Whether `times` is ascending (rows arrive in any order; they are sorted when read). */
+  sorted: boolean;
+}
+
 /**
- * Per peer, the top-level fields that received an entry of that peer, sorted by the entry's time.
+ * Per peer, the top-level fields that received an entry of that peer, with the entry's time.
  * @remarks Lets {@link CrdtDocument.delta} visit only the fields that changed since a version
- * vector, so a delta costs O(changes + log n), not O(document). Stale rows (entries since
- * overwritten or removed) only cost a look; the log is rebuilt from the state (one row per peer
- * and field, its greatest time) when it outgrows the document.
+ * vector, so a delta costs O(changes + log n), not O(document). Rows are appended as they come
+ * (a merge brings them in key order, not time order) and sorted once when next read, so recording
+ * stays O(1) per row and a big merge stays linear. Stale rows (entries since overwritten or
+ * removed) only cost a look; the log is rebuilt from the state (one row per peer and field, its
+ * greatest time) when it outgrows the document.
  */
 class ChangeLog {
-  #rows = new Map<PeerId, { times: number[]; keys: string[] }>();
+  #rows = new Map<PeerId, LogRow>();
   #size = 0;
+
+  /** Rows right after the last rebuild (the live rows then). */
+  #base = 0;
+
+  /**
+   * Whether rows recorded since the last rebuild outnumber the live ones, so a rebuild (O(document))
+   * pays for itself; never true right after one, so rebuilding never repeats.
+   */
+  needsRebuild(fields: number): boolean {
+    return this.#size > 2 * Math.max(this.#base, fields) + 1024;
+  }
+
+  /** Marks this log as freshly rebuilt. */
+  settle(): void {
+    this.#base = this.#size;
+  }
 
   clone(): ChangeLog {
     const c = new ChangeLog();
-    for (const [p, r] of this.#rows) c.#rows.set(p, { times: [...r.times], keys: [...r.keys] });
+    for (const [p, r] of this.#rows)
+      c.#rows.set(p, { times: [...r.times], keys: [...r.keys], sorted: r.sorted });
     c.#size = this.#size;
+    c.#base = this.#base;
     return c;
   }
 
   /** Records every dot in `slot`'s subtree under top-level field `key` (one row per peer: its max). */
   record(key: string, slot: Slot): void {
-    const max = new Map<PeerId, number>();
-    collectMax(slot, max);
-    for (const [p, t] of max) this.#add(p, t, key);
+    const max = collectMax(slot);
+    if (max === undefined) return;
+    if (max instanceof Map) for (const [p, t] of max) this.#add(p, t, key);
+    else this.#add(max.peer, max.time, key);
+  }
+
+  /** Records that `keys` received an entry with this dot. */
+  addAll(peer: PeerId, time: number, keys: Iterable<string>): void {
+    let r = this.#rows.get(peer);
+    if (r === undefined) {
+      r = { times: [], keys: [], sorted: true };
+      this.#rows.set(peer, r);
+    }
+    const n = r.times.length;
+    if (r.sorted && n > 0 && (r.times[n - 1] as number) > time) r.sorted = false;
+    for (const k of keys) {
+      r.times.push(time);
+      r.keys.push(k);
+    }
+    this.#size += r.times.length - n;
   }
 
   #add(peer: PeerId, time: number, key: string): void {
     let r = this.#rows.get(peer);
     if (r === undefined) {
-      r = { times: [], keys: [] };
+      r = { times: [], keys: [], sorted: true };
       this.#rows.set(peer, r);
     }
     const n = r.times.length;
-    if (n === 0 || (r.times[n - 1] as number) <= time) {
-      r.times.push(time);
-      r.keys.push(key);
-    } else {
-      const i = upperBound(r.times, time);
-      r.times.splice(i, 0, time);
-      r.keys.splice(i, 0, key);
-    }
+    if (r.sorted && n > 0 && (r.times[n - 1] as number) > time) r.sorted = false;
+    r.times.push(time);
+    r.keys.push(key);
     this.#size++;
   }
 
   /** Top-level fields that may hold an entry newer than `since`. */
   keysSince(since: VersionVector, fields: number, rebuild: () => ChangeLog): Set<string> {
-    if (this.#size > 4 * fields + 1024) return rebuild().keysSince(since, fields, rebuild);
+    if (this.needsRebuild(fields)) return rebuild().keysSince(since, fields, rebuild);
     const out = new Set<string>();
     for (const [p, r] of this.#rows) {
+      if (!r.sorted) sortRow(r);
       for (let i = upperBound(r.times, since.get(p) ?? -1); i < r.keys.length; i++)
         out.add(r.keys[i] as string);
     }
     return out;
   }
+}
+
+function sortRow(r: LogRow): void {
+  const order = r.times.map((_, i) => i);
+  order.sort((a, b) => (r.times[a] as number) - (r.times[b] as number) || a - b);
+  r.times = order.map((i) => r.times[i] as number);
+  r.keys = order.map((i) => r.keys[i] as string);
+  r.sorted = true;
 }
 
 function upperBound(times: readonly number[], t: number): number {
@@ -435,13 +533,48 @@ function upperBound(times: readonly number[], t: number): number {
   return lo;
 }
 
-function collectMax(s: Slot, max: Map<PeerId, number>): void {
-  const see = (peer: PeerId, time: number): void => {
-    if ((max.get(peer) ?? -1) < time) max.set(peer, time);
-  };
-  for (const l of [s.reg, s.mdots, s.ctr, s.rst, s.clr])
-    if (l !== undefined) for (const e of l) see(e.peer, e.time);
-  if (s.kids !== undefined) for (const kid of s.kids.values()) collectMax(kid, max);
+type Dot = { readonly peer: PeerId; readonly time: number };
+
+// Accumulator of collectMax (module state: no closure or allocation per call).
+let maxOne: Dot | undefined;
+let maxMany: Map<PeerId, number> | undefined;
+
+function seeDots(list: readonly Dot[] | undefined): void {
+  if (list === undefined) return;
+  for (const e of list) {
+    if (maxMany !== undefined) {
+      if ((maxMany.get(e.peer) ?? -1) < e.time) maxMany.set(e.peer, e.time);
+    } else if (maxOne === undefined) maxOne = e;
+    else if (maxOne.peer === e.peer) {
+      if (maxOne.time < e.time) maxOne = e;
+    } else {
+      maxMany = new Map([[maxOne.peer, maxOne.time]]);
+      if ((maxMany.get(e.peer) ?? -1) < e.time) maxMany.set(e.peer, e.time);
+    }
+  }
+}
+
+function walkDots(x: Slot): void {
+  seeDots(x.reg);
+  seeDots(x.mdots);
+  seeDots(x.ctr);
+  seeDots(x.rst);
+  seeDots(x.clr);
+  if (x.kids !== undefined) for (const kid of x.kids.values()) walkDots(kid);
+}
+
+/**
+ * The greatest time per peer in a subtree: one dot when a single peer wrote it all (the common
+ * case, no allocation), else a map.
+ */
+function collectMax(s: Slot): Dot | Map<PeerId, number> | undefined {
+  maxOne = undefined;
+  maxMany = undefined;
+  walkDots(s);
+  const out = maxMany ?? maxOne;
+  maxOne = undefined;
+  maxMany = undefined;
+  return out;
 }
 
 /** Builds the delta of one intent against the current state. */
@@ -458,6 +591,11 @@ class OpBuilder {
     this.#doc = doc;
     this.#at = at;
     this.#t = at.time;
+  }
+
+  /** The op's size estimate (an upper bound of what merging it adds to a document). */
+  get bytes(): number {
+    return this.#scratch.bytes;
   }
 
   build(intent: WriteIntent): void {
@@ -490,7 +628,7 @@ class OpBuilder {
       throw crdtError('CRDT_INVALID_INTENT', 'INSERT document needs an _id');
     if (docIdKey(doc[ID_KEY] as DocId) !== this.#doc.key)
       throw crdtError('CRDT_INVALID_INTENT', 'INSERT _id does not match the document');
-    const typedefs = intent.typedefs ?? {};
+    const typedefs = intent.typedefs ?? NO_TYPEDEFS;
     if (intent.initial === true) {
       // Seed data never overrides: only a document with no state at all (never written, never deleted) takes it.
       if (this.#doc.versionVector.size !== 0) return;
@@ -517,11 +655,12 @@ class OpBuilder {
   }
 
   #update(intent: Extract<WriteIntent, { kind: 'update' }>): void {
-    const typedefs = intent.typedefs ?? {};
+    const typedefs = intent.typedefs ?? NO_TYPEDEFS;
     for (const a of intent.apply ?? []) {
       checkPath(a.path);
       if (a.op === 'RESTART') {
-        if (typedefs[a.path.join('.')] === 'PN_COUNTER')
+        const key = a.path.join('.');
+        if (Object.hasOwn(typedefs, key) && typedefs[key] === 'PN_COUNTER')
           throw crdtError('CRDT_INVALID_INTENT', 'a PN_COUNTER cannot be restarted');
         const n = a.with ?? 0;
         checkNumber(n);
@@ -582,7 +721,7 @@ class OpBuilder {
   }
 
   #set(path: Path, value: Value, typedefs: Typedefs): void {
-    const type = typedefs[path.join('.')] ?? (isValueObject(value) ? 'MAP' : 'REGISTER');
+    const type = typeOf(path, value, typedefs);
     switch (type) {
       case 'MAP': {
         if (!isValueObject(value))
@@ -628,7 +767,7 @@ class OpBuilder {
 
   /** UPDATE_LOCAL_DIFF: writes only what differs from the stored document. */
   #diff(path: Path, value: Value, typedefs: Typedefs): void {
-    const type = typedefs[path.join('.')] ?? (isValueObject(value) ? 'MAP' : 'REGISTER');
+    const type = typeOf(path, value, typedefs);
     const local = this.#local(path);
     const vis = local === undefined ? undefined : visible(local);
     if (type === 'MAP' && isValueObject(value) && vis?.kind === 'map') {
@@ -680,10 +819,22 @@ class OpBuilder {
   }
 }
 
-function checkPath(path: Path): void {
-  if (!Array.isArray(path) || path.length === 0 || path.some((k) => typeof k !== 'string')) {
-    throw crdtError('CRDT_INVALID_INTENT', 'a path is a non-empty array of keys');
+const NO_TYPEDEFS: Typedefs = Object.freeze({});
+
+/** The declared type of a path, or the default typing of its value. */
+function typeOf(path: Path, value: Value, typedefs: Typedefs): CrdtType {
+  if (typedefs !== NO_TYPEDEFS) {
+    const key = path.length === 1 ? (path[0] as string) : path.join('.');
+    // Own keys only: a field named `constructor` or `toString` has no declared type.
+    if (Object.hasOwn(typedefs, key)) return typedefs[key] as CrdtType;
   }
+  return isValueObject(value) ? 'MAP' : 'REGISTER';
+}
+
+function checkPath(path: Path): void {
+  let ok = Array.isArray(path) && path.length > 0;
+  for (let i = 0; ok && i < path.length; i++) ok = typeof path[i] === 'string';
+  if (!ok) throw crdtError('CRDT_INVALID_INTENT', 'a path is a non-empty array of keys');
   if (path[0] === ID_KEY) throw crdtError('CRDT_INVALID_INTENT', '_id is immutable');
 }
 

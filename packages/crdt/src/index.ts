@@ -1,7 +1,16 @@
 /**
  * `@lattice/crdt`: the CRDT document model and merge rules of Lattice (pure: no I/O, no timers).
  */
-export { CODEC_LIMITS, decodeDelta, encodeDelta } from './codec.js';
+export {
+  CODEC_LIMITS,
+  decodeDelta,
+  decodeDocument,
+  decodeVersionVector,
+  DEFLATE_FROM_BYTES,
+  encodeDelta,
+  encodeDocument,
+  encodeVersionVector,
+} from './codec.js';
 export { compareDocIds, decodeDocId, docIdKey, encodeDocId, MAX_DOC_ID_BYTES } from './doc-id.js';
 export {
   ConflictMode,

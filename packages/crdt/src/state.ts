@@ -52,14 +52,23 @@ export interface Clear {
   readonly ctx: VersionVector;
 }
 
-/** The CRDTs and clears at one path. */
+/**
+ * The CRDTs and clears at one path.
+ * @remarks Entry lists are never mutated in place (a change assigns a new array), so a list can
+ * be shared between a document, its clones and the deltas taken from it. Whole subtrees are
+ * shared the same way: a slot marked `shared` belongs to more than one tree (a document and a
+ * delta it adopted or produced, or a document and its clone) and is never mutated; a document
+ * that needs to change one first replaces it with a copy ({@link ownChild}).
+ */
 export class Slot {
-  reg: RegEntry[] | undefined = undefined;
-  mdots: DotEntry[] | undefined = undefined;
+  /** Part of more than one tree: copy before mutating (see {@link ownChild}). */
+  shared = false;
+  reg: readonly RegEntry[] | undefined = undefined;
+  mdots: readonly DotEntry[] | undefined = undefined;
   kids: Map<string, Slot> | undefined = undefined;
-  ctr: CtrEntry[] | undefined = undefined;
-  rst: RestartEntry[] | undefined = undefined;
-  clr: Clear[] | undefined = undefined;
+  ctr: readonly CtrEntry[] | undefined = undefined;
+  rst: readonly RestartEntry[] | undefined = undefined;
+  clr: readonly Clear[] | undefined = undefined;
 
   child(key: string): Slot | undefined {
     return this.kids?.get(key);
@@ -114,59 +123,76 @@ export function regBytes(e: RegEntry): number {
   return DOT_BYTES + checkValue(e.value);
 }
 
-/** Upserts a per-peer entry (latest time wins); returns the size delta or undefined if ignored. */
+/** Marks "the incoming entry is older than the one it would replace". */
+const IGNORED = null;
+
+/**
+ * Upserts a per-peer entry (latest time wins) into a list, copy-on-write. Returns the new list
+ * and, through `out`, the replaced entry; `IGNORED` if the entry is not newer.
+ */
 function upsert<T extends { readonly peer: PeerId; readonly time: number }>(
-  list: T[],
+  list: readonly T[] | undefined,
   e: T,
   same: (a: T, b: T) => boolean,
-): { replaced: T | undefined } | undefined {
+  out: { replaced: T | undefined },
+): readonly T[] | typeof IGNORED {
+  out.replaced = undefined;
+  if (list === undefined) return [e];
   for (let i = 0; i < list.length; i++) {
     const x = list[i] as T;
     if (same(x, e)) {
-      if (e.time <= x.time) return undefined;
-      list[i] = e;
-      return { replaced: x };
+      if (e.time <= x.time) return IGNORED;
+      const next = list.slice();
+      next[i] = e;
+      out.replaced = x;
+      return next;
     }
   }
-  list.push(e);
-  return { replaced: undefined };
+  const next = list.slice();
+  next.push(e);
+  return next;
 }
 
 const samePeer = (a: { peer: PeerId }, b: { peer: PeerId }): boolean => a.peer === b.peer;
 const sameCtr = (a: CtrEntry, b: CtrEntry): boolean =>
   a.peer === b.peer && a.epochPeer === b.epochPeer && a.epochTime === b.epochTime;
 
+const regOut: { replaced: RegEntry | undefined } = { replaced: undefined };
+const dotOut: { replaced: DotEntry | undefined } = { replaced: undefined };
+const ctrOut: { replaced: CtrEntry | undefined } = { replaced: undefined };
+const rstOut: { replaced: RestartEntry | undefined } = { replaced: undefined };
+
 /** Adds a register entry. */
 export function addReg(s: Slot, e: RegEntry, m: Meter): void {
-  s.reg ??= [];
-  const r = upsert(s.reg, e, samePeer);
-  if (r === undefined) return;
+  const next = upsert(s.reg, e, samePeer, regOut);
+  if (next === IGNORED) return;
+  s.reg = next;
   m.changed = true;
-  m.bytes += regBytes(e) - (r.replaced === undefined ? 0 : regBytes(r.replaced));
+  m.bytes += regBytes(e) - (regOut.replaced === undefined ? 0 : regBytes(regOut.replaced));
 }
 /** Adds a map-typing dot. */
 export function addMapDot(s: Slot, e: DotEntry, m: Meter): void {
-  s.mdots ??= [];
-  const r = upsert(s.mdots, e, samePeer);
-  if (r === undefined) return;
+  const next = upsert(s.mdots, e, samePeer, dotOut);
+  if (next === IGNORED) return;
+  s.mdots = next;
   m.changed = true;
-  if (r.replaced === undefined) m.bytes += DOT_BYTES;
+  if (dotOut.replaced === undefined) m.bytes += DOT_BYTES;
 }
 /** Adds a counter entry. */
 export function addCtr(s: Slot, e: CtrEntry, m: Meter): void {
-  s.ctr ??= [];
-  const r = upsert(s.ctr, e, sameCtr);
-  if (r === undefined) return;
+  const next = upsert(s.ctr, e, sameCtr, ctrOut);
+  if (next === IGNORED) return;
+  s.ctr = next;
   m.changed = true;
-  if (r.replaced === undefined) m.bytes += 3 * DOT_BYTES;
+  if (ctrOut.replaced === undefined) m.bytes += 3 * DOT_BYTES;
 }
 /** Adds a counter restart. */
 export function addRestart(s: Slot, e: RestartEntry, m: Meter): void {
-  s.rst ??= [];
-  const r = upsert(s.rst, e, samePeer);
-  if (r === undefined) return;
+  const next = upsert(s.rst, e, samePeer, rstOut);
+  if (next === IGNORED) return;
+  s.rst = next;
   m.changed = true;
-  if (r.replaced === undefined) m.bytes += 2 * DOT_BYTES;
+  if (rstOut.replaced === undefined) m.bytes += 2 * DOT_BYTES;
 }
 
 /**
@@ -174,7 +200,7 @@ export function addRestart(s: Slot, e: RestartEntry, m: Meter): void {
  * Returns whether the clear is new to the slot (and must be applied to its subtree).
  */
 export function addClear(s: Slot, c: Clear, m: Meter): boolean {
-  const list = (s.clr ??= []);
+  const list = s.clr ?? [];
   for (const x of list) {
     if (x.peer === c.peer && x.time === c.time) return false;
     if (dominates(x.ctx, c.ctx)) {
@@ -225,14 +251,32 @@ export function applyClear(s: Slot, c: Clear, m: Meter): void {
   }
   if (s.kids !== undefined) {
     for (const [k, kid] of s.kids) {
-      applyClear(kid, c, m);
-      if (isEmpty(kid)) {
+      const own = ownChild(s, k, kid);
+      applyClear(own, c, m);
+      if (isEmpty(own)) {
         s.kids.delete(k);
         m.bytes -= k.length + 2;
       }
     }
     if (s.kids.size === 0) s.kids = undefined;
   }
+}
+
+/** Child `k` (`d`) of `parent`, made safe to mutate: a shared child is replaced by a copy. */
+export function ownChild(parent: Slot, k: string, d: Slot): Slot {
+  if (!d.shared) return d;
+  const c = new Slot();
+  c.reg = d.reg;
+  c.mdots = d.mdots;
+  c.ctr = d.ctr;
+  c.rst = d.rst;
+  c.clr = d.clr;
+  if (d.kids !== undefined) {
+    c.kids = new Map(d.kids);
+    for (const x of d.kids.values()) x.shared = true;
+  }
+  parent.kids?.set(k, c);
+  return c;
 }
 
 /** Whether a slot holds nothing at all (no entries, no clears, no children). */
@@ -270,46 +314,105 @@ export function mergeSlot(dst: Slot, src: Slot, ancestors: readonly Clear[], m: 
   if (src.rst !== undefined)
     for (const e of src.rst) if (!coveredBy(clears, e.peer, e.time)) addRestart(dst, e, m);
   if (src.kids !== undefined) {
+    const kids = (dst.kids ??= new Map());
     for (const [k, kid] of src.kids) {
-      const existed = dst.kids?.has(k) === true;
-      const d = dst.ensureChild(k, m);
-      mergeSlot(d, kid, clears, m);
-      if (!existed && isEmpty(d)) {
-        dst.kids?.delete(k);
-        m.bytes -= k.length + 2;
+      const d = kids.get(k);
+      if (d !== undefined) {
+        mergeSlot(ownChild(dst, k, d), kid, clears, m);
+        continue;
       }
+      // A new field: with nothing to join and no clear to filter it, the merge would rebuild
+      // `kid` as it is, so the document takes it by reference (shared from now on).
+      if (clears.length === 0) {
+        const bytes = adoptableBytes(kid);
+        if (bytes >= 0) {
+          kid.shared = true;
+          kids.set(k, kid);
+          m.bytes += bytes + k.length + 2;
+          m.changed = true;
+          continue;
+        }
+      }
+      const fresh = new Slot();
+      mergeSlot(fresh, kid, clears, m);
+      if (isEmpty(fresh)) continue;
+      kids.set(k, fresh);
+      m.bytes += k.length + 2;
     }
+    if (kids.size === 0) dst.kids = undefined;
   }
 }
 
-/** Deep copy of a slot (entries are immutable and shared). */
+/**
+ * The size of `s` if merging it into an empty slot would rebuild it exactly — no clear and no
+ * empty slot anywhere in it (entry lists are unique per peer: decoded or built by a write) —
+ * else -1.
+ */
+export function adoptableBytes(s: Slot): number {
+  if (s.clr !== undefined) return -1;
+  let n = 0;
+  let entries = false;
+  if (s.reg !== undefined) {
+    for (const e of s.reg) n += regBytes(e);
+    entries = true;
+  }
+  if (s.mdots !== undefined) {
+    n += s.mdots.length * DOT_BYTES;
+    entries = true;
+  }
+  if (s.ctr !== undefined) {
+    n += s.ctr.length * 3 * DOT_BYTES;
+    entries = true;
+  }
+  if (s.rst !== undefined) {
+    n += s.rst.length * 2 * DOT_BYTES;
+    entries = true;
+  }
+  if (s.kids !== undefined) {
+    for (const [k, kid] of s.kids) {
+      const b = adoptableBytes(kid);
+      if (b < 0) return -1;
+      n += b + k.length + 2;
+      entries = true;
+    }
+  }
+  return entries ? n : -1;
+}
+
+/** A copy of a slot that shares its children (marked shared, so either side copies on write). */
 export function cloneSlot(s: Slot): Slot {
   const c = new Slot();
-  if (s.reg) c.reg = [...s.reg];
-  if (s.mdots) c.mdots = [...s.mdots];
-  if (s.ctr) c.ctr = [...s.ctr];
-  if (s.rst) c.rst = [...s.rst];
-  if (s.clr) c.clr = [...s.clr];
-  if (s.kids) {
-    c.kids = new Map();
-    for (const [k, kid] of s.kids) c.kids.set(k, cloneSlot(kid));
+  c.reg = s.reg;
+  c.mdots = s.mdots;
+  c.ctr = s.ctr;
+  c.rst = s.rst;
+  c.clr = s.clr;
+  if (s.kids !== undefined) {
+    c.kids = new Map(s.kids);
+    for (const kid of s.kids.values()) kid.shared = true;
   }
   return c;
 }
 
 /** The part of `s` whose dots `since` does not cover, or undefined if nothing. */
 export function extractSince(s: Slot, since: VersionVector): Slot | undefined {
+  if (since.size === 0) {
+    // Everything is newer than nothing: share the subtree itself.
+    if (isEmpty(s)) return undefined;
+    s.shared = true;
+    return s;
+  }
   const newer = (e: { peer: PeerId; time: number }): boolean => e.time > (since.get(e.peer) ?? -1);
   const out = new Slot();
   let any = false;
   const pick = <T extends { peer: PeerId; time: number }>(
-    list: T[] | undefined,
-  ): T[] | undefined => {
+    list: readonly T[] | undefined,
+  ): readonly T[] | undefined => {
     if (list === undefined) return undefined;
     const kept = list.filter(newer);
     if (kept.length === 0) return undefined;
     any = true;
-    return kept;
+    return kept.length === list.length ? list : kept;
   };
   out.reg = pick(s.reg);
   out.mdots = pick(s.mdots);
@@ -342,16 +445,19 @@ export function slotBytes(s: Slot): number {
 
 /** The greatest time of any dot (and any context) in the subtree; -1 if none. */
 export function maxTime(s: Slot): number {
-  let t = -1;
-  const see = (list: readonly { time: number }[] | undefined): void => {
-    if (list) for (const e of list) if (e.time > t) t = e.time;
-  };
-  see(s.reg);
-  see(s.mdots);
-  see(s.ctr);
-  see(s.rst);
-  see(s.clr);
+  let t = Math.max(
+    maxOf(s.reg, -1),
+    maxOf(s.mdots, -1),
+    maxOf(s.ctr, -1),
+    maxOf(s.rst, -1),
+    maxOf(s.clr, -1),
+  );
   if (s.kids) for (const kid of s.kids.values()) t = Math.max(t, maxTime(kid));
+  return t;
+}
+
+function maxOf(list: readonly { readonly time: number }[] | undefined, t: number): number {
+  if (list !== undefined) for (const e of list) if (e.time > t) t = e.time;
   return t;
 }
 
@@ -389,7 +495,9 @@ export function isLive(s: Slot): boolean {
 /** The visible CRDT of a slot: the one written last; a map with only live children ranks lowest. */
 export function visible(s: Slot): Visible {
   const r = best(s.reg);
-  const c = best<Dotted>([...(s.ctr ?? []), ...(s.rst ?? [])]);
+  const ci = best<Dotted>(s.ctr);
+  const cr = best<Dotted>(s.rst);
+  const c = after(cr, ci) ? cr : ci;
   const md = best(s.mdots);
   if (r !== undefined && !after(c, r) && !after(md, r)) return { kind: 'register', entry: r };
   if (c !== undefined && !after(md, c)) return { kind: 'counter' };
@@ -418,6 +526,9 @@ export function counterValue(s: Slot): number {
 
 /** The plain value of a slot, or undefined (MISSING). Map keys come out sorted. */
 export function slotValue(s: Slot): Value | undefined {
+  // The common case, a slot holding only register writes, without building a `Visible`.
+  if (s.ctr === undefined && s.rst === undefined && s.mdots === undefined && s.reg !== undefined)
+    return (best(s.reg) as RegEntry).value;
   const v = visible(s);
   switch (v.kind) {
     case 'register':
@@ -431,20 +542,43 @@ export function slotValue(s: Slot): Value | undefined {
   }
 }
 
-/** The object of a map slot's visible children (keys sorted). */
-export function mapValue(s: Slot): Record<string, Value> {
-  const out: Record<string, Value> = {};
-  if (s.kids === undefined) return out;
-  const keys = [...s.kids.keys()].sort();
-  for (const k of keys) {
-    const val = slotValue(s.kids.get(k) as Slot);
-    if (val !== undefined)
+/**
+ * The object of a map slot's visible children (keys sorted). `out` may come with fields already
+ * set (they stay first); a child named `skip` is left out.
+ */
+export function mapValue(
+  s: Slot,
+  out: Record<string, Value> = {},
+  skip?: string,
+): Record<string, Value> {
+  const kids = s.kids;
+  if (kids === undefined) return out;
+  // Children usually sit in key order already (a decoded state); then there is nothing to sort.
+  let inOrder = true;
+  let prev: string | undefined;
+  for (const k of kids.keys()) {
+    if (prev !== undefined && !(prev < k)) {
+      inOrder = false;
+      break;
+    }
+    prev = k;
+  }
+  const entries = inOrder
+    ? kids.entries()
+    : [...kids.keys()].sort().map((k): [string, Slot] => [k, kids.get(k) as Slot]);
+  for (const [k, kid] of entries) {
+    if (k === skip) continue;
+    const val = slotValue(kid);
+    if (val === undefined) continue;
+    // A plain assignment would call the `__proto__` setter instead of making a field.
+    if (k === '__proto__') {
       Object.defineProperty(out, k, {
         value: val,
         enumerable: true,
         writable: true,
         configurable: true,
       });
+    } else out[k] = val;
   }
   return out;
 }

@@ -1,6 +1,6 @@
 import { fc, test } from '@fast-check/vitest';
 import { CrdtDocument, decodeDelta, encodeDelta } from '@lattice/crdt';
-import { describe, expect } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { merged, run, stateOf, stepsArb } from './arbitraries.js';
 import { Replica } from './helpers.js';
 
@@ -70,6 +70,38 @@ describe('merge is a join', () => {
   );
 });
 
+describe('shared subtrees (copy on write)', () => {
+  test.prop([three, three], { numRuns: Number(process.env.LATTICE_SOAK ?? 0) > 0 ? 2000 : 200 })(
+    'deltas, snapshots, clones and merged-in states never change afterwards',
+    (steps, later) => {
+      const [a, b, c] = run(steps, 3);
+      if (!a || !b || !c) return;
+      // Share subtrees every way there is: b adopts a's snapshot and a delta, a clone of b.
+      const snap = a.doc.snapshot();
+      const delta = a.doc.delta(c.doc.versionVector);
+      b.doc.merge(snap);
+      c.doc.merge(delta);
+      const clone = b.doc.clone();
+      const before = [snap, delta].map((d) => Buffer.from(encodeDelta(d)).toString('hex'));
+      const aState = stateOf(a.doc);
+      const cloneState = stateOf(clone);
+      // Then b and c go on writing and merging (a only gives).
+      const reps = [a, b, c];
+      for (const s of later) {
+        if (s.r === 0) continue;
+        if (s.t === 'write') {
+          const rep = reps[s.r] as Replica;
+          rep.wall += s.tick;
+          rep.write(s.intent);
+        } else if (s.r !== s.from) (reps[s.r] as Replica).pull(reps[s.from] as Replica);
+      }
+      expect([snap, delta].map((d) => Buffer.from(encodeDelta(d)).toString('hex'))).toEqual(before);
+      expect(stateOf(clone)).toBe(cloneState);
+      expect(stateOf(a.doc)).toBe(aState);
+    },
+  );
+});
+
 describe('delta index', () => {
   test.prop([fc.integer({ min: 1, max: 3000 }), fc.integer({ min: 1, max: 40 })], { numRuns: 15 })(
     'after long histories (log compaction) a delta still equals the full merge',
@@ -88,4 +120,24 @@ describe('delta index', () => {
       expect(stateOf(viaDelta)).toBe(stateOf(merged(b.doc, a.doc)));
     },
   );
+
+  it('many peers writing every field: the log settles instead of rebuilding forever', () => {
+    const peers = Array.from({ length: 6 }, (_, i) => new Replica(`p${i}`));
+    const first = peers[0] as Replica;
+    first.insert({ _id: 'doc' });
+    const b = new Replica('b');
+    b.pull(first);
+    const set = Array.from({ length: 1500 }, (_, i) => ({ path: [`k${i}`], value: i }));
+    for (const p of peers) {
+      if (p !== first) p.pull(first);
+      p.write({ kind: 'update', set });
+      first.pull(p);
+    }
+    for (let round = 0; round < 3; round++) {
+      first.write({ kind: 'update', set: set.slice(0, 700) });
+      const viaDelta = b.doc.clone();
+      viaDelta.merge(first.doc.delta(b.doc.versionVector));
+      expect(stateOf(viaDelta)).toBe(stateOf(merged(b.doc, first.doc)));
+    }
+  });
 });

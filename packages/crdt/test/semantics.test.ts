@@ -411,3 +411,21 @@ describe('limits on writes', () => {
     );
   });
 });
+
+describe('typedefs', () => {
+  it('fields named like Object.prototype members take their default typing (regression)', () => {
+    const a = new Replica('a');
+    a.insert({ _id: 'doc' });
+    // With typedefs present, `typedefs['constructor']` used to find Object's constructor and the
+    // write was silently dropped.
+    a.write({
+      kind: 'update',
+      set: [
+        { path: ['constructor'], value: 1 },
+        { path: ['toString'], value: { x: 2 } },
+      ],
+      typedefs: { other: 'COUNTER' },
+    });
+    expect(a.doc.toJSON()).toEqual({ _id: 'doc', constructor: 1, toString: { x: 2 } });
+  });
+});
