@@ -11,7 +11,7 @@
  * commit, so the clock stays monotonic across restarts.
  */
 import { randomUUID } from 'node:crypto';
-import { CrdtDocument, decodeDelta, docIdKey, encodeDelta } from '@lattice/crdt';
+import { CrdtDocument, decodeDocument, docIdKey, encodeDocument } from '@lattice/crdt';
 import type { DocId, HybridClock, Typedefs, ValueObject, WriteIntent } from '@lattice/crdt';
 import type { JsonValue, MutationIntent, Statement, TypeDef } from '@lattice/dql';
 import { compileMutation, executePlan, getField, parse, resolveUpdate } from '@lattice/dql';
@@ -82,7 +82,7 @@ export function activeTrace(): TraceParent | undefined {
 
 /** The CRDT document a stored record holds (or a new one). */
 export function loadDocument(id: DocId, stored: StoredDocument | undefined): CrdtDocument {
-  return stored ? CrdtDocument.fromDelta(decodeDelta(stored.state)) : CrdtDocument.create(id);
+  return stored ? decodeDocument(stored.state) : CrdtDocument.create(id);
 }
 
 /** The store write that persists `doc`. */
@@ -95,7 +95,7 @@ export function persistDocument(
   return {
     collection,
     id: doc.id,
-    state: encodeDelta(doc.snapshot()),
+    state: encodeDocument(doc),
     value: value as ValueObject | undefined,
     versionVector: new Map(doc.versionVector),
     ...(value === undefined ? { deletedAt } : {}),
