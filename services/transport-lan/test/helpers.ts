@@ -1,0 +1,208 @@
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import net from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { LinkDriver, LinkEvent } from '@lattice/multiplexer';
+import { tempDir } from '@lattice/testing';
+import type { LanDriverEvent, LanLinkDriver } from '../src/index.js';
+
+/**
+ * Resolves once `condition()` holds, re-checking after every event of the drivers (links and
+ * diagnostics), so nothing polls on a timer.
+ */
+export function untilEvent(
+  drivers: readonly LinkDriver[],
+  condition: () => boolean,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const stops: (() => void)[] = [];
+    const finish = (error?: Error): void => {
+      clearTimeout(timer);
+      for (const s of stops) s();
+      if (error === undefined) resolve();
+      else reject(error);
+    };
+    const check = (): void => {
+      if (condition()) finish();
+    };
+    const timer = setTimeout(
+      () => finish(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)),
+      timeoutMs,
+    );
+    for (const d of drivers) {
+      stops.push(d.listen(check));
+      if ('onDiagnostic' in d) stops.push((d as LanLinkDriver).onDiagnostic(check));
+    }
+    check();
+  });
+}
+
+/** Records a driver's link events and diagnostics. */
+export function recordDriver(driver: LanLinkDriver): {
+  readonly events: LinkEvent[];
+  readonly diagnostics: LanDriverEvent[];
+  stop(): void;
+} {
+  const events: LinkEvent[] = [];
+  const diagnostics: LanDriverEvent[] = [];
+  const a = driver.listen((e) => events.push(e));
+  const b = driver.onDiagnostic((e) => diagnostics.push(e));
+  return {
+    events,
+    diagnostics,
+    stop: () => {
+      a();
+      b();
+    },
+  };
+}
+
+/**
+ * A TCP proxy on 127.0.0.1 in front of a port: `cut()` resets every connection through it (a
+ * cable pulled), `freeze()` stops forwarding while keeping the sockets open (a peer that stops
+ * answering), and `captured` holds every byte that went through (for the TLS test).
+ */
+export class TcpProxy {
+  readonly #server: net.Server;
+  readonly #pairs = new Set<[net.Socket, net.Socket]>();
+  readonly captured: Buffer[] = [];
+  #frozen = false;
+
+  private constructor(server: net.Server) {
+    this.#server = server;
+  }
+
+  static async start(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
+    const server = net.createServer();
+    const proxy = new TcpProxy(server);
+    server.on('connection', (inbound) => proxy.#pipe(inbound, targetHost, targetPort));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return proxy;
+  }
+
+  get port(): number {
+    return (this.#server.address() as net.AddressInfo).port;
+  }
+
+  get connections(): number {
+    return this.#pairs.size;
+  }
+
+  cut(): void {
+    for (const [a, b] of this.#pairs) {
+      a.resetAndDestroy();
+      b.resetAndDestroy();
+    }
+    this.#pairs.clear();
+  }
+
+  freeze(): void {
+    this.#frozen = true;
+  }
+
+  async close(): Promise<void> {
+    this.cut();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+
+  #pipe(inbound: net.Socket, host: string, port: number): void {
+    const outbound = net.connect({ host, port });
+    inbound.setNoDelay(true);
+    outbound.setNoDelay(true);
+    const pair: [net.Socket, net.Socket] = [inbound, outbound];
+    this.#pairs.add(pair);
+    const forward = (from: net.Socket, to: net.Socket): void => {
+      from.on('data', (chunk: Buffer) => {
+        if (this.#frozen) return;
+        this.captured.push(chunk);
+        to.write(chunk);
+      });
+      // A frozen path passes nothing on, not even a close: the other end hears silence.
+      from.on('end', () => {
+        if (!this.#frozen) to.end();
+      });
+      from.on('error', () => {
+        if (!this.#frozen) to.destroy();
+      });
+      from.on('close', () => {
+        if (!this.#frozen) {
+          to.destroy();
+          this.#pairs.delete(pair);
+        }
+      });
+    };
+    forward(inbound, outbound);
+    forward(outbound, inbound);
+  }
+}
+
+/** A raw TCP client, for speaking bad bytes to a driver. */
+export async function rawClient(
+  port: number,
+  host = '127.0.0.1',
+): Promise<{
+  readonly socket: net.Socket;
+  readonly received: Buffer[];
+  readonly closed: Promise<void>;
+}> {
+  const socket = net.connect({ port, host });
+  const received: Buffer[] = [];
+  socket.on('data', (c: Buffer) => received.push(c));
+  socket.on('error', () => {
+    // A reset by the driver is what several tests expect; `closed` reports the end either way.
+  });
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  return { socket, received, closed };
+}
+
+const run = promisify(execFile);
+
+/** A self-signed certificate and key for 127.0.0.1 / localhost, made with openssl. */
+export async function selfSignedPair(): Promise<{
+  cert: Buffer;
+  key: Buffer;
+  remove(): Promise<void>;
+}> {
+  const dir = await tempDir('lattice-lan-tls-');
+  const keyPath = join(dir.path, 'key.pem');
+  const certPath = join(dir.path, 'cert.pem');
+  try {
+    await run('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      keyPath,
+      '-out',
+      certPath,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    ]);
+  } catch (error) {
+    await dir.remove();
+    throw new Error(
+      `openssl could not make a self-signed certificate (install it: apt-get install -y openssl)`,
+      { cause: error },
+    );
+  }
+  return {
+    cert: await readFile(certPath),
+    key: await readFile(keyPath),
+    remove: () => dir.remove(),
+  };
+}
