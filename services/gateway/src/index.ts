@@ -1,1 +1,37 @@
-export { gatewayConfigSchema, gatewayService, VERSION } from './service.js';
+export { ApiKeys, assertPlaygroundAllowed, isLoopback } from './auth.js';
+export { decodeArgs, queryTypeOf, toExecuteResponse, toObserveResponse } from './codec.js';
+export { GatewayErrorCode, gatewayError } from './errors.js';
+export { startGateway } from './gateway.js';
+export type { Gateway, GatewayOptions } from './gateway.js';
+export {
+  addDqlService,
+  DQL_SERVICE_NAME,
+  DqlClient,
+  dqlServiceDefinition,
+  errorCodeOf,
+  subscriptionId,
+  toServiceError,
+} from './grpc-server.js';
+export type { DqlServiceOptions } from './grpc-server.js';
+export { createHttpApi, EXECUTE_PATH } from './http-server.js';
+export type { HttpApiOptions } from './http-server.js';
+export { Observer, ObserverHub, sequential } from './observers.js';
+export type {
+  ObserveBatch,
+  ObserveOptions,
+  ObserverHubOptions,
+  ObserverStats,
+  OverflowPolicy,
+} from './observers.js';
+export { InProcessPeer } from './peer-api.js';
+export type { InProcessPeerOptions, PeerApi, PeerExecuteResult } from './peer-api.js';
+export {
+  gatewayConfigSchema,
+  gatewayOptionsFrom,
+  gatewayService,
+  startGatewayService,
+  VERSION,
+} from './service.js';
+export type { GatewayConfig, GatewayServiceInstance } from './service.js';
+export { WebSocketLinkDriver } from './ws-link-driver.js';
+export type { WebSocketLinkDriverOptions } from './ws-link-driver.js';

@@ -1,0 +1,162 @@
+/**
+ * A running gateway: the gRPC DQL API (with health checking) and the HTTP API over one peer.
+ *
+ * @remarks
+ * gRPC server reflection is not served: `@grpc/reflection` builds its answers from a
+ * proto-loader `PackageDefinition` (file descriptors), and the gateway's messages come from
+ * protobufjs static code, which carries no descriptors; producing them would mean loading the
+ * `.proto` files at run time with proto-loader, which this package does not use. Clients use
+ * `proto/lattice/v1/gateway.proto` instead (grpcurl: `-import-path proto -proto
+ * lattice/v1/gateway.proto`).
+ */
+import type { AddressInfo } from 'node:net';
+import type { Server as HttpServer } from 'node:http';
+import * as grpc from '@grpc/grpc-js';
+import { HealthImplementation } from 'grpc-health-check';
+import { ApiKeys, assertPlaygroundAllowed } from './auth.js';
+import { addDqlService, DQL_SERVICE_NAME } from './grpc-server.js';
+import { createHttpApi } from './http-server.js';
+import { ObserverHub } from './observers.js';
+import type { ObserverStats } from './observers.js';
+import type { PeerApi } from './peer-api.js';
+import { WebSocketLinkDriver } from './ws-link-driver.js';
+import type { WebSocketLinkDriverOptions } from './ws-link-driver.js';
+
+/** Options of {@link startGateway}. */
+export interface GatewayOptions {
+  /** Address both listeners bind to (default 127.0.0.1). */
+  readonly host?: string;
+  /** gRPC port (default 50051; 0: any free port). */
+  readonly grpcPort?: number;
+  /** HTTP port (default 8080; 0: any free port). */
+  readonly httpPort?: number;
+  /** API keys; none: playground mode, allowed on loopback only. */
+  readonly apiKeys?: readonly string[];
+  /** Largest HTTP request body (default 1 MiB). */
+  readonly maxBodyBytes?: number;
+  /** Largest gRPC message received (default 4 MiB). */
+  readonly maxMessageBytes?: number;
+  /** Default and largest queue of unsent batches per observer (default 64). */
+  readonly maxQueuedBatches?: number;
+  /** Most observers at once (default 10,000). */
+  readonly maxObservers?: number;
+  /** How often Presence streams look for changes (ms, default 1000). */
+  readonly presenceIntervalMs?: number;
+  /**
+   * Serves the WebSocket sync endpoint (`/api/v4/sync` on the HTTP port) with these limits;
+   * absent: no endpoint. Its links reach the multiplexer through {@link Gateway.links}.
+   */
+  readonly sync?: WebSocketLinkDriverOptions;
+}
+
+/** A started gateway. */
+export interface Gateway {
+  readonly host: string;
+  readonly grpcPort: number;
+  readonly httpPort: number;
+  /** The WebSocket sync endpoint's links (hand to the `Multiplexer`), when `sync` was set. */
+  readonly links: WebSocketLinkDriver | undefined;
+  /** Counters of the open observers. */
+  observerStats(): ObserverStats[];
+  /** Facts for health replies. */
+  health(): Readonly<Record<string, string>>;
+  /** Ends every stream, stops both listeners, stops observing the peer. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the gateway over `peer`.
+ * @throws `GATEWAY_INSECURE_CONFIG` for playground mode on a non-loopback host; listen errors.
+ */
+export async function startGateway(peer: PeerApi, options: GatewayOptions = {}): Promise<Gateway> {
+  const host = options.host ?? '127.0.0.1';
+  const keys = new ApiKeys(options.apiKeys ?? []);
+  assertPlaygroundAllowed(keys, [host]);
+  const hub = new ObserverHub(peer, {
+    ...(options.maxQueuedBatches === undefined ? {} : { maxQueued: options.maxQueuedBatches }),
+    ...(options.maxObservers === undefined ? {} : { maxObservers: options.maxObservers }),
+  });
+  const maxMessage = options.maxMessageBytes ?? 4 * 1024 * 1024;
+  const grpcServer = new grpc.Server({
+    'grpc.max_receive_message_length': maxMessage,
+  });
+  const closeStreams = addDqlService(grpcServer, {
+    peer,
+    hub,
+    keys,
+    ...(options.presenceIntervalMs === undefined
+      ? {}
+      : { presenceIntervalMs: options.presenceIntervalMs }),
+  });
+  const health = new HealthImplementation({ '': 'SERVING', [DQL_SERVICE_NAME]: 'SERVING' });
+  health.addToServer(grpcServer);
+
+  let http: HttpServer | undefined;
+  try {
+    const grpcPort = await new Promise<number>((resolve, reject) => {
+      grpcServer.bindAsync(
+        `${host.includes(':') ? `[${host}]` : host}:${options.grpcPort ?? 50051}`,
+        grpc.ServerCredentials.createInsecure(),
+        (error, port) => (error ? reject(error) : resolve(port)),
+      );
+    });
+    const httpServer = createHttpApi({
+      peer,
+      keys,
+      ...(options.maxBodyBytes === undefined ? {} : { maxBodyBytes: options.maxBodyBytes }),
+    });
+    http = httpServer;
+    await new Promise<void>((resolve, reject) => {
+      httpServer.once('error', reject);
+      httpServer.listen(options.httpPort ?? 8080, host, () => {
+        httpServer.off('error', reject);
+        resolve();
+      });
+    });
+    const httpPort = (httpServer.address() as AddressInfo).port;
+    const links = options.sync ? new WebSocketLinkDriver(options.sync) : undefined;
+    links?.attach(httpServer, keys);
+    let closed: Promise<void> | undefined;
+    return {
+      host,
+      grpcPort,
+      httpPort,
+      links,
+      observerStats: () => hub.stats(),
+      health: () => ({
+        peer: peer.peerId,
+        grpc: `${host}:${grpcPort}`,
+        http: `${host}:${httpPort}`,
+        observers: String(hub.size),
+        syncLinks: links ? String(links.size) : 'off',
+        auth: keys.playground ? 'playground' : 'api-keys',
+      }),
+      close() {
+        closed ??= (async () => {
+          health.setStatus('', 'NOT_SERVING');
+          health.setStatus(DQL_SERVICE_NAME, 'NOT_SERVING');
+          closeStreams();
+          hub.close();
+          await links?.close();
+          await Promise.all([
+            new Promise<void>((resolve) => {
+              grpcServer.tryShutdown(() => resolve());
+              // Calls that do not finish promptly are cut.
+              setTimeout(() => grpcServer.forceShutdown(), 2_000).unref();
+            }),
+            new Promise<void>((resolve) => {
+              httpServer.close(() => resolve());
+              httpServer.closeAllConnections();
+            }),
+          ]);
+        })();
+        return closed;
+      },
+    };
+  } catch (error) {
+    hub.close();
+    grpcServer.forceShutdown();
+    http?.close();
+    throw error;
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * End to end through the WebSocket sync endpoint: a remote peer connects to the gateway's
+ * `/api/v4/sync` with its own multiplexer, syncs with the gateway's peer, and its writes reach
+ * a gRPC Observe stream on the gateway.
+ */
+import { describe, expect, it } from 'vitest';
+import { createIdentity, Multiplexer, SystemClock } from '@lattice/multiplexer';
+import { MergeEngine, syncOverMultiplexer } from '@lattice/merge';
+import type { v1 } from '@lattice/proto';
+import { DocumentStore, MemoryEngine } from '@lattice/store';
+import { waitFor } from '@lattice/testing';
+import { InProcessPeer, startGateway, WebSocketLinkDriver } from '@lattice/gateway';
+import * as grpc from '@grpc/grpc-js';
+import { applyBatch, dec, observe, reader } from './helpers.js';
+
+async function engineFor(peerId: string): Promise<MergeEngine> {
+  return MergeEngine.open({ peerId, store: await DocumentStore.open(new MemoryEngine()) });
+}
+
+describe('WebSocket sync endpoint, end to end', () => {
+  it('a remote peer syncs through the gateway; its transaction reaches an Observe stream whole', async () => {
+    const clock = new SystemClock();
+    const idA = createIdentity(new Uint8Array(32).fill(21));
+    const idB = createIdentity(new Uint8Array(32).fill(22));
+    const a = await engineFor(idA.peerId);
+    const b = await engineFor(idB.peerId);
+    const gateway = await startGateway(new InProcessPeer(a), {
+      grpcPort: 0,
+      httpPort: 0,
+      apiKeys: ['k'],
+      sync: {},
+    });
+    const muxA = new Multiplexer({ identity: idA, clock });
+    const muxB = new Multiplexer({ identity: idB, clock });
+    muxA.attach(gateway.links as WebSocketLinkDriver);
+    const remoteDriver = new WebSocketLinkDriver();
+    muxB.attach(remoteDriver);
+    const errors: unknown[] = [];
+    const stopA = syncOverMultiplexer(a, muxA, { onError: (_p, e) => errors.push(e) });
+    const stopB = syncOverMultiplexer(b, muxB, { onError: (_p, e) => errors.push(e) });
+    const client = new grpc.Client(
+      `127.0.0.1:${gateway.grpcPort}`,
+      grpc.credentials.createInsecure(),
+    );
+    const md = new grpc.Metadata();
+    md.set('authorization', 'Bearer k');
+    const stream = observe(client, { statement: 'SELECT * FROM notes ORDER BY _id' }, md);
+    try {
+      await a.subscribe('SELECT * FROM notes');
+      const next = reader<v1.ObserveResponse>(stream);
+      let items = applyBatch([], await next());
+      expect(items).toEqual([]);
+      await remoteDriver.connect(`ws://127.0.0.1:${gateway.httpPort}/api/v4/sync`, {
+        apiKey: 'k',
+      });
+      await b.execute('INSERT INTO notes DOCUMENTS (:x), (:y)', {
+        x: { _id: 'n1', text: 'from afar' },
+        y: { _id: 'n2', text: 'also' },
+      });
+      const batch = await next();
+      expect(batch.changes.map((c) => c.kind)).toEqual([1, 1]);
+      items = applyBatch(items, batch);
+      expect(items).toEqual([
+        { _id: 'n1', text: 'from afar' },
+        { _id: 'n2', text: 'also' },
+      ]);
+      await waitFor(
+        () => (a.syncStatus().some((s) => s.remotePeer === idB.peerId) ? true : undefined),
+        { what: 'sync status of the remote' },
+      );
+      expect(gateway.links?.size).toBe(1);
+      expect(errors).toEqual([]);
+      expect(dec(batch.changes[0]?.item ?? new Uint8Array())).toEqual({
+        _id: 'n1',
+        text: 'from afar',
+      });
+    } finally {
+      stream.cancel();
+      client.close();
+      stopA();
+      stopB();
+      await muxA.close();
+      await muxB.close();
+      await remoteDriver.close();
+      await gateway.close();
+      await a.close();
+      await b.close();
+      await a.store.close();
+      await b.store.close();
+    }
+  });
+});
