@@ -19,6 +19,30 @@ const program = new Command('lattice')
   .description('Lattice: CRDT documents synced peer to peer, queried with DQL.')
   .showHelpAfterError();
 
+interface UpOptions {
+  namespace: string;
+  nats?: string;
+  data: string;
+  lanPort: number;
+  peer: string[];
+  discovery: boolean;
+  grpcPort: number;
+  httpPort: number;
+  subscribe: string[];
+  logLevel: string;
+}
+
+function portArg(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65_535)
+    throw new InvalidArgumentError('must be a port 0-65535');
+  return n;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
 function namespaceArg(value: string): string {
   const parsed = baseConfigSchema.shape.namespace.safeParse(value);
   if (!parsed.success) throw new InvalidArgumentError('must be 1-128 characters of [A-Za-z0-9_-]');
@@ -34,8 +58,19 @@ program
     'compose the services over this NATS server instead of the in-process bus',
   )
   .option('--data <dir>', "the peer's data folder (RocksDB lives in <dir>/store)", './lattice-data')
+  .option('--lan-port <port>', 'TCP port of the LAN transport (0: any free port)', portArg, 4040)
+  .option('--peer <url>', 'a static peer tcp://host:port (repeatable)', collect, [] as string[])
+  .option('--no-discovery', 'do not announce or browse peers over mDNS')
+  .option('--grpc-port <port>', 'gateway gRPC port on loopback (0: any free port)', portArg, 50051)
+  .option('--http-port <port>', 'gateway HTTP port on loopback (0: any free port)', portArg, 8080)
+  .option(
+    '--subscribe <query>',
+    'subscribe to SELECT * FROM … at start (repeatable)',
+    collect,
+    [] as string[],
+  )
   .option('--log-level <level>', 'log level (trace, debug, info, warn, error, silent)', 'warn')
-  .action(async (options: { namespace: string; nats?: string; data: string; logLevel: string }) => {
+  .action(async (options: UpOptions) => {
     const config = baseConfigSchema.parse({
       namespace: options.namespace,
       logLevel: options.logLevel,
@@ -54,11 +89,24 @@ program
       bus,
       config,
       logger,
-      settings: { data: options.data },
+      settings: {
+        data: options.data,
+        port: String(options.lanPort),
+        peer: options.peer.join(','),
+        discovery: String(options.discovery),
+        grpcPort: String(options.grpcPort),
+        httpPort: String(options.httpPort),
+      },
+      subscribe: options.subscribe,
       onStarted: (service) => process.stdout.write(`  ✓ ${service} (health: serving)\n`),
     });
+    const gateway = peer.gateway;
     process.stdout.write(
-      `lattice: peer ready with ${peer.services.length} services. Press Ctrl-C to stop.\n`,
+      `lattice: peer ${peer.engine.peerId} ready with ${peer.services.length} services` +
+        (gateway
+          ? ` — HTTP http://${gateway.host}:${gateway.httpPort}, gRPC ${gateway.host}:${gateway.grpcPort}`
+          : '') +
+        `. Press Ctrl-C to stop.\n`,
     );
     // The in-process bus holds no socket or timer: keep the process alive until a signal.
     const keepAlive = setInterval(() => undefined, 1 << 30);

@@ -4,8 +4,8 @@
  */
 import type { Logger } from 'pino';
 import type { Bus } from '@lattice/bus';
-import { gatewayService } from '@lattice/gateway';
-import { identitySeed, mergeService, startMergeService } from '@lattice/merge';
+import { gatewayService, InProcessPeer, startGatewayService, type Gateway } from '@lattice/gateway';
+import { identitySeed, mergeService, startMergeService, type MergeEngine } from '@lattice/merge';
 import {
   createIdentity,
   multiplexerService,
@@ -44,9 +44,15 @@ export const PEER_SERVICES: readonly ServiceDefinition[] = [
  * @remarks The merge engine is its store's single writer and reads it synchronously, so in one
  * process they share the store object; over the bus the store still answers other services.
  */
-export function composePeerServices(): readonly ServiceDefinition[] {
+export function composePeerServices(
+  hooks: {
+    readonly onEngine?: (engine: MergeEngine) => void;
+    readonly onGateway?: (gateway: Gateway) => void;
+  } = {},
+): readonly ServiceDefinition[] {
   let store: DocumentStore | undefined;
   let multiplexer: Multiplexer | undefined;
+  let engine: MergeEngine | undefined;
   const need = <T>(v: T | undefined, what: string): T => {
     if (v === undefined) throw new Error(`${what} must start first`);
     return v;
@@ -71,16 +77,39 @@ export function composePeerServices(): readonly ServiceDefinition[] {
     }),
     defineService({
       ...mergeService,
-      start: (ctx) =>
-        startMergeService(ctx, {
+      async start(ctx) {
+        const instance = await startMergeService(ctx, {
           store: need(store, 'the store'),
           multiplexer: need(multiplexer, 'the multiplexer'),
-        }),
+        });
+        engine = instance.engine;
+        hooks.onEngine?.(instance.engine);
+        return instance;
+      },
     }),
     transportLanService,
     transportUsbService,
     transportBleService,
-    gatewayService,
+    defineService({
+      ...gatewayService,
+      async start(ctx) {
+        const mux = need(multiplexer, 'the multiplexer');
+        const instance = await startGatewayService(
+          new InProcessPeer(need(engine, 'the merge engine'), { presence: () => mux.presence() }),
+          ctx.config,
+        );
+        hooks.onGateway?.(instance.gateway);
+        // Remote peers and browsers reaching the WebSocket sync endpoint become links.
+        const detach = instance.gateway.links ? mux.attach(instance.gateway.links) : undefined;
+        return {
+          ...instance,
+          async stop() {
+            detach?.();
+            await instance.stop();
+          },
+        };
+      },
+    }),
   ] as readonly ServiceDefinition[];
 }
 
@@ -88,6 +117,10 @@ export function composePeerServices(): readonly ServiceDefinition[] {
 export interface Peer {
   readonly services: readonly ServiceName[];
   readonly subjects: Subjects;
+  /** The peer's merge engine (its id, DQL, subscriptions, sync status). */
+  readonly engine: MergeEngine;
+  /** Where the gateway listens. */
+  readonly gateway: Pick<Gateway, 'host' | 'grpcPort' | 'httpPort'> | undefined;
   /** Stops the services in reverse start order. */
   stop(): Promise<void>;
 }
@@ -99,6 +132,8 @@ export async function startPeer(options: {
   readonly logger: Logger;
   /** Settings beyond the base config (e.g. `data`), each service taking those its schema knows. */
   readonly settings?: Readonly<Record<string, unknown>>;
+  /** Subscriptions to register once the peer runs (kept by the peer across restarts). */
+  readonly subscribe?: readonly string[];
   readonly onStarted?: (service: ServiceName) => void;
 }): Promise<Peer> {
   const subjects = new Subjects(options.config.namespace);
@@ -107,7 +142,13 @@ export async function startPeer(options: {
     for (const service of running.reverse()) await service.stop();
   };
   try {
-    for (const definition of composePeerServices()) {
+    let engine: MergeEngine | undefined;
+    let gateway: Gateway | undefined;
+    const hooks = {
+      onEngine: (e: MergeEngine) => (engine = e),
+      onGateway: (g: Gateway) => (gateway = g),
+    };
+    for (const definition of composePeerServices(hooks)) {
       running.push(
         await startService(definition, {
           bus: options.bus,
@@ -119,9 +160,11 @@ export async function startPeer(options: {
       await checkHealth(options.bus, subjects, definition.name);
       options.onStarted?.(definition.name);
     }
+    const e = engine as MergeEngine;
+    for (const statement of options.subscribe ?? []) await e.subscribe(statement);
+    return { services: running.map((s) => s.name), subjects, engine: e, gateway, stop };
   } catch (error) {
     await stop();
     throw error;
   }
-  return { services: running.map((s) => s.name), subjects, stop };
 }

@@ -11,6 +11,8 @@ import { startPeer } from '@lattice/cli';
 import { tempDir, waitFor } from '@lattice/testing';
 
 const main = join(fileURLToPath(import.meta.url), '../../dist/main.js');
+/** Free ports everywhere and no mDNS, so tests never collide with each other or a running peer. */
+const QUIET_PORTS = ['--lan-port', '0', '--grpc-port', '0', '--http-port', '0', '--no-discovery'];
 
 describe('lattice up', () => {
   it('composes every service on one in-process bus, each answering health', async () => {
@@ -20,7 +22,13 @@ describe('lattice up', () => {
       bus,
       config: baseConfigSchema.parse({ namespace: 'uptest' }),
       logger: pino({ level: 'silent' }),
-      settings: { data: data.path },
+      settings: {
+        data: data.path,
+        port: '0',
+        discovery: 'false',
+        grpcPort: '0',
+        httpPort: '0',
+      },
     });
     expect([...peer.services].sort()).toEqual([...SERVICE_NAMES].sort());
     for (const service of SERVICE_NAMES) {
@@ -37,7 +45,7 @@ describe('lattice up', () => {
     await using data = await tempDir('lattice-up-');
     const child = spawn(
       process.execPath,
-      [main, 'up', '--namespace', 'uptestproc', '--data', data.path],
+      [main, 'up', '--namespace', 'uptestproc', '--data', data.path, ...QUIET_PORTS],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
       },
@@ -45,7 +53,7 @@ describe('lattice up', () => {
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     try {
-      await waitFor(() => out.includes('peer ready with 7 services'), {
+      await waitFor(() => /peer \S+ ready with 7 services/.test(out), {
         timeoutMs: 15_000,
         what: 'lattice up ready',
       });
