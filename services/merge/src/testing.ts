@@ -15,22 +15,11 @@
  * Each run heals, waits until nothing moves, and checks convergence, that every acknowledged write
  * is present (set checker), and that nothing reached a peer that did not subscribe to it.
  */
+import { seededRandom } from '@lattice/multiplexer';
 import { DocumentStore, MemoryEngine } from '@lattice/store';
 import type { MessageChannel } from './channel.js';
 import { mergeError } from './errors.js';
 import { MergeEngine } from './engine.js';
-
-/** A small, seeded PRNG (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Shape of the mesh. */
 export type Topology = 'line' | 'star' | 'mesh';
@@ -132,7 +121,7 @@ async function drain(rounds = 4): Promise<void> {
 
 /** Runs one seeded simulation; see the module comment. */
 export async function simulate(options: SimulationOptions): Promise<SimulationReport> {
-  const random = rng(options.seed);
+  const random = seededRandom(options.seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)] as T;
   const n = options.peers;
   const ticks = options.ticks ?? 200;

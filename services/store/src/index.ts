@@ -1,7 +1,7 @@
 export { compareKeys, inRange, MemoryEngine } from './engine.js';
 export type { EngineCapabilities, EngineOp, EngineRange, StorageEngine } from './engine.js';
 export { StoreErrorCode, storeError } from './errors.js';
-export { compareCodePoints, MAX_NAME_BYTES } from './keys.js';
+export { MAX_NAME_BYTES } from './keys.js';
 export { RocksEngine } from './rocks-engine.js';
 export type { RocksEngineOptions } from './rocks-engine.js';
 export { DEFAULT_STORE_LIMITS, DocumentStore } from './store.js';

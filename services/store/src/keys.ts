@@ -33,6 +33,7 @@
  * - `0x30` object: keys sorted, each as `0x01` + key string; `0x00`; then each value in key order
  * - `0x40` null
  */
+import { compareStrings } from '@lattice/dql';
 import { storeError } from './errors.js';
 
 const utf8 = new TextEncoder();
@@ -332,7 +333,7 @@ export function encodeIndexValue(w: KeyWriter, v: unknown, depth: number): void 
         return;
       }
       const obj = v as Record<string, unknown>;
-      const keys = Object.keys(obj).sort(compareCodePoints);
+      const keys = Object.keys(obj).sort(compareStrings);
       w.byte(0x30);
       for (const k of keys) w.byte(0x01).escaped(utf8.encode(k));
       w.byte(0x00);
@@ -342,21 +343,4 @@ export function encodeIndexValue(w: KeyWriter, v: unknown, depth: number): void 
     default:
       throw storeError('STORE_INVALID_ARGUMENT', `cannot index a value of type ${typeof v}`);
   }
-}
-
-/** Compares two strings by Unicode code point (the order of their UTF-8 bytes). */
-export function compareCodePoints(a: string, b: string): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    const x = a.charCodeAt(i);
-    const y = b.charCodeAt(i);
-    if (x === y) continue;
-    // A surrogate starts an astral code point, which sorts after every BMP code point (UTF-16
-    // order would put it before U+E000…U+FFFF).
-    const sx = x >= 0xd800 && x <= 0xdfff;
-    const sy = y >= 0xd800 && y <= 0xdfff;
-    if (sx !== sy) return sx ? 1 : -1;
-    return x < y ? -1 : 1;
-  }
-  return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
 }
