@@ -11,6 +11,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { statusOf } from '@lattice/errors';
+import { encodeSyncStatus } from '@lattice/merge';
 import type { JsonValue } from '@lattice/dql';
 import { v1 } from '@lattice/proto';
 import { createHash } from 'node:crypto';
@@ -210,18 +211,7 @@ export function addDqlService(server: grpc.Server, options: DqlServiceOptions): 
       v1.SyncStatusResponse.create({
         peerId: peer.peerId,
         localCommitId: peer.lastCommit(),
-        peers: peer.syncStatus().map((s) => ({
-          remotePeer: s.remotePeer,
-          state: s.state,
-          ackedThrough: s.ackedThrough,
-          receivedThrough: s.receivedThrough,
-          lastReceivedAtMs: s.lastReceivedAt,
-          bytesSent: s.bytesSent,
-          bytesReceived: s.bytesReceived,
-          documentsSent: s.documentsSent,
-          documentsReceived: s.documentsReceived,
-          documentsRefused: s.documentsRefused,
-        })),
+        peers: peer.syncStatus().map(encodeSyncStatus),
       }),
     ),
   );

@@ -8,6 +8,7 @@ import type { Subjects } from '@lattice/proto';
 import { decodeValue, encodeValue } from '@lattice/store';
 import type { SubscriptionSpec } from './engine.js';
 import type { MergeOp } from './service.js';
+import { decodeSyncStatus } from './session.js';
 import type { SyncStatus } from './session.js';
 import type { ExecuteResult } from './writer.js';
 
@@ -93,18 +94,7 @@ export class MergeClient {
     return {
       peerId: r.peerId,
       lastCommit: r.lastCommit,
-      peers: r.peers.map((p) => ({
-        remotePeer: p.remotePeer ?? '',
-        state: (p.state ?? 'closed') as SyncStatus['state'],
-        ackedThrough: p.ackedThrough ?? 0,
-        receivedThrough: p.receivedThrough ?? 0,
-        lastReceivedAt: p.lastReceivedAtMs ?? 0,
-        bytesSent: p.bytesSent ?? 0,
-        bytesReceived: p.bytesReceived ?? 0,
-        documentsSent: p.documentsSent ?? 0,
-        documentsReceived: p.documentsReceived ?? 0,
-        documentsRefused: p.documentsRefused ?? 0,
-      })),
+      peers: r.peers.map(decodeSyncStatus),
     };
   }
 }

@@ -4,6 +4,8 @@ export { MAX_SUBSCRIPTIONS, MergeEngine, SUBSCRIPTIONS_META_KEY } from './engine
 export type { MergeEngineOptions, SubscriptionSpec } from './engine.js';
 export { MergeErrorCode, mergeError } from './errors.js';
 export {
+  decodeSyncStatus,
+  encodeSyncStatus,
   readCheckpoint,
   restartHello,
   subscriptionsHash,

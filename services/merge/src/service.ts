@@ -32,6 +32,7 @@ import {
 import { MergeEngine } from './engine.js';
 import { mergeError } from './errors.js';
 import { syncOverMultiplexer } from './mux-sync.js';
+import { encodeSyncStatus } from './session.js';
 
 /** Version reported in health replies. */
 export const VERSION = '0.2.0';
@@ -114,18 +115,7 @@ export function serveMerge(
       return v1.MergeSyncStatusReply.encode({
         peerId: engine.peerId,
         lastCommit: engine.store.lastSeq,
-        peers: engine.syncStatus().map((s) => ({
-          remotePeer: s.remotePeer,
-          state: s.state,
-          ackedThrough: s.ackedThrough,
-          receivedThrough: s.receivedThrough,
-          lastReceivedAtMs: s.lastReceivedAt,
-          bytesSent: s.bytesSent,
-          bytesReceived: s.bytesReceived,
-          documentsSent: s.documentsSent,
-          documentsReceived: s.documentsReceived,
-          documentsRefused: s.documentsRefused,
-        })),
+        peers: engine.syncStatus().map(encodeSyncStatus),
       }).finish();
     }),
   ];

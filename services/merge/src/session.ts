@@ -86,6 +86,38 @@ export interface SyncStatus {
   readonly documentsRefused: number;
 }
 
+/** A {@link SyncStatus} as the `PeerSyncStatus` message (merge service, gateway). */
+export function encodeSyncStatus(s: SyncStatus): v1.IPeerSyncStatus {
+  return {
+    remotePeer: s.remotePeer,
+    state: s.state,
+    ackedThrough: s.ackedThrough,
+    receivedThrough: s.receivedThrough,
+    lastReceivedAtMs: s.lastReceivedAt,
+    bytesSent: s.bytesSent,
+    bytesReceived: s.bytesReceived,
+    documentsSent: s.documentsSent,
+    documentsReceived: s.documentsReceived,
+    documentsRefused: s.documentsRefused,
+  };
+}
+
+/** The inverse of {@link encodeSyncStatus}. */
+export function decodeSyncStatus(p: v1.IPeerSyncStatus): SyncStatus {
+  return {
+    remotePeer: p.remotePeer ?? '',
+    state: (p.state ?? 'closed') as SyncStatus['state'],
+    ackedThrough: p.ackedThrough ?? 0,
+    receivedThrough: p.receivedThrough ?? 0,
+    lastReceivedAt: p.lastReceivedAtMs ?? 0,
+    bytesSent: p.bytesSent ?? 0,
+    bytesReceived: p.bytesReceived ?? 0,
+    documentsSent: p.documentsSent ?? 0,
+    documentsReceived: p.documentsReceived ?? 0,
+    documentsRefused: p.documentsRefused ?? 0,
+  };
+}
+
 /** What a session needs from its peer. */
 export interface SessionHost {
   readonly peerId: string;
