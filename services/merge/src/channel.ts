@@ -80,3 +80,72 @@ export function channelPair(options: ChannelPairOptions = {}): [MessageChannel, 
   };
   return [end(0), end(1)];
 }
+
+/**
+ * A channel whose inbound messages someone else delivers (a multiplexer stream, a simulated
+ * link): it queues them for `messages` and sends through `transmit`.
+ * @remarks The queue is not bounded here: the sync protocol's window bounds what a peer sends
+ * ahead of acknowledgements.
+ */
+export class InboxChannel implements MessageChannel {
+  closed = false;
+  readonly #inbox: Uint8Array[] = [];
+  #reader: (() => void) | undefined;
+  readonly #transmit: (message: Uint8Array) => Promise<void> | void;
+  readonly #onClose: () => void;
+
+  /**
+   * @param transmit - sends one message; a failure closes the channel and fails the send.
+   * @param onClose - called once when the channel closes.
+   */
+  constructor(
+    transmit: (message: Uint8Array) => Promise<void> | void,
+    onClose: () => void = () => undefined,
+  ) {
+    this.#transmit = transmit;
+    this.#onClose = onClose;
+  }
+
+  async send(message: Uint8Array): Promise<void> {
+    if (this.closed) throw mergeError('MERGE_CHANNEL_CLOSED', 'the sync channel is closed');
+    try {
+      await this.#transmit(message);
+    } catch (err) {
+      this.close();
+      throw mergeError('MERGE_CHANNEL_CLOSED', 'the sync channel failed to send', {}, err);
+    }
+  }
+
+  /** Queues a message from the other side. */
+  deliver(message: Uint8Array): void {
+    this.#inbox.push(message);
+    this.#wake();
+  }
+
+  #wake(): void {
+    const r = this.#reader;
+    this.#reader = undefined;
+    r?.();
+  }
+
+  readonly messages: AsyncIterable<Uint8Array> = {
+    [Symbol.asyncIterator]: async function* (this: InboxChannel) {
+      for (;;) {
+        const m = this.#inbox.shift();
+        if (m !== undefined) {
+          yield m;
+          continue;
+        }
+        if (this.closed) return;
+        await new Promise<void>((r) => (this.#reader = r));
+      }
+    }.bind(this),
+  };
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.#wake();
+    this.#onClose();
+  }
+}

@@ -1,4 +1,4 @@
-export { channelPair } from './channel.js';
+export { channelPair, InboxChannel } from './channel.js';
 export type { ChannelPairOptions, MessageChannel } from './channel.js';
 export { MAX_SUBSCRIPTIONS, MergeEngine, SUBSCRIPTIONS_META_KEY } from './engine.js';
 export type { MergeEngineOptions, SubscriptionSpec } from './engine.js';

@@ -12,72 +12,9 @@
  */
 import type { Multiplexer, PeerId } from '@lattice/multiplexer';
 import { Priority } from '@lattice/multiplexer';
-import type { MessageChannel } from './channel.js';
+import { InboxChannel } from './channel.js';
 import type { MergeEngine } from './engine.js';
-import { mergeError } from './errors.js';
 import { restartHello } from './session.js';
-
-class MuxChannel implements MessageChannel {
-  closed = false;
-  readonly #inbox: Uint8Array[] = [];
-  #reader: (() => void) | undefined;
-  readonly #onClose: () => void;
-
-  constructor(
-    readonly mux: Multiplexer,
-    readonly peer: PeerId,
-    onClose: () => void,
-  ) {
-    this.#onClose = onClose;
-  }
-
-  async send(message: Uint8Array): Promise<void> {
-    if (this.closed) throw mergeError('MERGE_CHANNEL_CLOSED', 'the sync channel is closed');
-    try {
-      await this.mux.send(this.peer, message, { stream: Priority.SYNC });
-    } catch (err) {
-      this.close();
-      throw mergeError(
-        'MERGE_CHANNEL_CLOSED',
-        `the multiplexer cannot reach ${this.peer}`,
-        {},
-        err,
-      );
-    }
-  }
-
-  deliver(m: Uint8Array): void {
-    this.#inbox.push(m);
-    this.#wake();
-  }
-
-  #wake(): void {
-    const r = this.#reader;
-    this.#reader = undefined;
-    r?.();
-  }
-
-  readonly messages: AsyncIterable<Uint8Array> = {
-    [Symbol.asyncIterator]: async function* (this: MuxChannel) {
-      for (;;) {
-        const m = this.#inbox.shift();
-        if (m !== undefined) {
-          yield m;
-          continue;
-        }
-        if (this.closed) return;
-        await new Promise<void>((r) => (this.#reader = r));
-      }
-    }.bind(this),
-  };
-
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.#wake();
-    this.#onClose();
-  }
-}
 
 /** Runs the engine's sync sessions over the multiplexer's peers; returns a stop function. */
 export function syncOverMultiplexer(
@@ -90,16 +27,19 @@ export function syncOverMultiplexer(
       `the merge engine is ${engine.peerId}, the multiplexer ${mux.peerId}: one peer id`,
     );
   }
-  const channels = new Map<PeerId, MuxChannel>();
+  const channels = new Map<PeerId, InboxChannel>();
   const starting = new Map<PeerId, Promise<void>>();
   let stopped = false;
   const start = (peer: PeerId, first?: Uint8Array): void => {
     channels.get(peer)?.close();
     // A channel exists from now on, so messages that arrive while the previous session winds
     // down are kept for the new one.
-    const channel: MuxChannel = new MuxChannel(mux, peer, () => {
-      if (channels.get(peer) === channel) channels.delete(peer);
-    });
+    const channel: InboxChannel = new InboxChannel(
+      (m) => mux.send(peer, m, { stream: Priority.SYNC }),
+      () => {
+        if (channels.get(peer) === channel) channels.delete(peer);
+      },
+    );
     channels.set(peer, channel);
     if (first) channel.deliver(first);
     const previous = starting.get(peer) ?? Promise.resolve();

@@ -17,8 +17,7 @@
  */
 import { seededRandom } from '@lattice/multiplexer';
 import { DocumentStore, MemoryEngine } from '@lattice/store';
-import type { MessageChannel } from './channel.js';
-import { mergeError } from './errors.js';
+import { InboxChannel } from './channel.js';
 import { MergeEngine } from './engine.js';
 
 /** Shape of the mesh. */
@@ -63,53 +62,8 @@ interface SimLink {
   readonly b: number;
   up: boolean;
   queues: [{ at: number; m: Uint8Array }[], { at: number; m: Uint8Array }[]];
-  ends?: [SimEnd, SimEnd];
+  ends?: [InboxChannel, InboxChannel];
   sessions?: Promise<unknown>;
-}
-
-class SimEnd implements MessageChannel {
-  closed = false;
-  readonly #inbox: Uint8Array[] = [];
-  #reader: (() => void) | undefined;
-  constructor(
-    readonly onSend: (m: Uint8Array) => void,
-    readonly onClose: () => void,
-  ) {}
-
-  async send(message: Uint8Array): Promise<void> {
-    if (this.closed) throw mergeError('MERGE_CHANNEL_CLOSED', 'simulated link is down');
-    this.onSend(message);
-  }
-
-  deliver(m: Uint8Array): void {
-    this.#inbox.push(m);
-    const r = this.#reader;
-    this.#reader = undefined;
-    r?.();
-  }
-
-  readonly messages: AsyncIterable<Uint8Array> = {
-    [Symbol.asyncIterator]: async function* (this: SimEnd) {
-      for (;;) {
-        const m = this.#inbox.shift();
-        if (m) {
-          yield m;
-          continue;
-        }
-        if (this.closed) return;
-        await new Promise<void>((r) => (this.#reader = r));
-      }
-    }.bind(this),
-  };
-
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    const r = this.#reader;
-    this.#reader = undefined;
-    r?.();
-    this.onClose();
-  }
 }
 
 const COLLECTION = 'items';
@@ -193,12 +147,12 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     l.queues = [[], []];
     const latency = (): number => tick + 1 + Math.floor(random() * (options.maxLatency ?? 3));
     const down = (): void => disconnect(l);
-    const endA = new SimEnd((m) => {
+    const endA = new InboxChannel((m) => {
       report.bytes += m.length;
       report.messages++;
       l.queues[1].push({ at: latency(), m });
     }, down);
-    const endB = new SimEnd((m) => {
+    const endB = new InboxChannel((m) => {
       report.bytes += m.length;
       report.messages++;
       l.queues[0].push({ at: latency(), m });
