@@ -544,7 +544,7 @@ export class DocumentStore {
       }
       for (const [k, v] of c.meta) ops.push({ type: 'put', key: metaKey(k), value: v });
       for (const [p, v] of c.checkpoints) ops.push({ type: 'put', key: peerKey(p), value: v });
-      done.push({ commit: c, result: { seq: entry ? seq : seq }, ...(entry ? { entry } : {}) });
+      done.push({ commit: c, result: { seq }, ...(entry ? { entry } : {}) });
     }
     if (seq !== startSeq) this.#trimLog(seq, ops);
 
@@ -586,38 +586,19 @@ export class DocumentStore {
     overlay: Map<string, { seq: number; value: unknown; hasValue: boolean }>,
   ): unknown {
     if (c.expect.length === 0) return undefined;
-    const missing: number[] = [];
-    const seqs: (number | undefined)[] = c.expect.map((e, i) => {
+    // Documents written earlier in this group answer from the overlay; the rest from the engine.
+    const unseen = c.expect.filter((e) => !overlay.has(overlayKey(e.collection, e.idBytes)));
+    const records = this.#engine.getMany(unseen.map((e) => docKey(e.collection, e.idBytes)));
+    const stored = new Map(unseen.map((e, i) => [e, records[i]] as const));
+    for (const e of c.expect) {
       const o = overlay.get(overlayKey(e.collection, e.idBytes));
-      if (o) return o.seq;
-      missing.push(i);
-      return undefined;
-    });
-    if (missing.length > 0) {
-      const recs = this.#engine.getMany(
-        missing.map((i) =>
-          docKey(
-            (c.expect[i] as Expectation & { idBytes: Uint8Array }).collection,
-            (c.expect[i] as { idBytes: Uint8Array }).idBytes,
-          ),
-        ),
-      );
-      missing.forEach((i, j) => {
-        const r = recs[j];
-        seqs[i] = r ? v1.DocRecord.decode(r).seq : 0;
-      });
-    }
-    for (let i = 0; i < c.expect.length; i++) {
-      const e = c.expect[i] as { collection: string; idBytes: Uint8Array; seq: number };
-      if (seqs[i] !== e.seq) {
+      const r = stored.get(e);
+      const actual = o ? o.seq : r ? v1.DocRecord.decode(r).seq : 0;
+      if (actual !== e.seq) {
         return storeError(
           'STORE_CONFLICT',
-          `document changed since it was read (expected version ${e.seq}, found ${seqs[i]})`,
-          {
-            collection: e.collection,
-            expected: String(e.seq),
-            actual: String(seqs[i] ?? 0),
-          },
+          `document changed since it was read (expected version ${e.seq}, found ${actual})`,
+          { collection: e.collection, expected: String(e.seq), actual: String(actual) },
         );
       }
     }
@@ -725,16 +706,27 @@ export class DocumentStore {
     this.#check();
     nameBytes(collection);
     const idBytes = ids.map(encodeId);
-    // One multi-get for records and values together.
+    const out: StoredDocument[] = [];
+    this.#read(collection, idBytes).forEach(({ record, value }, i) => {
+      if (record)
+        out.push(toStored(collection, ids[i] as DocId, idBytes[i] as Uint8Array, record, value));
+    });
+    return out;
+  }
+
+  /** Records and values of documents, in one multi-get. */
+  #read(
+    collection: string,
+    idBytes: readonly Uint8Array[],
+  ): { record?: Uint8Array; value?: Uint8Array }[] {
     const keys: Uint8Array[] = [];
     for (const b of idBytes) keys.push(docKey(collection, b), valueKey(collection, b));
     const got = this.#engine.getMany(keys);
-    const out: StoredDocument[] = [];
-    idBytes.forEach((b, i) => {
+    return idBytes.map((_, i) => {
       const record = got[2 * i];
-      if (record) out.push(toStored(collection, ids[i] as DocId, b, record, got[2 * i + 1]));
+      const value = got[2 * i + 1];
+      return { ...(record ? { record } : {}), ...(value ? { value } : {}) };
     });
-    return out;
   }
 
   /** The raw records (`DocRecord` bytes) and values of documents by canonical id bytes. */
@@ -744,12 +736,7 @@ export class DocumentStore {
   ): { record?: Uint8Array; value?: Uint8Array }[] {
     this.#check();
     nameBytes(collection);
-    const recs = this.#engine.getMany(idBytes.map((b) => docKey(collection, b)));
-    const values = this.#engine.getMany(idBytes.map((b) => valueKey(collection, b)));
-    return recs.map((r, i) => ({
-      ...(r ? { record: r } : {}),
-      ...(values[i] ? { value: values[i] } : {}),
-    }));
+    return this.#read(collection, idBytes);
   }
 
   /**
