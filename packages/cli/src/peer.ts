@@ -70,7 +70,11 @@ export function composePeerServices(
       ...multiplexerService,
       async start(ctx) {
         const seed = await identitySeed(need(store, 'the store'));
-        const instance = await startMultiplexerService(ctx, { identity: createIdentity(seed) });
+        // Merge uses this multiplexer directly: no message API on the bus.
+        const instance = await startMultiplexerService(
+          { ...ctx, config: { ...ctx.config, busMessages: false } },
+          { identity: createIdentity(seed) },
+        );
         multiplexer = instance.multiplexer;
         return instance;
       },

@@ -10,7 +10,7 @@
  * ends it and starts a fresh one, which resumes from the receiver's durable checkpoint.
  * Inbound messages are queued per peer; the sync protocol's window bounds each queue.
  */
-import type { Multiplexer, PeerId } from '@lattice/multiplexer';
+import type { MultiplexerPort, PeerId } from '@lattice/multiplexer';
 import { Priority } from '@lattice/multiplexer';
 import { InboxChannel } from './channel.js';
 import type { MergeEngine } from './engine.js';
@@ -19,7 +19,7 @@ import { restartHello } from './session.js';
 /** Runs the engine's sync sessions over the multiplexer's peers; returns a stop function. */
 export function syncOverMultiplexer(
   engine: MergeEngine,
-  mux: Multiplexer,
+  mux: MultiplexerPort,
   options: { readonly onError?: (peer: string, err: unknown) => void } = {},
 ): () => void {
   if (mux.peerId !== engine.peerId) {

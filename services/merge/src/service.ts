@@ -9,15 +9,18 @@
  * The merge engine is its store's single writer and reads documents synchronously (the DQL
  * executor, CRDT merges), so it runs in the process that holds the store: composed with the store
  * service by `lattice up`, or, run alone (`lattice merge`), opening the store itself and serving
- * the store's API on the bus too. Sync sessions run over an in-process multiplexer when one is
- * given (`lattice up`); a merge service alone on NATS serves local reads and writes only.
+ * the store's API on the bus too. Sync sessions run over the multiplexer: in process when one is
+ * given (`lattice up`), else through the multiplexer service's bus API (`MultiplexerClient`;
+ * `--sync-over-bus false` turns sync off). Both processes of a peer must have one identity: give
+ * them the same `--identity-file`.
  */
 import { randomBytes } from 'node:crypto';
 import { serve } from '@lattice/bus';
 import type { Server } from '@lattice/bus';
 import type { JsonValue } from '@lattice/dql';
-import { createIdentity } from '@lattice/multiplexer';
-import type { Multiplexer } from '@lattice/multiplexer';
+import { z } from 'zod';
+import { createIdentity, identitySeedFromFile, MultiplexerClient } from '@lattice/multiplexer';
+import type { MultiplexerPort } from '@lattice/multiplexer';
 import { v1 } from '@lattice/proto';
 import { defineService } from '@lattice/service';
 import type { ServiceContext, ServiceInstance } from '@lattice/service';
@@ -40,8 +43,22 @@ export const VERSION = '0.2.0';
 /** Metadata key of the peer's identity seed (32 bytes; its key pair and peer id derive from it). */
 export const IDENTITY_META_KEY = 'identity-seed';
 
-/** Settings of the merge service: the store's (it opens the store when run alone). */
-export const mergeConfigSchema = storeConfigSchema;
+/** Settings of the merge service: the store's (it opens the store when run alone), and more. */
+export const mergeConfigSchema = storeConfigSchema.extend({
+  identityFile: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      "file holding the peer identity, shared with the peer's multiplexer (created when " +
+        'missing); without it the identity is kept in the store',
+    ),
+  syncOverBus: z
+    .enum(['true', 'false'])
+    .default('true')
+    .transform((v) => v === 'true')
+    .describe('run alone: sync through the multiplexer service on the bus'),
+});
 
 /** The settings of {@link mergeConfigSchema}. */
 export type MergeConfig = ReturnType<typeof mergeConfigSchema.parse>;
@@ -138,22 +155,39 @@ export interface MergeServiceInstance extends ServiceInstance {
  */
 export async function startMergeService(
   ctx: ServiceContext<MergeConfig>,
-  options: { readonly store?: DocumentStore; readonly multiplexer?: Multiplexer } = {},
+  options: { readonly store?: DocumentStore; readonly multiplexer?: MultiplexerPort } = {},
 ): Promise<MergeServiceInstance> {
   const ownStore = options.store === undefined;
   const store = options.store ?? (await DocumentStore.open(engineFromConfig(ctx.config)));
   const servedStore = ownStore
     ? serveStore(ctx.bus, ctx.subjects, store, { maxRequestBytes: ctx.config.maxRequestBytes })
     : undefined;
-  const peerId = options.multiplexer?.peerId ?? createIdentity(await identitySeed(store)).peerId;
+  const peerId =
+    options.multiplexer?.peerId ??
+    createIdentity(
+      ctx.config.identityFile === undefined
+        ? await identitySeed(store)
+        : identitySeedFromFile(ctx.config.identityFile),
+    ).peerId;
   const engine = MergeEngine.open({
     peerId,
     store,
     warn: (message, details) => ctx.logger.warn(details, message),
   });
   const served = serveMerge(ctx, engine);
-  const stopSync = options.multiplexer
-    ? syncOverMultiplexer(engine, options.multiplexer, {
+  // Alone on the bus, the merge service reaches the peer's multiplexer through its bus API.
+  const client =
+    options.multiplexer === undefined && ctx.config.syncOverBus
+      ? new MultiplexerClient({
+          bus: ctx.bus,
+          subjects: ctx.subjects,
+          peerId,
+          onProblem: (message, details) => ctx.logger.warn(details, message),
+        })
+      : undefined;
+  const multiplexer = options.multiplexer ?? client;
+  const stopSync = multiplexer
+    ? syncOverMultiplexer(engine, multiplexer, {
         onError: (peer, err) => ctx.logger.warn({ peer, err }, 'sync session failed'),
       })
     : undefined;
@@ -167,6 +201,7 @@ export async function startMergeService(
     }),
     async stop() {
       stopSync?.();
+      client?.close();
       await served.stop();
       await engine.close();
       if (ownStore) {

@@ -32,6 +32,10 @@ export const MuxErrorCode = {
   MUX_CLOSED: ErrorKind.UNAVAILABLE,
   /** An unknown link id was used. */
   MUX_UNKNOWN_LINK: ErrorKind.NOT_FOUND,
+  /** A link closed because the peer on it started over on another link. */
+  MUX_SESSION_RESET: ErrorKind.UNAVAILABLE,
+  /** A malformed request on the bus API. */
+  MUX_BAD_REQUEST: ErrorKind.INVALID_ARGUMENT,
 } as const;
 
 /** One multiplexer error code. */

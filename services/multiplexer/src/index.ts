@@ -70,6 +70,17 @@ export type {
   SessionMessage,
   SessionOptions,
 } from './session.js';
+export {
+  DEFAULT_BUS_MESSAGE_BYTES,
+  MultiplexerClient,
+  serveMultiplexerMessages,
+} from './bus-api.js';
+export type {
+  MultiplexerClientCounters,
+  MultiplexerClientOptions,
+  MultiplexerPort,
+} from './bus-api.js';
+export { identitySeedFromFile } from './identity-file.js';
 export { BusLinkDriver } from './bus-link-driver.js';
 export type { BusLinkDriverCounters } from './bus-link-driver.js';
 export {

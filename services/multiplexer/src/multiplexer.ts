@@ -33,6 +33,7 @@ import {
   type SessionLinkPort,
   type SessionOptions,
 } from './session.js';
+import type { MultiplexerPort } from './bus-api.js';
 
 /** Stream numbers by purpose: lower is more urgent. */
 export const Priority = {
@@ -127,7 +128,7 @@ interface PeerEntry {
 }
 
 /** See the module comment. */
-export class Multiplexer {
+export class Multiplexer implements MultiplexerPort {
   readonly identity: Identity;
   readonly clock: Clock;
   readonly counters: MultiplexerCounters = {
@@ -516,6 +517,7 @@ export class Multiplexer {
     link.deadline?.cancel();
     link.retry = link.deadline = undefined;
     let peer = this.#peers.get(remote.peerId);
+    let stale: LinkState[] = [];
     if (peer === undefined) {
       if (this.#peers.size >= this.#options.maxPeers) {
         link.handshake.refuse(
@@ -535,13 +537,17 @@ export class Multiplexer {
       };
       this.#peers.set(remote.peerId, peer);
     } else if (!sameBytes(peer.remoteSessionId, remote.sessionId)) {
-      // The other side started over: so do we, on every link to it.
+      // The other side started over: so do we. Links authenticated by its previous run lead to
+      // no one now (a restarted multiplexer does not know them): they are closed below, so their
+      // transports reconnect and the new run authenticates them again.
       this.counters.sessionResets++;
       peer.session.close();
       this.#purgeInbox(peer.peerId);
       peer.session = this.#newSession(remote);
       peer.remoteSessionId = remote.sessionId;
-      for (const l of peer.links) peer.session.addLink(this.#port(l));
+      stale = [...peer.links];
+      peer.links.clear();
+      for (const l of stale) l.peer = undefined;
       this.#emit({ type: 'session-reset', peerId: peer.peerId });
     }
     peer.linger?.cancel();
@@ -549,9 +555,12 @@ export class Multiplexer {
     const first = peer.links.size === 0;
     link.peer = peer;
     peer.links.add(link);
-    if (first) this.#emit({ type: 'peer-up', peerId: peer.peerId });
+    if (first && stale.length === 0) this.#emit({ type: 'peer-up', peerId: peer.peerId });
     this.#emit({ type: 'link-up', peerId: peer.peerId, link: link.info });
     peer.session.addLink(this.#port(link));
+    for (const l of stale) {
+      l.driver.closeLink(l.info.id, 'MUX_SESSION_RESET', 'the peer started over on another link');
+    }
   }
 
   #newSession(remote: RemoteHello): PeerSession {

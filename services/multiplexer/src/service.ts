@@ -9,11 +9,14 @@
  *   `--presence-interval-ms` (0 turns it off) for the gateway's mesh graph;
  * - health details: peer id, peers and links connected.
  *
- * The merge service talks to the multiplexer in process: `startMultiplexerService` returns the
- * {@link Multiplexer} (`send(peerId, bytes, {stream})`, `messages()`, `on(event)`), which
- * `lattice up` hands to merge. The peer identity comes from `--identity-seed` (64 hex digits, the
- * ed25519 seed) until the identity issue provides key storage; without it, a new identity is
- * made at each start.
+ * - with `--bus-messages` (the default), the message API of `bus-api.ts`: a merge service in
+ *   another process sends and receives sync messages through it.
+ *
+ * In one process (`lattice up`) the merge service uses the returned {@link Multiplexer} directly
+ * and the composition turns the bus message API off. The peer identity comes from
+ * `--identity-seed` (64 hex digits, the ed25519 seed) or `--identity-file` (created when missing,
+ * shared with the merge service of the same peer); without either, a new identity is made at
+ * each start.
  */
 import { z } from 'zod';
 import { serve, type Server } from '@lattice/bus';
@@ -24,7 +27,9 @@ import {
   type ServiceInstance,
 } from '@lattice/service';
 import { SERVICE_NAMES, v1, type ServiceName } from '@lattice/proto';
+import { serveMultiplexerMessages } from './bus-api.js';
 import { BusLinkDriver } from './bus-link-driver.js';
+import { identitySeedFromFile } from './identity-file.js';
 import { createIdentity } from './handshake.js';
 import { Multiplexer, type MultiplexerOptions } from './multiplexer.js';
 
@@ -53,7 +58,19 @@ export const multiplexerConfigSchema = baseConfigSchema.extend({
   identitySeed: text
     .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex digits')
     .optional()
-    .describe('ed25519 seed of the peer identity (hex); a new identity each start when absent'),
+    .describe('ed25519 seed of the peer identity (hex); overrides --identity-file'),
+  identityFile: text
+    .min(1)
+    .optional()
+    .describe(
+      'file holding the peer identity, created when missing; share it with the merge service ' +
+        '(a new identity each start when neither this nor --identity-seed is given)',
+    ),
+  busMessages: z
+    .enum(['true', 'false'])
+    .default('true')
+    .transform((s) => s === 'true')
+    .describe('serve messages on the bus for a merge service in another process'),
   presenceIntervalMs: text
     .regex(/^\d+$/, 'must be a whole number of milliseconds')
     .default('5000')
@@ -79,11 +96,7 @@ export async function startMultiplexerService(
   options: Partial<MultiplexerOptions> = {},
 ): Promise<MultiplexerServiceInstance> {
   const { bus, config, subjects, logger } = ctx;
-  const identity =
-    options.identity ??
-    createIdentity(
-      config.identitySeed === undefined ? undefined : Buffer.from(config.identitySeed, 'hex'),
-    );
+  const identity = options.identity ?? createIdentity(configuredSeed(config));
   const multiplexer = new Multiplexer({ ...options, identity });
   const driver = new BusLinkDriver({ bus, subjects, transports: config.transports });
   await driver.ready();
@@ -98,6 +111,9 @@ export async function startMultiplexerService(
       logger.info({ peerId: event.peerId }, event.type);
     }
   });
+  const messages = config.busMessages
+    ? serveMultiplexerMessages(bus, subjects, multiplexer)
+    : undefined;
   const presence: Server = serve(
     bus,
     subjects.request('multiplexer', 'presence'),
@@ -127,6 +143,7 @@ export async function startMultiplexerService(
     async stop() {
       if (interval !== undefined) clearInterval(interval);
       await presence.stop();
+      await messages?.stop();
       detach();
       await multiplexer.close();
       await driver.close();
@@ -141,3 +158,9 @@ export const multiplexerService = defineService({
   configSchema: multiplexerConfigSchema,
   start: (ctx) => startMultiplexerService(ctx),
 });
+
+function configuredSeed(config: MultiplexerConfig): Uint8Array | undefined {
+  if (config.identitySeed !== undefined) return Buffer.from(config.identitySeed, 'hex');
+  if (config.identityFile !== undefined) return identitySeedFromFile(config.identityFile);
+  return undefined;
+}

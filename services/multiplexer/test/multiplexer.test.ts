@@ -364,8 +364,15 @@ describe('Multiplexer over loopback links (simulated time)', () => {
     expect(w.got[0]?.data).toEqual(message(50_000, 1));
     expect(w.a.counters.sessionResets + w.b.counters.sessionResets).toBe(0);
 
-    // b restarts: same key, new process (new multiplexer, new session id).
-    link.drop();
+    // b restarts: same key, new process (new multiplexer, new session id). The old link stays
+    // up (as a transport in another process keeps its connection): a closes it once b's new run
+    // authenticates on a new link, since nobody answers on it any more.
+    const downs: string[] = [];
+    w.a.on((e) => {
+      if (e.type === 'link-down') downs.push(e.linkId);
+      if (e.type === 'peer-down') downs.push('peer-down');
+    });
+    const oldLinkId = w.a.peers()[0]?.links[0]?.linkId;
     await w.b.close();
     const b2 = new Multiplexer({ identity: createIdentity(seedB), clock: w.clock });
     const db2 = w.net.driver('b2');
@@ -380,6 +387,9 @@ describe('Multiplexer over loopback links (simulated time)', () => {
     await w.a.send(b2.peerId, message(1_000, 2));
     w.clock.runUntil(() => got2.length === 1);
     expect(got2[0]?.data).toEqual(message(1_000, 2));
+    expect(downs).toEqual([oldLinkId]);
+    expect(w.a.peers()[0]?.links.map((l) => l.transport)).toHaveLength(1);
+    expect(link.isUp).toBe(false);
   });
 
   it('reports metrics and presence that match what the link carried', async () => {

@@ -6,6 +6,7 @@ import { checkHealth, createLogger, startService, type RunningService } from '@l
 import {
   createIdentity,
   LoopbackNetwork,
+  MultiplexerClient,
   multiplexerConfigSchema,
   multiplexerService,
   startMultiplexerService,
@@ -170,22 +171,37 @@ describe('multiplexer service over real NATS', () => {
       new Uint8Array(i % 2 === 0 ? 100 : 20_000).fill(i),
     );
     const toA = [new Uint8Array(5_000).fill(7), new Uint8Array(3).fill(8)];
+    // Sent and received through the message API on the bus, as a merge service in another
+    // process does.
+    const clientA = new MultiplexerClient({
+      bus: busT,
+      subjects: nsA,
+      peerId: a.multiplexer.peerId,
+    });
+    const clientB = new MultiplexerClient({
+      bus: busT,
+      subjects: nsB,
+      peerId: b.multiplexer.peerId,
+    });
+    cleanups.push(
+      () => clientA.close(),
+      () => clientB.close(),
+    );
+    await until(
+      () => clientA.peers().length === 1 && clientB.peers().length === 1,
+      'the clients learn the connected peers',
+    );
     const gotB: InboundMessage[] = [];
     const gotA: InboundMessage[] = [];
-    const readers = [
-      (async () => {
-        for await (const m of b.multiplexer.messages()) if (gotB.push(m) === toB.length) break;
-      })(),
-      (async () => {
-        for await (const m of a.multiplexer.messages()) if (gotA.push(m) === toA.length) break;
-      })(),
-    ];
-    for (const m of toB) await a.multiplexer.send(b.multiplexer.peerId, m);
-    for (const m of toA) await b.multiplexer.send(a.multiplexer.peerId, m, { stream: 0 });
+    clientB.onMessage((m) => gotB.push(m));
+    clientA.onMessage((m) => gotA.push(m));
+    await Promise.all([
+      ...toB.map((m) => clientA.send(b.multiplexer.peerId, m)),
+      ...toA.map((m) => clientB.send(a.multiplexer.peerId, m, { stream: 0 })),
+    ]);
     await until(() => gotB.length === toB.length && gotA.length === toA.length, 'every message');
-    await Promise.all(readers);
-    expect(gotB.map((m) => m.data)).toEqual(toB);
-    expect(gotA.map((m) => m.data)).toEqual(toA);
+    expect(gotB.map((m) => new Uint8Array(m.data))).toEqual(toB);
+    expect(gotA.map((m) => new Uint8Array(m.data))).toEqual(toA);
     expect(gotA.every((m) => m.stream === 0 && m.peerId === b.multiplexer.peerId)).toBe(true);
 
     // Presence over the bus, and the link going down.

@@ -1,0 +1,41 @@
+/**
+ * The peer identity kept in a file, so that the processes of one peer (its multiplexer, its merge
+ * service) share one identity and keep it across restarts.
+ *
+ * @remarks The file holds the 32-byte ed25519 seed as 64 hex digits and a newline, readable by
+ * its owner only. Processes that start at once may both find it missing: each writes a temporary
+ * file and links it into place, which fails for all but the first, and the others read the winner.
+ */
+import { randomBytes } from 'node:crypto';
+import { linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { muxError } from './errors.js';
+
+/**
+ * Reads the identity seed from `path`, creating the file with a new random seed if it is missing.
+ * @throws MuxError MUX_BAD_REQUEST when the file exists but holds no seed.
+ */
+export function identitySeedFromFile(path: string): Uint8Array {
+  try {
+    return parseSeed(readFileSync(path, 'utf8'), path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const temporary = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  writeFileSync(temporary, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
+  try {
+    linkSync(temporary, path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  } finally {
+    unlinkSync(temporary);
+  }
+  return parseSeed(readFileSync(path, 'utf8'), path);
+}
+
+function parseSeed(text: string, path: string): Uint8Array {
+  const hex = text.trim();
+  if (!/^[0-9a-fA-F]{64}$/.test(hex)) {
+    throw muxError('MUX_BAD_REQUEST', `identity file ${path} must hold 64 hex digits`, { path });
+  }
+  return new Uint8Array(Buffer.from(hex, 'hex'));
+}
