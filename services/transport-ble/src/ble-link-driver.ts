@@ -38,6 +38,7 @@ import {
 } from '@lattice/multiplexer';
 import { bleError } from './errors.js';
 import {
+  ATT_HEADER_BYTES,
   LATTICE_RX_UUID,
   LATTICE_SERVICE_UUID,
   LATTICE_TX_UUID,
@@ -107,10 +108,20 @@ export interface BleLinkDriverOptions {
   readonly stacks: BleStackLoaders;
   /** Most links at once, over both roles (default 4). */
   readonly maxConnections?: number;
-  /** Radio budget per direction and link, in frame bytes per second (default 20 000). */
+  /**
+   * Radio budget per direction and link, in ATT bytes per second: each frame costs its length plus
+   * the 3-byte ATT header (default 20 000). Links declare the frame bytes this leaves at full
+   * frames (`budget × maxFrame / (maxFrame + 3)`) as their bandwidth.
+   */
   readonly bandwidthBytesPerS?: number;
-  /** Writes in flight per link (default 8). */
+  /** Writes in flight per link at most (default 8). */
   readonly windowFrames?: number;
+  /**
+   * Air time the driver lets wait in the radio per link (default 40 ms): the window is as many
+   * full frames as this holds, at least 3 and at most `windowFrames` (8 at MTU 23, 4 at 185, 3 at
+   * 517 with 20 000 B/s).
+   */
+  readonly radioQueueMs?: number;
   /** Inbound bytes per second per link above which values are dropped (default 4 × bandwidth). */
   readonly inboundLimitBytesPerS?: number;
   /** Forget devices not seen for this long (default 30 000 ms). */
@@ -178,6 +189,7 @@ export class BleLinkDriver implements LinkDriver {
     maxConnections: number;
     bandwidth: number;
     window: number;
+    radioQueueMs: number;
     inboundLimit: number;
     peerTtlMs: number;
     scanRestartMs: number;
@@ -209,6 +221,7 @@ export class BleLinkDriver implements LinkDriver {
       maxConnections: options.maxConnections ?? 4,
       bandwidth,
       window: options.windowFrames ?? 8,
+      radioQueueMs: options.radioQueueMs ?? 40,
       inboundLimit: options.inboundLimitBytesPerS ?? 4 * bandwidth,
       peerTtlMs: options.peerTtlMs ?? 30_000,
       scanRestartMs: options.scanRestartMs ?? 10_000,
@@ -267,7 +280,7 @@ export class BleLinkDriver implements LinkDriver {
         max: String(link.info.capabilities.maxFrameBytes),
       });
     }
-    if (!link.pacer.tryTake(frame.length)) {
+    if (!link.pacer.tryTake(frame.length + ATT_HEADER_BYTES)) {
       this.counters.refused++;
       return false;
     }
@@ -701,24 +714,32 @@ export class BleLinkDriver implements LinkDriver {
     io: Pick<Link, 'write' | 'disconnect' | 'cleanup'> & { readonly maxInbound?: () => number },
   ): Link {
     const maxFrameBytes = maxFrameBytesForMtu(mtu);
+    const maxPduBytes = maxFrameBytes + ATT_HEADER_BYTES;
     const capabilities: LinkCapabilities = {
       maxFrameBytes,
       kind: LINK_KIND_DATAGRAM,
       reliable: true,
       ordered: true,
-      bandwidthBytesPerS: this.#o.bandwidth,
+      // The budget counts ATT headers; what is left for frames at full size.
+      bandwidthBytesPerS: Math.floor((this.#o.bandwidth * maxFrameBytes) / maxPduBytes),
       latencyMs: 15,
       checksummed: true,
     };
     const info: LinkInfo = { id, transport: 'ble', capabilities, remoteAddress };
+    // What waits in the radio delays everything behind it — the peer's acks of it, and a small
+    // urgent message the multiplexer sends next — so the window is sized in air time: with
+    // 514-byte frames 8 of them are 200 ms at 20 KB/s, and the multiplexer's RTO then fires
+    // spuriously (measured: 6 % of the bytes re-sent, against 1 % with 3). Three frames keep the
+    // radio busy across a late timer; small frames need more (a wake-up per 1.2 ms at MTU 23).
+    const pduMs = (maxPduBytes * 1000) / this.#o.bandwidth;
+    const window = Math.min(this.#o.window, Math.max(3, Math.floor(this.#o.radioQueueMs / pduMs)));
     const pacer = new Pacer({
       bytesPerS: this.#o.bandwidth,
-      windowFrames: this.#o.window,
+      windowFrames: window,
       // Notifications (shortId undefined) have no completion: only the bucket bounds what waits
       // in the radio, and a wake-up racing the radio's own drain can add one value, so the
       // bucket holds one frame less than the window.
-      burstBytes:
-        (shortId === undefined ? Math.max(1, this.#o.window - 1) : this.#o.window) * maxFrameBytes,
+      burstBytes: (shortId === undefined ? Math.max(1, window - 1) : window) * maxPduBytes,
       onWritable: () => {
         if (link.up) this.#emit({ type: 'writable', linkId: id });
       },

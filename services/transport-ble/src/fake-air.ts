@@ -12,9 +12,12 @@
  *
  * A {@link FakeAir} joins any number of {@link FakeNobleBindings} (centrals) and
  * {@link FakeBlenoBindings} (peripherals). A connection has a negotiated MTU and one transmitter
- * per direction: a value occupies it for `bytes / bytesPerS` seconds, and at most
- * `radioQueueFrames` values wait in it — one more is an overflow: counted and dropped, as a real
- * controller whose buffers are full loses it. Noble's write-without-response completes (`write`
+ * per direction: a value occupies it for `(bytes + attHeaderBytes) / bytesPerS` seconds — the
+ * 3-byte ATT header (opcode and handle) of each write command or notification is air time too, so
+ * the budget is counted in ATT PDU bytes, not value bytes — and at most `radioQueueFrames` values
+ * wait in it: one more is an overflow, counted and dropped, as a real controller whose buffers are
+ * full loses it. Time is real (`performance.now()` and timers), so a run at 20 000 B/s takes as
+ * long as it would on air. Noble's write-without-response completes (`write`
  * event) when the value leaves the transmitter, as the HCI binding's does when it leaves the ATT
  * queue.
  */
@@ -31,8 +34,13 @@ const BlenoClass = require('@stoprocent/bleno/lib/bleno.js') as new (bindings: u
 export interface FakeAirOptions {
   /** MTU every connection negotiates (default 185). */
   readonly mtu?: number;
-  /** Bytes of ATT values per second per direction (default 20 000; Infinity: no limit). */
+  /**
+   * Radio budget per direction in ATT PDU bytes per second — value plus `attHeaderBytes` per
+   * packet (default 20 000; Infinity: no limit).
+   */
   readonly bytesPerS?: number;
+  /** Header bytes each value costs on air besides itself (default 3: ATT opcode + handle). */
+  readonly attHeaderBytes?: number;
   /** Values that may wait in a transmitter (default 8). */
   readonly radioQueueFrames?: number;
   /** State the adapters report (default `poweredOn`). */
@@ -46,8 +54,13 @@ export interface FakeAirStats {
   overflows: number;
   maxQueued: number;
   valuesDelivered: number;
+  /** Value bytes delivered (what the links carried). */
   bytesDelivered: number;
+  /** Air bytes delivered: value bytes plus the ATT header of each value. */
+  airBytesDelivered: number;
   connections: number;
+  /** Values forged by {@link FakeAir.forgeNotification} / {@link FakeAir.forgeWrite}. */
+  forged: number;
 }
 
 interface Packet {
@@ -77,7 +90,8 @@ class Transmitter {
       stats.overflows++;
       return false;
     }
-    const tx = Number.isFinite(this.#air.bytesPerS) ? (bytes * 1000) / this.#air.bytesPerS : 0;
+    const air = bytes + this.#air.attHeaderBytes;
+    const tx = Number.isFinite(this.#air.bytesPerS) ? (air * 1000) / this.#air.bytesPerS : 0;
     const finishAt = Math.max(now, this.#lastFinish) + tx;
     this.#lastFinish = finishAt;
     this.#queue.push({
@@ -85,6 +99,7 @@ class Transmitter {
       deliver: () => {
         stats.valuesDelivered++;
         stats.bytesDelivered += bytes;
+        stats.airBytesDelivered += air;
         deliver();
       },
     });
@@ -122,6 +137,8 @@ interface Connection {
   readonly mtu: number;
   readonly toPeripheral: Transmitter;
   readonly toCentral: Transmitter;
+  /** Characteristics the central subscribed to: `serviceUuid/uuid`. */
+  readonly notifying: Set<string>;
   up: boolean;
 }
 
@@ -143,10 +160,13 @@ export class FakeAir {
     maxQueued: 0,
     valuesDelivered: 0,
     bytesDelivered: 0,
+    airBytesDelivered: 0,
     connections: 0,
+    forged: 0,
   };
   mtu: number;
   bytesPerS: number;
+  attHeaderBytes: number;
   radioQueueFrames: number;
   state: string;
   mtuDelayMs: number;
@@ -161,6 +181,7 @@ export class FakeAir {
   constructor(options: FakeAirOptions = {}) {
     this.mtu = options.mtu ?? 185;
     this.bytesPerS = options.bytesPerS ?? 20_000;
+    this.attHeaderBytes = options.attHeaderBytes ?? 3;
     this.radioQueueFrames = options.radioQueueFrames ?? 8;
     this.state = options.state ?? 'poweredOn';
     this.mtuDelayMs = options.mtuDelayMs ?? 0;
@@ -208,6 +229,57 @@ export class FakeAir {
     this.jammed = false;
   }
 
+  /**
+   * A misbehaving remote peripheral: delivers `data` as a notification of every characteristic
+   * the centrals subscribed to, on every connection, at once — no MTU cut (bleno's own
+   * `updateValueCallback` would cut it to MTU − 3), no radio budget. Returns the values forged.
+   */
+  forgeNotification(data: Uint8Array): number {
+    let n = 0;
+    for (const c of this.#connections.values()) {
+      for (const key of c.notifying) {
+        const [serviceUuid, uuid] = key.split('/') as [string, string];
+        const value = Buffer.from(data);
+        c.central.emit('read', c.peripheral.id, serviceUuid, uuid, value, true);
+        n++;
+      }
+    }
+    this.stats.forged += n;
+    return n;
+  }
+
+  /**
+   * A misbehaving remote central: delivers a write of `data` at `offset` to characteristic `uuid`
+   * of every connected peripheral, as its stack would hand it to bleno's characteristic — writes a
+   * real noble cannot make (a write command with an offset, a value beyond the MTU). Returns the
+   * values forged.
+   */
+  forgeWrite(
+    uuid: string,
+    data: Uint8Array,
+    options: { readonly offset?: number; readonly withoutResponse?: boolean } = {},
+  ): number {
+    let n = 0;
+    for (const c of this.#connections.values()) {
+      for (const attrs of serviceTable(c.peripheral.services).values()) {
+        for (const a of attrs) {
+          if (a.uuid !== uuid) continue;
+          a.emit(
+            'writeRequest',
+            c.handle,
+            Buffer.from(data),
+            options.offset ?? 0,
+            options.withoutResponse ?? true,
+            () => undefined,
+          );
+          n++;
+        }
+      }
+    }
+    this.stats.forged += n;
+    return n;
+  }
+
   /** Stops every transmitter; nothing is delivered after. */
   close(): void {
     for (const c of [...this.#connections.values()]) this.disconnect(c, 0x16);
@@ -245,6 +317,7 @@ export class FakeAir {
       mtu: this.mtu,
       toPeripheral: new Transmitter(this),
       toCentral: new Transmitter(this),
+      notifying: new Set(),
       up: true,
     };
     this.#connections.set(c.handle, c);
@@ -436,8 +509,10 @@ export class FakeNobleBindings extends EventEmitter {
           });
           a.emit('notify', c.handle);
         };
+        c.notifying.add(`${serviceUuid}/${uuid}`);
         a.emit('subscribe', c.handle, c.mtu - 3, update);
       } else {
+        c.notifying.delete(`${serviceUuid}/${uuid}`);
         a.emit('unsubscribe', c.handle);
       }
       this.emit('notify', id, serviceUuid, uuid, enable);

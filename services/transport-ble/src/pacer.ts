@@ -14,7 +14,7 @@
 
 /** Settings of a {@link Pacer}. */
 export interface PacerOptions {
-  /** Budget in frame bytes per second; Infinity for no budget. */
+  /** Budget in bytes per second (a write is charged what it costs on air); Infinity for none. */
   readonly bytesPerS: number;
   /** Writes in flight at most (the stack's queue depth we allow ourselves). */
   readonly windowFrames: number;

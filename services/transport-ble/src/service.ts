@@ -52,7 +52,7 @@ export const transportBleConfigSchema = baseConfigSchema.extend({
     .min(1_000)
     .max(1_000_000)
     .default(20_000)
-    .describe('radio budget per link and direction, in bytes per second'),
+    .describe('radio budget per link and direction, in ATT bytes (value + 3) per second'),
   bleRetryMs: z.coerce
     .number()
     .int()
@@ -225,6 +225,9 @@ export function createTransportBleService(
             framesIn: String(driver.counters.framesIn),
             framesOut: String(driver.counters.framesOut),
             droppedInbound: String(driver.counters.droppedMalformed + driver.counters.droppedFlood),
+            droppedMalformed: String(driver.counters.droppedMalformed),
+            droppedFlood: String(driver.counters.droppedFlood),
+            writeErrors: String(driver.counters.writeErrors),
             droppedOutbound: String(counters.outDropped + counters.outTooLarge),
           };
         },

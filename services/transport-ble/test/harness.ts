@@ -3,7 +3,13 @@
  */
 import { waitFor } from '@lattice/testing';
 import type { LinkDriverHarness } from '@lattice/multiplexer/testing';
-import { BleLinkDriver, type BleLinkDriverOptions } from '../src/index.js';
+import {
+  BleLinkDriver,
+  LATTICE_RX_UUID,
+  LATTICE_SERVICE_UUID,
+  LATTICE_TX_UUID,
+  type BleLinkDriverOptions,
+} from '../src/index.js';
 import { FakeAir, type FakeAirOptions } from '../src/testing.js';
 
 /** Fast housekeeping so rediscovery takes milliseconds, not seconds. */
@@ -62,5 +68,42 @@ export async function bleHarness(
       await peripheral.close();
       air.close();
     },
+  };
+}
+
+/**
+ * A hostile peripheral: the real bleno over the fake air publishing the Lattice service and
+ * advertising `L<shortId>`, whose notify characteristic hands out its `update` callback so a test
+ * can notify whatever it likes, as fast as it likes (no pacing, no protocol).
+ */
+export async function hostilePeripheral(
+  air: FakeAir,
+  shortId = 'z9',
+): Promise<{ notify(data: Buffer): void; subscribed: () => boolean; close(): void }> {
+  const bleno = air.bleno();
+  let update: ((data?: Buffer) => void) | undefined;
+  const tx = new bleno.Characteristic({
+    uuid: LATTICE_TX_UUID,
+    properties: ['notify'],
+    onSubscribe: (_handle, _max, u) => {
+      update = u;
+    },
+    onUnsubscribe: () => {
+      update = undefined;
+    },
+  });
+  const rx = new bleno.Characteristic({
+    uuid: LATTICE_RX_UUID,
+    properties: ['writeWithoutResponse'],
+  });
+  await bleno.waitForPoweredOnAsync();
+  await bleno.setServicesAsync([
+    new bleno.PrimaryService({ uuid: LATTICE_SERVICE_UUID, characteristics: [rx, tx] }),
+  ]);
+  await bleno.startAdvertisingAsync(`L${shortId}`, [LATTICE_SERVICE_UUID]);
+  return {
+    notify: (data) => update?.(data),
+    subscribed: () => update !== undefined,
+    close: () => bleno.stop(),
   };
 }

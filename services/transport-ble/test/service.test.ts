@@ -106,7 +106,7 @@ describe('transport-ble service', () => {
     const link: LinkInfo = up.link;
     expect(link.transport).toBe('ble');
     expect(link.capabilities.maxFrameBytes).toBe(182);
-    expect(link.capabilities.bandwidthBytesPerS).toBe(20_000);
+    expect(link.capabilities.bandwidthBytesPerS).toBe(19_675); // 20 000 × 182 / (182 + 3 ATT)
     const remoteLink = await waitFor(() => remote.links[0], { what: 'remote link' });
     // Out: 60 full frames through the bus at once (more than the pacer admits; the service queues).
     const out = Array.from({ length: 60 }, (_, i) => new Uint8Array(182).fill(i));
