@@ -8,7 +8,7 @@ export default defineConfig({
   resolve: { conditions },
   ssr: { resolve: { conditions } },
   test: {
-    include: ['{proto,packages/*,services/*}/test/**/*.test.ts'],
+    include: ['{proto,deploy,packages/*,services/*}/test/**/*.test.ts'],
     globalSetup: ['./vitest.global-setup.ts'],
     reporters: ['default', ['json', { outputFile: '.vitest-report.json' }]],
     pool: 'forks',
