@@ -8,9 +8,14 @@
  * a `lattice.v1.LinkFrame`), and publishes the frames to send as `LinkFrame`s on
  * `Subjects.framesOut(transport, linkId)`. Link ids are `<transport>/<linkId>` here, so two
  * transports may use the same id. The bus buffers, so `send` always takes a frame (the
- * multiplexer's per-link in-flight cap bounds what is queued); `closeLink` forgets the link
- * locally — the bus contract has no close request yet, so the transport keeps the connection
- * until its own idle timeout (frames on a forgotten link are ignored until it comes up again).
+ * multiplexer's per-link in-flight cap bounds what is queued); `closeLink` forgets the link and
+ * asks the transport to close it (`close-link`).
+ *
+ * Transports run in other processes that start, stop and crash on their own, so events alone are
+ * not enough: at start and every `reconcileMs` the driver asks each transport for its links
+ * (`links`): a link it did not know comes up, a link missing from the answer goes down, and a
+ * transport that has not answered for `deadAfterMs` has lost all its links (its process is gone).
+ * The transport side is `serveLinkDriver` in `link-bridge.ts`.
  */
 import type { Bus, Subscription } from '@lattice/bus';
 import { v1, type ServiceName, type Subjects } from '@lattice/proto';
@@ -36,26 +41,53 @@ export interface BusLinkDriverCounters {
   undecodable: number;
   /** Frames for a link that is not up. */
   unknownLink: number;
+  /** Links found up by asking the transport (their LinkUp was missed). */
+  reconciledUp: number;
+  /** Links found gone by asking the transport (their LinkDown was missed, or it died). */
+  reconciledDown: number;
 }
 
 /** See the module comment. */
 export class BusLinkDriver implements LinkDriver {
   readonly name = 'bus';
-  readonly counters: BusLinkDriverCounters = { undecodable: 0, unknownLink: 0 };
+  readonly counters: BusLinkDriverCounters = {
+    undecodable: 0,
+    unknownLink: 0,
+    reconciledUp: 0,
+    reconciledDown: 0,
+  };
   readonly #bus: Bus;
   readonly #subjects: Subjects;
   readonly #links = new Map<LinkId, BusLink>();
   readonly #listeners = new Set<LinkListener>();
   readonly #subscriptions: Subscription[] = [];
   readonly #loops: Promise<void>[] = [];
+  readonly #transports: readonly ServiceName[];
+  readonly #reconcileMs: number;
+  readonly #deadAfterMs: number;
+  /** When each transport last answered a `links` request. */
+  readonly #lastAnswer = new Map<ServiceName, number>();
+  readonly #timer: NodeJS.Timeout | undefined;
+  #closed = false;
 
   constructor(options: {
     readonly bus: Bus;
     readonly subjects: Subjects;
     readonly transports: readonly ServiceName[];
+    /** How often to ask the transports for their links (default 2 000 ms; 0: never). */
+    readonly reconcileMs?: number;
+    /** A transport silent this long has lost its links (default 3 × `reconcileMs`). */
+    readonly deadAfterMs?: number;
   }) {
     this.#bus = options.bus;
     this.#subjects = options.subjects;
+    this.#transports = options.transports;
+    this.#reconcileMs = options.reconcileMs ?? 2_000;
+    this.#deadAfterMs = options.deadAfterMs ?? 3 * this.#reconcileMs;
+    if (this.#reconcileMs > 0) {
+      this.#timer = setInterval(() => void this.reconcile(), this.#reconcileMs);
+      this.#timer.unref();
+    }
     for (const t of options.transports) {
       this.#consume(this.#bus.subscribe(this.#subjects.linkEvent(t, 'up')), (m) =>
         this.#onUp(t, m),
@@ -73,6 +105,59 @@ export class BusLinkDriver implements LinkDriver {
   /** Resolves when the subscriptions reached the server (so no LinkUp published after is missed). */
   async ready(): Promise<void> {
     await this.#bus.flush();
+    await this.reconcile();
+  }
+
+  /** Asks every transport for its links and brings the driver's view in line with the answers. */
+  async reconcile(): Promise<void> {
+    await Promise.all(this.#transports.map((t) => this.#reconcile(t)));
+  }
+
+  async #reconcile(transport: ServiceName): Promise<void> {
+    let list: v1.LinkList;
+    try {
+      const reply = await this.#bus.request(
+        this.#subjects.request(transport, 'links'),
+        v1.LinkListRequest.encode({}).finish(),
+        { timeoutMs: Math.max(250, Math.min(this.#reconcileMs, 2_000)) },
+      );
+      list = v1.LinkList.decode(reply.data);
+    } catch {
+      // No answer (the transport is not running, or restarting): after a while, its links are gone.
+      const last = this.#lastAnswer.get(transport);
+      if (last !== undefined && Date.now() - last > this.#deadAfterMs) {
+        this.#lastAnswer.delete(transport);
+        this.#dropAll(transport, 'MUX_TRANSPORT_GONE', `${transport} stopped answering`);
+      }
+      return;
+    }
+    if (this.#closed) return;
+    this.#lastAnswer.set(transport, Date.now());
+    const listed = new Set<LinkId>();
+    for (const up of list.links) {
+      const id = asLinkId(`${transport}/${up.linkId ?? ''}`);
+      listed.add(id);
+      if (!this.#links.has(id)) {
+        this.counters.reconciledUp++;
+        this.#up(transport, v1.LinkUp.create(up));
+      }
+    }
+    for (const [id, link] of [...this.#links]) {
+      if (link.transport === transport && !listed.has(id)) {
+        this.counters.reconciledDown++;
+        this.#links.delete(id);
+        this.#emit({ type: 'down', linkId: id, reasonCode: 'MUX_LINK_GONE', reason: 'not listed' });
+      }
+    }
+  }
+
+  #dropAll(transport: ServiceName, reasonCode: string, reason: string): void {
+    for (const [id, link] of [...this.#links]) {
+      if (link.transport !== transport) continue;
+      this.counters.reconciledDown++;
+      this.#links.delete(id);
+      this.#emit({ type: 'down', linkId: id, reasonCode, reason });
+    }
   }
 
   listen(listener: LinkListener): () => void {
@@ -98,11 +183,22 @@ export class BusLinkDriver implements LinkDriver {
   }
 
   closeLink(linkId: LinkId, reasonCode: string, reason: string): void {
-    if (!this.#links.delete(linkId)) return;
+    const link = this.#links.get(linkId);
+    if (link === undefined) return;
+    this.#links.delete(linkId);
     this.#emit({ type: 'down', linkId, reasonCode, reason });
+    this.#bus
+      .request(
+        this.#subjects.request(link.transport, 'close-link'),
+        v1.LinkCloseRequest.encode({ linkId: link.rawId, reasonCode, reason }).finish(),
+        { timeoutMs: 2_000 },
+      )
+      .catch(() => undefined); // A transport that is gone closed the link already.
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#timer !== undefined) clearInterval(this.#timer);
     for (const s of this.#subscriptions) s.unsubscribe();
     this.#listeners.clear();
     await Promise.all(this.#loops);
@@ -129,7 +225,10 @@ export class BusLinkDriver implements LinkDriver {
 
   #onUp(transport: ServiceName, data: Uint8Array): void {
     const up = this.#decode(() => v1.LinkUp.decode(data));
-    if (up === undefined) return;
+    if (up !== undefined) this.#up(transport, up);
+  }
+
+  #up(transport: ServiceName, up: v1.LinkUp): void {
     const c = up.capabilities ?? {};
     const id = asLinkId(`${transport}/${up.linkId}`);
     const info: LinkInfo = {

@@ -34,6 +34,10 @@ export const MuxErrorCode = {
   MUX_UNKNOWN_LINK: ErrorKind.NOT_FOUND,
   /** A link closed because the peer on it started over on another link. */
   MUX_SESSION_RESET: ErrorKind.UNAVAILABLE,
+  /** A transport stopped answering: its links are gone. */
+  MUX_TRANSPORT_GONE: ErrorKind.UNAVAILABLE,
+  /** A transport no longer lists a link. */
+  MUX_LINK_GONE: ErrorKind.UNAVAILABLE,
   /** A malformed request on the bus API. */
   MUX_BAD_REQUEST: ErrorKind.INVALID_ARGUMENT,
 } as const;

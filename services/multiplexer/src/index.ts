@@ -82,6 +82,8 @@ export type {
 } from './bus-api.js';
 export { identitySeedFromFile } from './identity-file.js';
 export { BusLinkDriver } from './bus-link-driver.js';
+export { serveLinkDriver } from './link-bridge.js';
+export type { LinkBridge, LinkBridgeCounters, LinkBridgeOptions } from './link-bridge.js';
 export type { BusLinkDriverCounters } from './bus-link-driver.js';
 export {
   multiplexerConfigSchema,

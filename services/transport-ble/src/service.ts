@@ -2,15 +2,11 @@
  * The transport-ble service: Bluetooth LE links on the bus, as the link contract says.
  *
  * @remarks
- * A {@link BleLinkDriver} owns the radio; this module moves its events over the bus exactly as
- * `BusLinkDriver` (in `@lattice/multiplexer`) expects from a transport:
- *
- * - link up/down → `lattice.v1.LinkUp` / `LinkDown` on `Subjects.linkEvent('transport-ble', …)`,
- *   with the link's capabilities (max frame = MTU − 3, rough bandwidth);
- * - a received frame → `lattice.v1.LinkFrame` on `Subjects.framesIn('transport-ble', linkId)`;
- * - `LinkFrame`s on `Subjects.allFramesOut('transport-ble')` → sent on the link. The bus side
- *   never waits, so frames the radio refuses wait in a per-link queue (at most
- *   `outQueueFrames`; beyond it they are dropped and counted) until the link is writable again.
+ * A {@link BleLinkDriver} owns the radio; the multiplexer's `serveLinkDriver` puts its links on
+ * the bus as the link contract says (link up/down with the link's capabilities — max frame =
+ * MTU − 3, rough bandwidth —, frames in and out, `links` and `close-link` requests). Frames the
+ * radio refuses wait in a per-link queue (at most `outQueueFrames`; beyond it they are dropped and
+ * counted) until the link is writable again.
  *
  * Adapter state changes are published on `Subjects.event('transport-ble', 'adapter')` as a
  * `lattice.v1.HealthCheckResponse` whose `details` are the same facts health reports
@@ -18,10 +14,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import type { Subscription } from '@lattice/bus';
-import { hasCode } from '@lattice/errors';
-import type { LinkEvent, LinkId } from '@lattice/multiplexer';
-import { asLinkId } from '@lattice/multiplexer';
+import { serveLinkDriver } from '@lattice/multiplexer';
 import { v1 } from '@lattice/proto';
 import { baseConfigSchema, defineService, type ServiceDefinition } from '@lattice/service';
 import { BleLinkDriver, type BleStackLoaders, type BleStatus } from './ble-link-driver.js';
@@ -102,8 +95,6 @@ export function createTransportBleService(
         central: config.bleRoles !== 'peripheral',
         peripheral: config.bleRoles !== 'central',
       };
-      const outQueues = new Map<LinkId, Uint8Array[]>();
-      const counters = { outDropped: 0, outTooLarge: 0, undecodable: 0, unknownLink: 0 };
       const publishStatus = (status: BleStatus): void => {
         logger.info({ ble: status }, 'bluetooth adapter state');
         bus.publish(
@@ -125,92 +116,11 @@ export function createTransportBleService(
         onStatus: publishStatus,
       });
 
-      const drain = (linkId: LinkId): void => {
-        const queue = outQueues.get(linkId);
-        while (queue !== undefined && queue.length > 0) {
-          const head = queue[0] as Uint8Array;
-          if (!driver.send(linkId, head)) return;
-          queue.shift();
-        }
-      };
-      const onEvent = (e: LinkEvent): void => {
-        switch (e.type) {
-          case 'up':
-            outQueues.set(e.link.id, []);
-            bus.publish(
-              subjects.linkEvent(SERVICE, 'up'),
-              v1.LinkUp.encode({
-                linkId: e.link.id,
-                transport: e.link.transport,
-                capabilities: e.link.capabilities,
-                remoteAddress: e.link.remoteAddress,
-              }).finish(),
-            );
-            logger.info({ link: e.link }, 'ble link up');
-            break;
-          case 'down':
-            outQueues.delete(e.linkId);
-            bus.publish(
-              subjects.linkEvent(SERVICE, 'down'),
-              v1.LinkDown.encode({
-                linkId: e.linkId,
-                transport: 'ble',
-                reasonCode: e.reasonCode,
-                reason: e.reason,
-              }).finish(),
-            );
-            logger.info({ linkId: e.linkId, reason: e.reason }, 'ble link down');
-            break;
-          case 'frame':
-            bus.publish(
-              subjects.framesIn(SERVICE, e.linkId),
-              v1.LinkFrame.encode({ linkId: e.linkId, data: e.data }).finish(),
-            );
-            break;
-          case 'writable':
-            drain(e.linkId);
-            break;
-        }
-      };
-      const stopListening = driver.listen(onEvent);
-
-      const onFrameOut = (data: Uint8Array): void => {
-        let frame: v1.LinkFrame;
-        try {
-          frame = v1.LinkFrame.decode(data);
-        } catch {
-          // Not a LinkFrame: counted and skipped, never fatal (the bus is shared).
-          counters.undecodable++;
-          return;
-        }
-        const linkId = asLinkId(frame.linkId);
-        const queue = outQueues.get(linkId);
-        if (queue === undefined) {
-          counters.unknownLink++;
-          return;
-        }
-        const bytes = new Uint8Array(frame.data);
-        if (queue.length === 0) {
-          try {
-            if (driver.send(linkId, bytes)) return;
-          } catch (error) {
-            if (!hasCode(error, 'MUX_FRAME_TOO_LARGE')) throw error;
-            counters.outTooLarge++;
-            return;
-          }
-        }
-        if (queue.length >= config.bleOutQueueFrames) {
-          counters.outDropped++;
-          return;
-        }
-        queue.push(bytes);
-      };
-      const outbound: Subscription = bus.subscribe(subjects.allFramesOut(SERVICE), {
-        maxPending: 1_000_000,
+      const bridge = serveLinkDriver(bus, subjects, SERVICE, driver, {
+        maxQueuedFrames: config.bleOutQueueFrames,
+        closeReasonCode: 'BLE_CLOSED',
+        onLink: (event, linkId, detail) => logger.info({ linkId, detail }, `ble link ${event}`),
       });
-      const loop = (async () => {
-        for await (const m of outbound) onFrameOut(m.data);
-      })();
 
       publishStatus(driver.status);
       driver.start();
@@ -228,24 +138,11 @@ export function createTransportBleService(
             droppedMalformed: String(driver.counters.droppedMalformed),
             droppedFlood: String(driver.counters.droppedFlood),
             writeErrors: String(driver.counters.writeErrors),
-            droppedOutbound: String(counters.outDropped + counters.outTooLarge),
+            droppedOutbound: String(bridge.counters.queueDrops + bridge.counters.tooLarge),
           };
         },
         async stop() {
-          outbound.unsubscribe();
-          await loop;
-          stopListening();
-          for (const link of driver.links) {
-            bus.publish(
-              subjects.linkEvent(SERVICE, 'down'),
-              v1.LinkDown.encode({
-                linkId: link.id,
-                transport: 'ble',
-                reasonCode: 'BLE_CLOSED',
-                reason: 'service stopped',
-              }).finish(),
-            );
-          }
+          await bridge.close();
           await driver.close();
         },
       };

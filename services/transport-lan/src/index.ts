@@ -39,8 +39,4 @@ export {
   transportLanService,
   VERSION,
 } from './service.js';
-export type {
-  TransportLanConfig,
-  TransportLanCounters,
-  TransportLanServiceInstance,
-} from './service.js';
+export type { TransportLanConfig, TransportLanServiceInstance } from './service.js';

@@ -3,23 +3,13 @@
  * the link contract the multiplexer's `BusLinkDriver` consumes.
  *
  * @remarks
- * Bus surface, as `services/multiplexer/src/bus-link-driver.ts` expects from a transport:
- * - a link up is a `lattice.v1.LinkUp` (link id, `transport: 'lan'`, capabilities, remote
- *   address) on `Subjects.linkEvent('transport-lan', 'up')`; a link down a `LinkDown` (with the
- *   reason code) on `linkEvent('transport-lan', 'down')`;
- * - each frame received on a link is a `LinkFrame` on `Subjects.framesIn('transport-lan', id)`;
- * - frames to send arrive as `LinkFrame`s on `Subjects.allFramesOut('transport-lan')`.
- *
- * The bus has no backpressure, so frames the socket refuses wait in a per-link queue until
- * `writable`; past `maxQueuedBytes` (8 MiB) further frames are dropped and counted — the
- * multiplexer above retransmits what is not acknowledged, and its in-flight cap keeps the queue
- * short in normal operation. Health details: instance id, port, links, connections, counters.
+ * Bus surface: the link contract, served by the multiplexer's `serveLinkDriver` (link up/down,
+ * frames in and out with a bounded queue per link, `links` and `close-link` requests). Health
+ * details: instance id, port, links, connections, counters.
  */
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import type { Bus, Subscription } from '@lattice/bus';
-import { asLinkId, type LinkId } from '@lattice/multiplexer';
-import { v1, type Subjects } from '@lattice/proto';
+import { serveLinkDriver, type LinkBridgeCounters } from '@lattice/multiplexer';
 import {
   baseConfigSchema,
   defineService,
@@ -97,26 +87,12 @@ export const transportLanConfigSchema = baseConfigSchema.extend({
 /** The settings of {@link transportLanConfigSchema}. */
 export type TransportLanConfig = ReturnType<typeof transportLanConfigSchema.parse>;
 
-/** Counters of the service's bus side. */
-export interface TransportLanCounters {
-  framesToBus: number;
-  framesFromBus: number;
-  /** Frames from the bus for a link that is not up. */
-  unknownLink: number;
-  /** Frames dropped because a link's queue was over its cap. */
-  queueDrops: number;
-  undecodable: number;
-}
-
 /** A running transport-lan service, with its driver. */
 export interface TransportLanServiceInstance extends ServiceInstance {
   readonly driver: LanLinkDriver;
   readonly discovery: MdnsDiscovery | undefined;
-  readonly counters: TransportLanCounters;
+  readonly counters: LinkBridgeCounters;
 }
-
-/** Bytes a link may queue while its socket is busy before frames are dropped. */
-const MAX_QUEUED_BYTES = 8 * 1024 * 1024;
 
 /**
  * Starts the transport on a bus.
@@ -154,7 +130,9 @@ export async function startTransportLanService(
     ...(tls === undefined ? {} : { tls }),
     ...overrides,
   });
-  const bridge = new BusBridge(bus, subjects, driver);
+  const bridge = serveLinkDriver(bus, subjects, TRANSPORT, driver, {
+    closeReasonCode: 'LAN_CLOSED',
+  });
   driver.onDiagnostic((e) => {
     if (e.type === 'connection-closed') {
       logger.info({ remote: e.remoteAddress, code: e.code, reason: e.reason }, 'connection closed');
@@ -196,137 +174,6 @@ export async function startTransportLanService(
       await driver.close();
     },
   };
-}
-
-/** Moves a driver's links and frames to and from the bus; see the module comment. */
-class BusBridge {
-  readonly counters: TransportLanCounters = {
-    framesToBus: 0,
-    framesFromBus: 0,
-    unknownLink: 0,
-    queueDrops: 0,
-    undecodable: 0,
-  };
-  readonly #bus: Bus;
-  readonly #subjects: Subjects;
-  readonly #driver: LanLinkDriver;
-  readonly #queues = new Map<LinkId, { frames: Uint8Array[]; bytes: number }>();
-  readonly #sub: Subscription;
-  readonly #loop: Promise<void>;
-  readonly #stopListening: () => void;
-
-  constructor(bus: Bus, subjects: Subjects, driver: LanLinkDriver) {
-    this.#bus = bus;
-    this.#subjects = subjects;
-    this.#driver = driver;
-    this.#stopListening = driver.listen((e) => {
-      switch (e.type) {
-        case 'up':
-          this.#queues.set(e.link.id, { frames: [], bytes: 0 });
-          bus.publish(
-            subjects.linkEvent(TRANSPORT, 'up'),
-            v1.LinkUp.encode({
-              linkId: e.link.id,
-              transport: e.link.transport,
-              capabilities: e.link.capabilities,
-              remoteAddress: e.link.remoteAddress,
-            }).finish(),
-          );
-          return;
-        case 'down':
-          this.#queues.delete(e.linkId);
-          bus.publish(
-            subjects.linkEvent(TRANSPORT, 'down'),
-            v1.LinkDown.encode({
-              linkId: e.linkId,
-              transport: 'lan',
-              reasonCode: e.reasonCode,
-              reason: e.reason,
-            }).finish(),
-          );
-          return;
-        case 'frame':
-          this.counters.framesToBus++;
-          bus.publish(
-            subjects.framesIn(TRANSPORT, e.linkId),
-            v1.LinkFrame.encode({ linkId: e.linkId, data: e.data }).finish(),
-          );
-          return;
-        case 'writable':
-          this.#flush(e.linkId);
-          return;
-      }
-    });
-    const sub = bus.subscribe(subjects.allFramesOut(TRANSPORT), { maxPending: 1_000_000 });
-    this.#sub = sub;
-    this.#loop = (async () => {
-      for await (const m of sub) this.#onOut(m.data);
-    })();
-  }
-
-  /** Stops, reporting every link still up as down (the driver reports nothing once closing). */
-  async close(): Promise<void> {
-    this.#stopListening();
-    for (const linkId of this.#queues.keys()) {
-      this.#bus.publish(
-        this.#subjects.linkEvent(TRANSPORT, 'down'),
-        v1.LinkDown.encode({
-          linkId,
-          transport: 'lan',
-          reasonCode: 'LAN_CLOSED',
-          reason: 'transport stopping',
-        }).finish(),
-      );
-    }
-    this.#queues.clear();
-    this.#sub.unsubscribe();
-    await this.#loop;
-  }
-
-  #onOut(data: Uint8Array): void {
-    let frame: v1.LinkFrame;
-    try {
-      frame = v1.LinkFrame.decode(data);
-    } catch {
-      // Not a LinkFrame: counted and skipped, as the multiplexer's bus driver does.
-      this.counters.undecodable++;
-      return;
-    }
-    const id = asLinkId(frame.linkId);
-    const q = this.#queues.get(id);
-    if (q === undefined) {
-      this.counters.unknownLink++;
-      return;
-    }
-    this.counters.framesFromBus++;
-    if (q.frames.length === 0) {
-      try {
-        if (this.#driver.send(id, frame.data)) return;
-      } catch {
-        // MUX_FRAME_TOO_LARGE: the multiplexer sent more than the link's advertised size; such a
-        // frame can never go, so it is dropped like an over-cap one.
-        this.counters.queueDrops++;
-        return;
-      }
-    }
-    if (q.bytes + frame.data.length > MAX_QUEUED_BYTES) {
-      this.counters.queueDrops++;
-      return;
-    }
-    q.frames.push(frame.data);
-    q.bytes += frame.data.length;
-  }
-
-  #flush(id: LinkId): void {
-    const q = this.#queues.get(id);
-    if (q === undefined) return;
-    while (q.frames.length > 0) {
-      const f = q.frames[0] as Uint8Array;
-      if (!this.#driver.send(id, f)) return;
-      q.frames.shift();
-      q.bytes -= f.length;
-    }
-  }
 }
 
 /** The transport-lan service definition, started by its `main.ts` or composed by `lattice up`. */

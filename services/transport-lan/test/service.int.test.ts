@@ -78,6 +78,8 @@ describe('transport-lan service over real NATS', () => {
             natsUrl: url,
             transports: 'transport-lan',
             presenceIntervalMs: '0',
+            // The test reads messages in process (messages()), not through the bus API.
+            busMessages: 'false',
           }),
         },
         { identity: createIdentity(new Uint8Array(32).fill(seed)) },

@@ -2,28 +2,18 @@
  * The transport-usb service: serial links (USB-serial adapters, CDC-ACM ports) on the bus.
  *
  * @remarks
- * Bus surface — the transport side of the link contract that `BusLinkDriver` in
- * `@lattice/multiplexer` consumes:
- * - publishes `lattice.v1.LinkUp` on `Subjects.linkEvent('transport-usb', 'up')` and
- *   `lattice.v1.LinkDown` on `Subjects.linkEvent('transport-usb', 'down')`;
- * - publishes each received frame as a `lattice.v1.LinkFrame` on
- *   `Subjects.framesIn('transport-usb', linkId)`;
- * - sends the `LinkFrame`s published on `Subjects.allFramesOut('transport-usb')`. The bus side
- *   always takes a frame, so frames the port refuses (over its high-water mark) wait in a
- *   per-link queue until `writable`; the multiplexer's in-flight cap bounds that queue.
- * - health details: ports, links up, frames dropped by the CRC.
+ * Bus surface: the link contract, served by the multiplexer's `serveLinkDriver` (link up/down,
+ * frames in and out — frames the port refuses wait in a bounded per-link queue until `writable` —,
+ * `links` and `close-link` requests). Health details: ports, links up, frames dropped by the CRC.
  */
 import { z } from 'zod';
-import type { Subscription } from '@lattice/bus';
-import { asLinkId, type LinkEvent, type LinkId } from '@lattice/multiplexer';
-import { v1 } from '@lattice/proto';
+import { serveLinkDriver } from '@lattice/multiplexer';
 import {
   baseConfigSchema,
   defineService,
   type ServiceContext,
   type ServiceInstance,
 } from '@lattice/service';
-import { hasCode } from '@lattice/errors';
 import { SerialLinkDriver, type SerialLinkDriverOptions } from './serial-link-driver.js';
 
 /** Version reported in health replies. */
@@ -79,8 +69,6 @@ export async function startTransportUsbService(
   options: Partial<SerialLinkDriverOptions> = {},
 ): Promise<TransportUsbServiceInstance> {
   const { bus, config, subjects, logger } = ctx;
-  const outbox = new Map<LinkId, Uint8Array[]>();
-  let dropped = 0;
   const driver = new SerialLinkDriver({
     ports: config.ports,
     baudRate: config.baud,
@@ -93,87 +81,11 @@ export async function startTransportUsbService(
     ...options,
   });
 
-  const flush = (linkId: LinkId): void => {
-    const queue = outbox.get(linkId);
-    while (queue !== undefined && queue.length > 0) {
-      if (!driver.send(linkId, queue[0] as Uint8Array)) return;
-      queue.shift();
-    }
-  };
-  const onEvent = (event: LinkEvent): void => {
-    switch (event.type) {
-      case 'up': {
-        const l = event.link;
-        outbox.set(l.id, []);
-        bus.publish(
-          subjects.linkEvent(SERVICE, 'up'),
-          v1.LinkUp.encode({
-            linkId: l.id,
-            transport: l.transport,
-            capabilities: l.capabilities,
-            remoteAddress: l.remoteAddress,
-          }).finish(),
-        );
-        logger.info({ linkId: l.id, path: l.remoteAddress }, 'link up');
-        break;
-      }
-      case 'down':
-        outbox.delete(event.linkId);
-        bus.publish(
-          subjects.linkEvent(SERVICE, 'down'),
-          v1.LinkDown.encode({
-            linkId: event.linkId,
-            transport: 'usb',
-            reasonCode: event.reasonCode,
-            reason: event.reason,
-          }).finish(),
-        );
-        logger.info({ linkId: event.linkId, code: event.reasonCode }, 'link down');
-        break;
-      case 'frame':
-        bus.publish(
-          subjects.framesIn(SERVICE, event.linkId),
-          v1.LinkFrame.encode({ linkId: event.linkId, data: event.data }).finish(),
-        );
-        break;
-      case 'writable':
-        flush(event.linkId);
-        break;
-    }
-  };
-
-  const sub: Subscription = bus.subscribe(subjects.allFramesOut(SERVICE), {
-    maxPending: 1_000_000,
+  const bridge = serveLinkDriver(bus, subjects, SERVICE, driver, {
+    closeReasonCode: 'USB_CLOSED',
+    onLink: (event, linkId, detail) => logger.info({ linkId, detail }, `link ${event}`),
   });
-  const loop = (async () => {
-    for await (const m of sub) {
-      let frame: v1.LinkFrame;
-      try {
-        frame = v1.LinkFrame.decode(m.data);
-      } catch {
-        // Not a LinkFrame: counted and skipped, like a malformed frame on the line.
-        dropped++;
-        continue;
-      }
-      const linkId = asLinkId(frame.linkId);
-      const queue = outbox.get(linkId);
-      if (queue === undefined) {
-        dropped++; // the link is down: the multiplexer resends on another link or later
-        continue;
-      }
-      const data = new Uint8Array(frame.data.buffer, frame.data.byteOffset, frame.data.byteLength);
-      try {
-        if (queue.length > 0 || !driver.send(linkId, data)) queue.push(data);
-      } catch (error) {
-        // A frame over the link's advertised max is the sender's bug: drop it, keep serving.
-        if (!hasCode(error, 'MUX_FRAME_TOO_LARGE')) throw error;
-        dropped++;
-        logger.warn({ linkId, bytes: data.length }, 'frame over the link maximum dropped');
-      }
-    }
-  })();
   await bus.flush();
-  const stopListening = driver.listen(onEvent);
   logger.info({ ports: config.ports, baud: config.baud }, 'transport-usb ready');
 
   return {
@@ -182,12 +94,12 @@ export async function startTransportUsbService(
       ports: String(driver.counters.length),
       links: String(driver.links.length),
       framesCorrupt: String(driver.counters.reduce((n, c) => n + c.corrupt + c.oversized, 0)),
-      framesOutDropped: String(dropped),
+      framesOutDropped: String(
+        bridge.counters.queueDrops + bridge.counters.tooLarge + bridge.counters.unknownLink,
+      ),
     }),
     async stop() {
-      stopListening();
-      sub.unsubscribe();
-      await loop;
+      await bridge.close();
       await driver.close();
     },
   };
