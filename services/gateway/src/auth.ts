@@ -1,27 +1,180 @@
 /**
- * API keys: `Authorization: Bearer <key>` on HTTP, `authorization: Bearer <key>` metadata on gRPC.
+ * Bearer tokens: `Authorization: Bearer <token>` on HTTP and the WebSocket upgrade,
+ * `authorization: Bearer <token>` metadata on gRPC.
  *
  * @remarks
- * With no keys configured the gateway runs in playground mode and accepts every request; that is
- * allowed only when every listener is bound to loopback ({@link assertPlaygroundAllowed}).
- * Per-collection permissions (issue #9's "read/write queries on `_id`") are not enforced yet:
- * a valid key may run every statement.
+ * Two kinds of token: plain API keys (`--api-key`), which may do everything and never expire,
+ * and the entries of a keys file (`--keys-file`, {@link keysFileSchema}), each with its
+ * permissions (`./permissions.ts`) and an optional expiry. With neither configured the gateway
+ * runs in playground mode and accepts every request as full access; that is allowed only when
+ * every listener is bound to loopback ({@link assertPlaygroundAllowed}).
+ *
+ * Tokens are compared by their SHA-256 digests in constant time (one length whatever the token),
+ * so a keys file may hold `tokenSha256` instead of the token itself.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { hasCode } from '@lattice/errors';
+import { z } from 'zod';
 import { gatewayError } from './errors.js';
+import { compileAccess, fullAccess, parseCondition } from './permissions.js';
+import type { Principal } from './permissions.js';
 
 function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
 }
 
-/** Checks bearer tokens against the configured API keys. */
-export class ApiKeys {
-  readonly #keys: Buffer[];
+const conditionList = z.array(z.string().min(1)).superRefine((queries, ctx) => {
+  queries.forEach((q, i) => {
+    try {
+      parseCondition(q);
+    } catch (error) {
+      if (!hasCode(error)) throw error;
+      ctx.addIssue({ code: 'custom', path: [i], message: `${error.code}: ${error.message}` });
+    }
+  });
+});
 
-  constructor(keys: readonly string[]) {
-    // Digests have one length, so the comparison is constant-time whatever the key length.
-    this.#keys = keys.filter((k) => k.length > 0).map(digest);
+const permissionSpec = z
+  .object({
+    everything: z.boolean().default(false),
+    queriesByCollection: z.record(z.string().min(1), conditionList).default({}),
+  })
+  .strict();
+
+/** One entry of a keys file. */
+export const keyEntrySchema = z
+  .object({
+    /** A name for messages and logs. */
+    name: z.string().min(1).max(128),
+    /** The bearer token itself (at least 16 characters)… */
+    token: z.string().min(16, 'a token must have at least 16 characters').optional(),
+    /** …or its SHA-256 digest in hex, so the file holds no secret. */
+    tokenSha256: z
+      .string()
+      .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex digits')
+      .optional(),
+    /** When the token stops being accepted (ISO-8601 with a time zone); absent: never. */
+    expiresAt: z.iso.datetime({ offset: true }).optional(),
+    permission: z
+      .object({ read: permissionSpec.optional(), write: permissionSpec.optional() })
+      .strict(),
+  })
+  .strict()
+  .refine((e) => (e.token === undefined) !== (e.tokenSha256 === undefined), {
+    message: 'give exactly one of token and tokenSha256',
+  });
+
+/** A keys file: `{"keys": [ … ]}` (see the README). */
+export const keysFileSchema = z
+  .object({ keys: z.array(keyEntrySchema) })
+  .strict()
+  .superRefine((file, ctx) => {
+    const seen = new Map<string, number>();
+    file.keys.forEach((k, i) => {
+      const d = k.tokenSha256?.toLowerCase() ?? digest(k.token ?? '').toString('hex');
+      const before = seen.get(d);
+      if (before !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['keys', i],
+          message: `same token as keys[${before}]`,
+        });
+      }
+      seen.set(d, i);
+    });
+  });
+
+/** One validated key of a keys file. */
+export type KeyEntry = z.infer<typeof keyEntrySchema>;
+
+/** The input shape of a key entry (what a user writes). */
+export type KeyEntryInput = z.input<typeof keyEntrySchema>;
+
+function describeIssues(error: z.ZodError, json: unknown): string {
+  return error.issues
+    .map((issue) => {
+      const [first, index] = issue.path;
+      let where = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`));
+      if (first === 'keys' && typeof index === 'number') {
+        const name = (json as { keys?: { name?: unknown }[] }).keys?.[index]?.name;
+        if (typeof name === 'string') where = [`keys[${index}] ("${name}")`, ...where.slice(2)];
+      }
+      return `${where.join('').replace(/^\./, '') || '(file)'}: ${issue.message}`;
+    })
+    .join('; ');
+}
+
+/**
+ * Validates a keys file's parsed JSON.
+ * @throws `GATEWAY_BAD_CONFIG` naming each bad entry (index and name) and field.
+ */
+export function parseKeys(json: unknown, source = 'keys file'): KeyEntry[] {
+  const r = keysFileSchema.safeParse(json);
+  if (!r.success) {
+    throw gatewayError('GATEWAY_BAD_CONFIG', `${source}: ${describeIssues(r.error, json)}`, {
+      source,
+    });
+  }
+  return r.data.keys;
+}
+
+/**
+ * Reads and validates a keys file.
+ * @throws `GATEWAY_BAD_CONFIG` for an unreadable file, bad JSON or a bad entry.
+ */
+export function readKeysFile(path: string): KeyEntry[] {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (cause) {
+    throw gatewayError(
+      'GATEWAY_BAD_CONFIG',
+      `keys file ${path}: ${cause instanceof Error ? cause.message : String(cause)}`,
+      { source: path },
+      cause,
+    );
+  }
+  return parseKeys(json, `keys file ${path}`);
+}
+
+interface Known {
+  readonly digest: Buffer;
+  readonly principal: Principal;
+}
+
+/** Checks bearer tokens against the configured keys and answers who the caller is. */
+export class ApiKeys {
+  readonly #keys: Known[];
+  readonly #now: () => number;
+
+  /**
+   * @param keys plain API keys: full access, no expiry.
+   * @param entries keys with permissions and expiry (from a keys file).
+   * @param now the clock expiry is checked against (tests).
+   */
+  constructor(
+    keys: readonly string[],
+    entries: readonly KeyEntry[] = [],
+    now: () => number = Date.now,
+  ) {
+    this.#now = now;
+    this.#keys = [
+      ...keys
+        .filter((k) => k.length > 0)
+        .map((k, i) => ({ digest: digest(k), principal: fullAccess(`api-key-${i + 1}`) })),
+      ...entries.map((e) => ({
+        digest:
+          e.tokenSha256 === undefined ? digest(e.token ?? '') : Buffer.from(e.tokenSha256, 'hex'),
+        principal: {
+          name: e.name,
+          read: compileAccess(e.permission.read),
+          write: compileAccess(e.permission.write),
+          expiresAt: e.expiresAt === undefined ? undefined : Date.parse(e.expiresAt),
+        },
+      })),
+    ];
   }
 
   /** Whether no keys are configured (playground mode). */
@@ -30,11 +183,12 @@ export class ApiKeys {
   }
 
   /**
-   * Accepts an `Authorization` header value.
-   * @throws `GATEWAY_UNAUTHENTICATED` when keys are configured and the header carries none of them.
+   * Accepts an `Authorization` header value and answers whose it is.
+   * @throws `GATEWAY_UNAUTHENTICATED` when keys are configured and the header carries none of
+   * them; `GATEWAY_TOKEN_EXPIRED` for a key past its expiry.
    */
-  check(authorization: string | undefined): void {
-    if (this.playground) return;
+  check(authorization: string | undefined): Principal {
+    if (this.playground) return PLAYGROUND;
     const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
     if (!m) {
       throw gatewayError(
@@ -43,11 +197,34 @@ export class ApiKeys {
       );
     }
     const d = digest(m[1] as string);
-    let ok = false;
-    for (const k of this.#keys) ok = timingSafeEqual(k, d) || ok;
-    if (!ok) throw gatewayError('GATEWAY_UNAUTHENTICATED', 'invalid API key');
+    let found: Principal | undefined;
+    for (const k of this.#keys) if (timingSafeEqual(k.digest, d)) found ??= k.principal;
+    if (!found) throw gatewayError('GATEWAY_UNAUTHENTICATED', 'invalid API key');
+    this.assertLive(found);
+    return found;
+  }
+
+  /**
+   * Refuses a principal past its expiry (long calls check again while they run).
+   * @throws `GATEWAY_TOKEN_EXPIRED`.
+   */
+  assertLive(p: Principal): void {
+    if (p.expiresAt !== undefined && this.#now() >= p.expiresAt) {
+      throw gatewayError(
+        'GATEWAY_TOKEN_EXPIRED',
+        `key "${p.name}" expired at ${new Date(p.expiresAt).toISOString()}`,
+        { key: p.name, expiresAt: new Date(p.expiresAt).toISOString() },
+      );
+    }
+  }
+
+  /** Milliseconds until `p` expires (Infinity: never). */
+  remainingMs(p: Principal): number {
+    return p.expiresAt === undefined ? Infinity : p.expiresAt - this.#now();
   }
 }
+
+const PLAYGROUND = fullAccess('playground');
 
 /** Whether `host` is a loopback address or `localhost`. */
 export function isLoopback(host: string): boolean {
@@ -68,7 +245,7 @@ export function assertPlaygroundAllowed(keys: ApiKeys, hosts: readonly string[])
     throw gatewayError(
       'GATEWAY_INSECURE_CONFIG',
       `no API keys configured (playground mode) but listening on ${exposed.join(', ')}; ` +
-        'configure --api-key or bind to 127.0.0.1',
+        'configure --api-key or --keys-file, or bind to 127.0.0.1',
       { host: exposed.join(',') },
     );
   }

@@ -10,6 +10,12 @@ import { errorFactory, ErrorKind } from '@lattice/errors';
 export const GatewayErrorCode = {
   /** No API key, or a key that is not configured. */
   GATEWAY_UNAUTHENTICATED: ErrorKind.UNAUTHENTICATED,
+  /** A key past its expiry. */
+  GATEWAY_TOKEN_EXPIRED: ErrorKind.UNAUTHENTICATED,
+  /** A statement, observer or subscription outside the key's permissions; nothing was changed. */
+  GATEWAY_PERMISSION_DENIED: ErrorKind.PERMISSION_DENIED,
+  /** A bad keys file, permission condition or TLS setting. */
+  GATEWAY_BAD_CONFIG: ErrorKind.INVALID_ARGUMENT,
   /** A request body above the configured limit. */
   GATEWAY_BODY_TOO_LARGE: ErrorKind.RESOURCE_EXHAUSTED,
   /** A request that is not well-formed (bad JSON, missing statement, bad value bytes). */

@@ -1,19 +1,15 @@
 /**
- * A running gateway: the gRPC DQL API (with health checking) and the HTTP API over one peer.
- *
- * @remarks
- * gRPC server reflection is not served: `@grpc/reflection` builds its answers from a
- * proto-loader `PackageDefinition` (file descriptors), and the gateway's messages come from
- * protobufjs static code, which carries no descriptors; producing them would mean loading the
- * `.proto` files at run time with proto-loader, which this package does not use. Clients use
- * `proto/lattice/v1/gateway.proto` instead (grpcurl: `-import-path proto -proto
- * lattice/v1/gateway.proto`).
+ * A running gateway: the gRPC DQL API (with health checking and server reflection) and the HTTP
+ * API over one peer, optionally with TLS on both (and so `wss` on the sync endpoint).
  */
 import type { AddressInfo } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { ApiKeys, assertPlaygroundAllowed } from './auth.js';
+import type { KeyEntry } from './auth.js';
+import { addReflection, reflectionAvailable } from './reflection.js';
 import { addDqlService, DQL_SERVICE_NAME } from './grpc-server.js';
 import { createHttpApi } from './http-server.js';
 import { ObserverHub } from './observers.js';
@@ -30,8 +26,20 @@ export interface GatewayOptions {
   readonly grpcPort?: number;
   /** HTTP port (default 8080; 0: any free port). */
   readonly httpPort?: number;
-  /** API keys; none: playground mode, allowed on loopback only. */
+  /** API keys with full access; with no `keys` either: playground mode, loopback only. */
   readonly apiKeys?: readonly string[];
+  /** Keys with permissions and expiry (a keys file's entries, `readKeysFile`). */
+  readonly keys?: readonly KeyEntry[];
+  /**
+   * TLS for both listeners (gRPC over TLS, HTTPS, `wss` sync endpoint): PEM certificate chain
+   * and private key. Absent: plaintext.
+   */
+  readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
+  /**
+   * Serves gRPC server reflection: true requires the descriptor set, `auto` (the default) serves
+   * it when it was built (`pnpm gen` with protoc installed).
+   */
+  readonly reflection?: boolean | 'auto';
   /** Largest HTTP request body (default 1 MiB). */
   readonly maxBodyBytes?: number;
   /** Largest gRPC message received (default 4 MiB). */
@@ -54,6 +62,8 @@ export interface Gateway {
   readonly host: string;
   readonly grpcPort: number;
   readonly httpPort: number;
+  /** Whether both listeners use TLS (`https`, `wss`, gRPC over TLS). */
+  readonly tls: boolean;
   /** The WebSocket sync endpoint's links (hand to the `Multiplexer`), when `sync` was set. */
   readonly links: WebSocketLinkDriver | undefined;
   /** Counters of the open observers. */
@@ -70,7 +80,7 @@ export interface Gateway {
  */
 export async function startGateway(peer: PeerApi, options: GatewayOptions = {}): Promise<Gateway> {
   const host = options.host ?? '127.0.0.1';
-  const keys = new ApiKeys(options.apiKeys ?? []);
+  const keys = new ApiKeys(options.apiKeys ?? [], options.keys ?? []);
   assertPlaygroundAllowed(keys, [host]);
   const hub = new ObserverHub(peer, {
     ...(options.maxQueuedBatches === undefined ? {} : { maxQueued: options.maxQueuedBatches }),
@@ -90,13 +100,28 @@ export async function startGateway(peer: PeerApi, options: GatewayOptions = {}):
   });
   const health = new HealthImplementation({ '': 'SERVING', [DQL_SERVICE_NAME]: 'SERVING' });
   health.addToServer(grpcServer);
+  const reflection = options.reflection ?? 'auto';
+  if (reflection === true || (reflection === 'auto' && reflectionAvailable())) {
+    addReflection(grpcServer);
+  }
 
-  let http: HttpServer | undefined;
+  let http: HttpServer | HttpsServer | undefined;
   try {
     const grpcPort = await new Promise<number>((resolve, reject) => {
       grpcServer.bindAsync(
         `${host.includes(':') ? `[${host}]` : host}:${options.grpcPort ?? 50051}`,
-        grpc.ServerCredentials.createInsecure(),
+        options.tls
+          ? grpc.ServerCredentials.createSsl(
+              null,
+              [
+                {
+                  cert_chain: Buffer.from(options.tls.cert),
+                  private_key: Buffer.from(options.tls.key),
+                },
+              ],
+              false,
+            )
+          : grpc.ServerCredentials.createInsecure(),
         (error, port) => (error ? reject(error) : resolve(port)),
       );
     });
@@ -104,6 +129,7 @@ export async function startGateway(peer: PeerApi, options: GatewayOptions = {}):
       peer,
       keys,
       ...(options.maxBodyBytes === undefined ? {} : { maxBodyBytes: options.maxBodyBytes }),
+      ...(options.tls ? { tls: options.tls } : {}),
     });
     http = httpServer;
     await new Promise<void>((resolve, reject) => {
@@ -121,6 +147,7 @@ export async function startGateway(peer: PeerApi, options: GatewayOptions = {}):
       host,
       grpcPort,
       httpPort,
+      tls: options.tls !== undefined,
       links,
       observerStats: () => hub.stats(),
       health: () => ({
@@ -130,6 +157,7 @@ export async function startGateway(peer: PeerApi, options: GatewayOptions = {}):
         observers: String(hub.size),
         syncLinks: links ? String(links.size) : 'off',
         auth: keys.playground ? 'playground' : 'api-keys',
+        tls: options.tls ? 'on' : 'off',
       }),
       close() {
         closed ??= (async () => {

@@ -21,6 +21,8 @@ import { decodeArgs, toErrorMessage, toExecuteResponse, toObserveResponse } from
 import { gatewayError } from './errors.js';
 import type { ObserverHub, Observer } from './observers.js';
 import type { PeerApi } from './peer-api.js';
+import { authorizeStatement, withinRead } from './permissions.js';
+import type { Principal } from './permissions.js';
 
 /** Full name of the service. */
 export const DQL_SERVICE_NAME = 'lattice.v1.DqlService';
@@ -147,17 +149,34 @@ export function addDqlService(server: grpc.Server, options: DqlServiceOptions): 
   const { peer, hub, keys } = options;
   const streams = new Set<() => void>();
 
-  const authorize = (call: { metadata: grpc.Metadata }): void => {
+  const authorize = (call: { metadata: grpc.Metadata }): Principal => {
     const value = call.metadata.get('authorization')[0];
-    keys.check(typeof value === 'string' ? value : undefined);
+    return keys.check(typeof value === 'string' ? value : undefined);
+  };
+
+  /** Ends a stream when its key expires (a stream outliving its key would outlive the check). */
+  const onExpiry = (p: Principal, fail: (error: unknown) => void): (() => void) => {
+    const left = keys.remainingMs(p);
+    if (left === Infinity) return () => undefined;
+    const timer = setTimeout(
+      () => {
+        try {
+          keys.assertLive(p);
+        } catch (error) {
+          fail(error);
+        }
+      },
+      Math.min(Math.max(left, 0), 2 ** 31 - 1),
+    );
+    return () => clearTimeout(timer);
   };
 
   const unary =
-    <Req, Res>(handler: (request: Req) => Promise<Res>): Unary<Req, Res> =>
+    <Req, Res>(handler: (request: Req, principal: Principal) => Promise<Res>): Unary<Req, Res> =>
     (call, callback) => {
       const run = async (): Promise<Res> => {
-        authorize(call);
-        return withDeadline(deadlineMs(call), () => handler(call.request));
+        const principal = authorize(call);
+        return withDeadline(deadlineMs(call), () => handler(call.request, principal));
       };
       run().then(
         (res) => callback(null, res),
@@ -165,10 +184,11 @@ export function addDqlService(server: grpc.Server, options: DqlServiceOptions): 
       );
     };
 
-  const execute = unary<v1.ExecuteRequest, v1.ExecuteResponse>(async (req) => {
+  const execute = unary<v1.ExecuteRequest, v1.ExecuteResponse>(async (req, principal) => {
     const statement = req.statement;
     if (!statement) throw gatewayError('GATEWAY_BAD_REQUEST', 'statement is required');
-    const result = await peer.execute(statement, decodeArgs(req.args));
+    const args = decodeArgs(req.args);
+    const result = await peer.execute(authorizeStatement(principal, statement, args), args);
     return toExecuteResponse(statement, result);
   });
 
@@ -182,28 +202,40 @@ export function addDqlService(server: grpc.Server, options: DqlServiceOptions): 
   const registerSubscription = unary<
     v1.RegisterSubscriptionRequest,
     v1.RegisterSubscriptionResponse
-  >(async (req) => {
+  >(async (req, principal) => {
     const args = decodeArgs(req.args);
-    await peer.subscribe(req.statement, args);
+    // A restricted key subscribes to what it may read: its condition joins the WHERE clause.
+    const statement = authorizeStatement(principal, req.statement, args);
+    await peer.subscribe(statement, args);
     return v1.RegisterSubscriptionResponse.create({
-      subscription: toSub({ statement: req.statement, args }),
+      subscription: toSub({ statement, args }),
     });
   });
 
   const cancelSubscription = unary<v1.CancelSubscriptionRequest, v1.CancelSubscriptionResponse>(
-    async (req) => {
+    async (req, principal) => {
+      // A restricted key sees and cancels only subscriptions within what it may read.
       const found = peer
         .subscriptions()
-        .find((s) => subscriptionId(s.statement, s.args) === req.id);
+        .find(
+          (s) =>
+            subscriptionId(s.statement, s.args) === req.id && withinRead(principal, s.statement),
+        );
       if (found) await peer.unsubscribe(found.statement, found.args);
       return v1.CancelSubscriptionResponse.create({ cancelled: found !== undefined });
     },
   );
 
-  const listSubscriptions = unary<v1.ListSubscriptionsRequest, v1.ListSubscriptionsResponse>(() =>
-    Promise.resolve(
-      v1.ListSubscriptionsResponse.create({ subscriptions: peer.subscriptions().map(toSub) }),
-    ),
+  const listSubscriptions = unary<v1.ListSubscriptionsRequest, v1.ListSubscriptionsResponse>(
+    (_req, principal) =>
+      Promise.resolve(
+        v1.ListSubscriptionsResponse.create({
+          subscriptions: peer
+            .subscriptions()
+            .filter((s) => withinRead(principal, s.statement))
+            .map(toSub),
+        }),
+      ),
   );
 
   const syncStatus = unary<v1.SyncStatusRequest, v1.SyncStatusResponse>(() =>
@@ -220,10 +252,12 @@ export function addDqlService(server: grpc.Server, options: DqlServiceOptions): 
     let observer: Observer | undefined;
     let draining = false;
     let done = false;
+    let stopExpiry = (): void => undefined;
     const finish = (): void => {
       if (done) return;
       done = true;
-      streams.delete(finish);
+      streams.delete(onGatewayClose);
+      stopExpiry();
       observer?.close();
     };
     const fail = (error: unknown): void => {
@@ -246,18 +280,22 @@ export function addDqlService(server: grpc.Server, options: DqlServiceOptions): 
         }
       }
     };
+    const onGatewayClose = (): void => {
+      fail(gatewayError('GATEWAY_CLOSED', 'the gateway is closing'));
+    };
     call.on('cancelled', finish);
     call.on('close', finish);
-    streams.add(() => {
-      fail(gatewayError('GATEWAY_CLOSED', 'the gateway is closing'));
-    });
+    streams.add(onGatewayClose);
     try {
-      authorize(call);
+      const principal = authorize(call);
       if (deadlineMs(call) <= Date.now()) {
         throw gatewayError('GATEWAY_DEADLINE_EXCEEDED', 'deadline exceeded before start');
       }
       const req = call.request;
-      observer = hub.observe(req.statement, decodeArgs(req.args), {
+      const args = decodeArgs(req.args);
+      const statement = authorizeStatement(principal, req.statement, args);
+      stopExpiry = onExpiry(principal, fail);
+      observer = hub.observe(statement, args, {
         ...(req.maxQueuedBatches > 0 ? { maxQueued: req.maxQueuedBatches } : {}),
         overflow:
           req.overflow === v1.ObserveOverflow.OBSERVE_OVERFLOW_CANCEL ? 'cancel' : 'coalesce',
@@ -285,16 +323,22 @@ export function addDqlService(server: grpc.Server, options: DqlServiceOptions): 
       last = bytes;
       call.write(message);
     };
+    let principal: Principal;
     try {
-      authorize(call);
+      principal = authorize(call);
     } catch (error) {
       call.emit('error', toServiceError(error));
       return;
     }
     send();
     const timer = setInterval(send, options.presenceIntervalMs ?? 1000);
+    const stopExpiry = onExpiry(principal, (error) => {
+      stop();
+      call.emit('error', toServiceError(error));
+    });
     const stop = (): void => {
       clearInterval(timer);
+      stopExpiry();
       streams.delete(close);
     };
     const close = (): void => {

@@ -14,12 +14,15 @@
  */
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Server as HttpsServer } from 'node:https';
 import type { JsonValue } from '@lattice/dql';
 import { hasCode, statusOf } from '@lattice/errors';
 import type { ApiKeys } from './auth.js';
 import { checkArgs, queryTypeOf } from './codec.js';
 import { gatewayError } from './errors.js';
 import type { PeerApi } from './peer-api.js';
+import { authorizeStatement } from './permissions.js';
 
 /** The execute route. */
 export const EXECUTE_PATH = '/api/v4/store/execute';
@@ -32,6 +35,8 @@ export interface HttpApiOptions {
   readonly maxBodyBytes?: number;
   /** Longest time a request may take (ms, default 30 s): answered 504 after it. */
   readonly requestTimeoutMs?: number;
+  /** Serve HTTPS with this PEM certificate chain and key. */
+  readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
 }
 
 function toJson(v: unknown): unknown {
@@ -116,8 +121,8 @@ function parseRequest(body: Buffer): {
   return { statement, args: checkArgs(args) };
 }
 
-/** Creates (does not start) the HTTP API server. */
-export function createHttpApi(options: HttpApiOptions): Server {
+/** Creates (does not start) the HTTP API server (HTTPS when `tls` is given). */
+export function createHttpApi(options: HttpApiOptions): Server | HttpsServer {
   const limit = options.maxBodyBytes ?? 1024 * 1024;
   const timeoutMs = options.requestTimeoutMs ?? 30_000;
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -127,8 +132,9 @@ export function createHttpApi(options: HttpApiOptions): Server {
       res.setHeader('allow', 'POST');
       throw gatewayError('GATEWAY_METHOD_NOT_ALLOWED', `${req.method} ${path}: use POST`);
     }
-    options.keys.check(req.headers.authorization);
+    const principal = options.keys.check(req.headers.authorization);
     const { statement, args } = parseRequest(await readBody(req, limit));
+    const permitted = authorizeStatement(principal, statement, args);
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -137,7 +143,7 @@ export function createHttpApi(options: HttpApiOptions): Server {
       );
     });
     try {
-      const r = await Promise.race([options.peer.execute(statement, args), expired]);
+      const r = await Promise.race([options.peer.execute(permitted, args), expired]);
       send(res, 200, {
         transactionId: r.commitSeq,
         queryType: queryTypeOf(statement),
@@ -149,12 +155,19 @@ export function createHttpApi(options: HttpApiOptions): Server {
       clearTimeout(timer);
     }
   };
-  return createServer({ requestTimeout: timeoutMs + 5_000 }, (req, res) => {
+  const listener = (req: IncomingMessage, res: ServerResponse): void => {
     handle(req, res).catch((error: unknown) => {
       // A refused body is not read further; close the connection after answering so the
       // client stops sending.
       if (hasCode(error, 'GATEWAY_BODY_TOO_LARGE')) res.setHeader('connection', 'close');
       sendError(res, error);
     });
-  });
+  };
+  const serverOptions = { requestTimeout: timeoutMs + 5_000 };
+  return options.tls
+    ? createHttpsServer(
+        { ...serverOptions, cert: options.tls.cert, key: options.tls.key },
+        listener,
+      )
+    : createServer(serverOptions, listener);
 }

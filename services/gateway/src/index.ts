@@ -1,4 +1,13 @@
-export { ApiKeys, assertPlaygroundAllowed, isLoopback } from './auth.js';
+export {
+  ApiKeys,
+  assertPlaygroundAllowed,
+  isLoopback,
+  keyEntrySchema,
+  keysFileSchema,
+  parseKeys,
+  readKeysFile,
+} from './auth.js';
+export type { KeyEntry, KeyEntryInput } from './auth.js';
 export { decodeArgs, queryTypeOf, toExecuteResponse, toObserveResponse } from './codec.js';
 export { GatewayErrorCode, gatewayError } from './errors.js';
 export { startGateway } from './gateway.js';
@@ -24,6 +33,16 @@ export type {
   OverflowPolicy,
 } from './observers.js';
 export { InProcessPeer } from './peer-api.js';
+export {
+  authorizeStatement,
+  compileAccess,
+  fullAccess,
+  isFullAccess,
+  parseCondition,
+  withinRead,
+} from './permissions.js';
+export type { Access, PermissionSpec, Principal } from './permissions.js';
+export { addReflection, DESCRIPTOR_SET_PATH, splitDescriptorSet } from './reflection.js';
 export type { InProcessPeerOptions, PeerApi, PeerExecuteResult } from './peer-api.js';
 export {
   gatewayConfigSchema,

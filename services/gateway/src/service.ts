@@ -8,9 +8,12 @@
  * `PeerApi` over the bus is future work): it then answers bus health only and says so in the
  * health details (`peer: none`).
  */
+import { readFileSync } from 'node:fs';
 import { baseConfigSchema, defineService } from '@lattice/service';
 import type { ServiceInstance } from '@lattice/service';
 import { z } from 'zod';
+import { readKeysFile } from './auth.js';
+import { gatewayError } from './errors.js';
 import { startGateway } from './gateway.js';
 import type { Gateway, GatewayOptions } from './gateway.js';
 import type { PeerApi } from './peer-api.js';
@@ -40,7 +43,24 @@ export const gatewayConfigSchema = baseConfigSchema.extend({
         .map((k) => k.trim())
         .filter((k) => k.length > 0),
     )
-    .describe('API keys, comma-separated; none: playground mode (loopback only)'),
+    .describe(
+      'API keys with full access, comma-separated; none (and no keys file): playground mode (loopback only)',
+    ),
+  keysFile: z
+    .string()
+    .default('')
+    .describe('JSON file of keys with per-collection permissions and expiry (see the README)'),
+  tlsCert: z
+    .string()
+    .default('')
+    .describe('PEM certificate chain: TLS on both listeners (https, wss, gRPC over TLS)'),
+  tlsKey: z.string().default('').describe('PEM private key of --tls-cert'),
+  reflection: z
+    .enum(['auto', 'on', 'off'])
+    .default('auto')
+    .describe(
+      'serve gRPC server reflection (auto: when the descriptor set was built, which needs protoc)',
+    ),
   maxBodyBytes: z
     .string()
     .regex(/^\d+$/, 'must be a whole number of bytes')
@@ -66,13 +86,43 @@ export const gatewayConfigSchema = baseConfigSchema.extend({
 /** The settings of {@link gatewayConfigSchema}. */
 export type GatewayConfig = ReturnType<typeof gatewayConfigSchema.parse>;
 
-/** The {@link GatewayOptions} a configuration asks for. */
+function readPem(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (cause) {
+    throw gatewayError(
+      'GATEWAY_BAD_CONFIG',
+      `${what} ${path}: ${cause instanceof Error ? cause.message : String(cause)}`,
+      { path },
+      cause,
+    );
+  }
+}
+
+/**
+ * The {@link GatewayOptions} a configuration asks for; reads the keys file and TLS files.
+ * @throws `GATEWAY_BAD_CONFIG` for a bad keys file, an unreadable PEM file, or only one of
+ * `--tls-cert` and `--tls-key`.
+ */
 export function gatewayOptionsFrom(config: GatewayConfig): GatewayOptions {
+  if ((config.tlsCert === '') !== (config.tlsKey === '')) {
+    throw gatewayError('GATEWAY_BAD_CONFIG', 'TLS needs both --tls-cert and --tls-key');
+  }
   return {
     host: config.host,
     grpcPort: config.grpcPort,
     httpPort: config.httpPort,
     apiKeys: config.apiKey,
+    ...(config.keysFile === '' ? {} : { keys: readKeysFile(config.keysFile) }),
+    ...(config.tlsCert === ''
+      ? {}
+      : {
+          tls: {
+            cert: readPem(config.tlsCert, '--tls-cert'),
+            key: readPem(config.tlsKey, '--tls-key'),
+          },
+        }),
+    reflection: config.reflection === 'auto' ? 'auto' : config.reflection === 'on',
     maxBodyBytes: config.maxBodyBytes,
     ...(config.syncEndpoint === 'on' ? { sync: { allowedOrigins: config.allowedOrigins } } : {}),
   };

@@ -14,12 +14,14 @@
  * headers), an Origin allow-list for browsers, a cap on connections, a message size limit
  * (`maxFrameBytes`; a larger message closes the connection with 1009) and a message rate
  * limit per connection (a token bucket; a flood closes it with 1008). TLS (`wss`) is the HTTP
- * server's business: attach to an `https` server.
+ * server's business: attach to an `https` server (`startGateway` does with `tls`); `connect`
+ * takes a `wss://` URL and, for a private CA, its certificate (`ca`).
  *
  * Backpressure: `send` refuses a frame (returns false) while more than `highWaterBytes` are
  * queued in the socket, and reports `writable` once they are written.
  */
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { RawData } from 'ws';
@@ -34,6 +36,8 @@ import type {
 } from '@lattice/multiplexer';
 import { v1 } from '@lattice/proto';
 import type { ApiKeys } from './auth.js';
+import { isFullAccess } from './permissions.js';
+import type { Principal } from './permissions.js';
 
 /** Options of {@link WebSocketLinkDriver}. */
 export interface WebSocketLinkDriverOptions {
@@ -111,7 +115,7 @@ export class WebSocketLinkDriver implements LinkDriver {
    * Accepts WebSocket upgrades on `path` of `server`, checking `keys` during the upgrade.
    * @returns a function that stops accepting (open links stay).
    */
-  attach(server: HttpServer, keys: ApiKeys, path = '/api/v4/sync'): () => void {
+  attach(server: HttpServer | HttpsServer, keys: ApiKeys, path = '/api/v4/sync'): () => void {
     const wss = new WebSocketServer({
       noServer: true,
       maxPayload: this.#capabilities.maxFrameBytes,
@@ -137,8 +141,9 @@ export class WebSocketLinkDriver implements LinkDriver {
         .split(',')
         .map((p) => p.trim())
         .find((p) => p.startsWith(SUBPROTOCOL_KEY));
+      let principal: Principal;
       try {
-        keys.check(
+        principal = keys.check(
           req.headers.authorization ??
             (fromProtocol ? `Bearer ${fromProtocol.slice(SUBPROTOCOL_KEY.length)}` : undefined),
         );
@@ -147,13 +152,27 @@ export class WebSocketLinkDriver implements LinkDriver {
         refuse(401, 'Unauthorized');
         return;
       }
+      if (!isFullAccess(principal)) {
+        // A sync link carries whatever the mesh holds: per-document permissions on links are
+        // the merge engine's to enforce (not yet), so only keys that may do everything sync.
+        refuse(403, 'Forbidden');
+        return;
+      }
       if (this.#accepted >= this.#maxConnections || this.#closed) {
         refuse(503, 'Service Unavailable');
         return;
       }
       wss.handleUpgrade(req, socket, head, (ws) => {
         this.#accepted++;
-        ws.once('close', () => this.#accepted--);
+        const left = keys.remainingMs(principal);
+        const expiry =
+          left === Infinity
+            ? undefined
+            : setTimeout(() => ws.close(1008, 'token expired'), Math.min(left, 2 ** 31 - 1));
+        ws.once('close', () => {
+          this.#accepted--;
+          clearTimeout(expiry);
+        });
         this.#adopt(ws, `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`, true);
       });
     };
@@ -169,10 +188,14 @@ export class WebSocketLinkDriver implements LinkDriver {
    * Opens a link to a gateway's sync endpoint (`ws://host:port/api/v4/sync`).
    * @returns the link once it is up.
    */
-  connect(url: string, options: { apiKey?: string; signal?: AbortSignal } = {}): Promise<LinkId> {
+  connect(
+    url: string,
+    options: { apiKey?: string; signal?: AbortSignal; ca?: string | Buffer } = {},
+  ): Promise<LinkId> {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(url, {
         maxPayload: this.#capabilities.maxFrameBytes,
+        ...(options.ca === undefined ? {} : { ca: options.ca }),
         ...(options.apiKey ? { headers: { authorization: `Bearer ${options.apiKey}` } } : {}),
       });
       const abort = (): void => ws.terminate();

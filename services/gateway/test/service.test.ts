@@ -19,6 +19,7 @@ describe('gateway service', () => {
       grpcPort: 50051,
       httpPort: 8080,
       apiKeys: [],
+      reflection: 'auto',
       maxBodyBytes: 1024 * 1024,
     });
     const d = gatewayConfigSchema.parse({

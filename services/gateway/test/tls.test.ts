@@ -1,0 +1,196 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hasCode } from '@lattice/errors';
+import type { v1 } from '@lattice/proto';
+import {
+  gatewayConfigSchema,
+  gatewayOptionsFrom,
+  InProcessPeer,
+  startGateway,
+  WebSocketLinkDriver,
+} from '@lattice/gateway';
+import { call, dec, openPeer, startFixture } from './helpers.js';
+import type { Fixture } from './helpers.js';
+
+const run = promisify(execFile);
+const KEY = 'tls-test-token-0123456789';
+
+let dir: string;
+let cert: Buffer;
+let key: Buffer;
+let fx: Fixture;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'lattice-gw-tls-'));
+  try {
+    await run('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      join(dir, 'key.pem'),
+      '-out',
+      join(dir, 'cert.pem'),
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    ]);
+  } catch (error) {
+    throw new Error('openssl could not make a self-signed pair (apt-get install -y openssl)', {
+      cause: error,
+    });
+  }
+  cert = await readFile(join(dir, 'cert.pem'));
+  key = await readFile(join(dir, 'key.pem'));
+  const options = gatewayOptionsFrom(
+    gatewayConfigSchema.parse({
+      grpcPort: '0',
+      httpPort: '0',
+      apiKey: KEY,
+      syncEndpoint: 'on',
+      tlsCert: join(dir, 'cert.pem'),
+      tlsKey: join(dir, 'key.pem'),
+    }),
+  );
+  fx = await startFixture(options);
+});
+
+afterAll(async () => {
+  await fx.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const auth = (): grpc.Metadata => {
+  const md = new grpc.Metadata();
+  md.set('authorization', `Bearer ${KEY}`);
+  return md;
+};
+
+function httpsPost(
+  port: number,
+  body: string,
+  ca: Buffer | undefined,
+): Promise<{ status: number; json: unknown }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/api/v4/store/execute',
+        method: 'POST',
+        headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+        ...(ca ? { ca } : {}),
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+describe('TLS from cert and key paths', () => {
+  it('serves gRPC over TLS to a client that trusts the certificate, and not in plaintext', async () => {
+    expect(fx.gateway.tls).toBe(true);
+    const client = new grpc.Client(fx.grpcAddress, grpc.credentials.createSsl(cert));
+    try {
+      await call(
+        client,
+        'execute',
+        {
+          statement: "INSERT INTO cars DOCUMENTS ({'_id': 'tls', 'make': 'Volvo'})",
+        } as v1.ExecuteRequest,
+        { metadata: auth() },
+      );
+      const r = await call(
+        client,
+        'execute',
+        { statement: "SELECT make FROM cars WHERE _id = 'tls'" } as v1.ExecuteRequest,
+        { metadata: auth() },
+      );
+      expect(r.items.map(dec)).toEqual([{ make: 'Volvo' }]);
+    } finally {
+      client.close();
+    }
+    // fx.client is a plaintext client: the TLS listener does not answer it.
+    const error = await call(
+      fx.client,
+      'execute',
+      { statement: 'SELECT * FROM cars' } as v1.ExecuteRequest,
+      { metadata: auth(), deadlineMs: 3_000 },
+    ).catch((e: unknown) => e as grpc.ServiceError);
+    expect(error).toBeInstanceOf(Error);
+    expect((error as grpc.ServiceError).code).toBe(grpc.status.UNAVAILABLE);
+  });
+
+  it('serves HTTPS, refused by a client that does not trust the certificate', async () => {
+    const body = JSON.stringify({ statement: "SELECT make FROM cars WHERE _id = 'tls'" });
+    const r = await httpsPost(fx.gateway.httpPort, body, cert);
+    expect(r.status).toBe(200);
+    expect(r.json).toMatchObject({ queryType: 'select' });
+    await expect(httpsPost(fx.gateway.httpPort, body, undefined)).rejects.toThrow(
+      /self[- ]signed/i,
+    );
+    await expect(
+      fetch(`http://127.0.0.1:${fx.gateway.httpPort}/api/v4/store/execute`, {
+        method: 'POST',
+        body,
+      }),
+    ).rejects.toThrow();
+  });
+
+  it('serves the sync endpoint as wss', async () => {
+    const client = new WebSocketLinkDriver();
+    try {
+      const url = `wss://127.0.0.1:${fx.gateway.httpPort}/api/v4/sync`;
+      const linkId = await client.connect(url, { apiKey: KEY, ca: cert });
+      expect(linkId).toBeDefined();
+      await expect(client.connect(url.replace('wss:', 'ws:'), { apiKey: KEY })).rejects.toThrow();
+      await expect(client.connect(url, { apiKey: KEY })).rejects.toThrow(/self[- ]signed/i);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('needs both --tls-cert and --tls-key; playground mode stays loopback-only with TLS', async () => {
+    const error = (() => {
+      try {
+        gatewayOptionsFrom(gatewayConfigSchema.parse({ tlsCert: join(dir, 'cert.pem') }));
+      } catch (e) {
+        return e;
+      }
+      return undefined;
+    })();
+    expect(hasCode(error, 'GATEWAY_BAD_CONFIG')).toBe(true);
+    const engine = await openPeer('tls-playground');
+    try {
+      await expect(
+        startGateway(new InProcessPeer(engine), {
+          host: '0.0.0.0',
+          grpcPort: 0,
+          httpPort: 0,
+          tls: { cert, key },
+        }),
+      ).rejects.toMatchObject({ code: 'GATEWAY_INSECURE_CONFIG' });
+    } finally {
+      await engine.close();
+      await engine.store.close();
+    }
+  });
+});
