@@ -72,26 +72,61 @@ export function frameOverheadBytes(payloadBytes: number): number {
 /** COBS-encodes `body` (no delimiter). */
 export function cobsEncode(body: Uint8Array): Uint8Array {
   const out = new Uint8Array(cobsMaxBytes(body.length));
-  let codeAt = 0;
-  let o = 1;
-  let code = 1;
-  for (const byte of body) {
-    if (byte === 0) {
-      out[codeAt] = code;
-      codeAt = o++;
-      code = 1;
-    } else {
-      out[o++] = byte;
-      code++;
+  const state: CobsState = { at: 1, codeAt: 0, code: 1 };
+  cobsAppend(body, out, state);
+  out[state.codeAt] = state.code;
+  return out.subarray(0, state.at);
+}
+
+/** Where a COBS encoding in progress stands: the next byte, the open code byte, its count. */
+interface CobsState {
+  at: number;
+  codeAt: number;
+  code: number;
+}
+
+/** Runs shorter than this are copied byte by byte (a native `set` costs more for them). */
+const SHORT_RUN = 16;
+
+/**
+ * Appends `bytes` to the COBS encoding in `out` described by `state`.
+ * @remarks Runs of non-zero bytes are found with `indexOf` and copied with `set`: for typical
+ * payloads (few zeros) that is a handful of native calls per frame instead of a loop per byte.
+ */
+function cobsAppend(bytes: Uint8Array, out: Uint8Array, state: CobsState): void {
+  let { at, codeAt, code } = state;
+  let i = 0;
+  const n = bytes.length;
+  while (i < n) {
+    let zero = bytes.indexOf(0, i);
+    if (zero === -1) zero = n;
+    // Copy the run up to the zero, closing a block every 254 non-zero bytes.
+    while (i < zero) {
+      const run = Math.min(zero - i, 0xff - code);
+      if (run < SHORT_RUN) {
+        for (let k = 0; k < run; k++) out[at + k] = bytes[i + k] as number;
+      } else {
+        out.set(bytes.subarray(i, i + run), at);
+      }
+      at += run;
+      i += run;
+      code += run;
       if (code === 0xff) {
         out[codeAt] = code;
-        codeAt = o++;
+        codeAt = at++;
         code = 1;
       }
     }
+    if (zero < n) {
+      out[codeAt] = code;
+      codeAt = at++;
+      code = 1;
+      i = zero + 1;
+    }
   }
-  out[codeAt] = code;
-  return out.subarray(0, o);
+  state.at = at;
+  state.codeAt = codeAt;
+  state.code = code;
 }
 
 /**
@@ -99,41 +134,89 @@ export function cobsEncode(body: Uint8Array): Uint8Array {
  * @throws UsbError USB_FRAME_CORRUPT when the codes do not describe `encoded`.
  */
 export function cobsDecode(encoded: Uint8Array): Uint8Array {
+  if (encoded.indexOf(0) !== -1) {
+    throw usbError('USB_FRAME_CORRUPT', 'zero byte inside a COBS frame');
+  }
   const out = new Uint8Array(encoded.length);
-  let i = 0;
+  return out.subarray(0, cobsDecodeInto(encoded, 0, encoded.length, out));
+}
+
+/**
+ * Decodes the zero-free COBS bytes `encoded[from, to)` into `out` (room for `to - from` bytes).
+ * @returns the decoded length.
+ */
+function cobsDecodeInto(encoded: Uint8Array, from: number, to: number, out: Uint8Array): number {
+  let i = from;
   let o = 0;
-  while (i < encoded.length) {
+  while (i < to) {
     const code = encoded[i++] as number;
-    if (code === 0) throw usbError('USB_FRAME_CORRUPT', 'zero byte inside a COBS frame');
     const end = i + code - 1;
-    if (end > encoded.length) {
+    if (end > to) {
       throw usbError('USB_FRAME_CORRUPT', 'COBS code runs past the end of the frame', {
         code: String(code),
       });
     }
-    for (; i < end; i++) {
-      const byte = encoded[i] as number;
-      if (byte === 0) throw usbError('USB_FRAME_CORRUPT', 'zero byte inside a COBS frame');
-      out[o++] = byte;
+    if (code <= SHORT_RUN) {
+      for (; i < end; i++) out[o++] = encoded[i] as number;
+    } else {
+      out.set(encoded.subarray(i, end), o);
+      o += end - i;
+      i = end;
     }
-    if (code !== 0xff && i < encoded.length) out[o++] = 0;
+    if (code !== 0xff && i < to) out[o++] = 0;
   }
-  return out.subarray(0, o);
+  return o;
 }
+
+/** The CRC-32 of each frame type byte alone, where every frame's CRC starts. */
+const TYPE_CRC: Readonly<Record<SerialFrameType, number>> = {
+  [SerialFrameType.DATA]: crc32(Uint8Array.of(SerialFrameType.DATA)),
+  [SerialFrameType.KEEPALIVE]: crc32(Uint8Array.of(SerialFrameType.KEEPALIVE)),
+};
+
+/** Bytes {@link encodeSerialFrameInto} may write for a payload of `payloadBytes`. */
+export function encodedFrameBytes(payloadBytes: number): number {
+  return maxEncodedBytes(payloadBytes) + 2;
+}
+
+/**
+ * Encodes one frame for the line, delimiters included, into `out` at `offset`.
+ * @returns the offset after the frame; `out` needs {@link encodedFrameBytes} bytes of room.
+ * @remarks No intermediate copy: the CRC runs over the type byte and the payload where they
+ * are, and the COBS encoding is written straight into `out` (a writer's batch buffer).
+ */
+export function encodeSerialFrameInto(
+  type: SerialFrameType,
+  payload: Uint8Array,
+  out: Uint8Array,
+  offset: number,
+): number {
+  if (out.length - offset < encodedFrameBytes(payload.length)) {
+    throw new RangeError(`no room for a frame of ${payload.length} bytes at ${offset}`);
+  }
+  const crc = crc32(payload, TYPE_CRC[type]);
+  out[offset] = DELIMITER;
+  const state: CobsState = { at: offset + 3, codeAt: offset + 1, code: 2 };
+  out[offset + 2] = type; // never zero: the first code block holds it
+  cobsAppend(payload, out, state);
+  const tail = crcBytes;
+  tail[0] = crc & 0xff;
+  tail[1] = (crc >>> 8) & 0xff;
+  tail[2] = (crc >>> 16) & 0xff;
+  tail[3] = crc >>> 24;
+  cobsAppend(tail, out, state);
+  out[state.codeAt] = state.code;
+  out[state.at] = DELIMITER;
+  return state.at + 1;
+}
+
+/** Scratch for the four CRC bytes of the frame being encoded (encoding is synchronous). */
+const crcBytes = new Uint8Array(CRC_BYTES);
 
 /** Encodes one frame for the line, delimiters included. */
 export function encodeSerialFrame(type: SerialFrameType, payload: Uint8Array): Uint8Array {
-  const body = new Uint8Array(payload.length + BODY_OVERHEAD);
-  body[0] = type;
-  body.set(payload, TYPE_BYTES);
-  const crc = crc32(body.subarray(0, TYPE_BYTES + payload.length));
-  new DataView(body.buffer).setUint32(TYPE_BYTES + payload.length, crc, true);
-  const encoded = cobsEncode(body);
-  const out = new Uint8Array(encoded.length + 2);
-  out[0] = DELIMITER;
-  out.set(encoded, 1);
-  out[out.length - 1] = DELIMITER;
-  return out;
+  const out = new Uint8Array(encodedFrameBytes(payload.length));
+  return out.subarray(0, encodeSerialFrameInto(type, payload, out, 0));
 }
 
 /**
@@ -142,28 +225,49 @@ export function encodeSerialFrame(type: SerialFrameType, payload: Uint8Array): U
  *   bad CRC, too short, unknown type).
  */
 export function decodeSerialFrame(encoded: Uint8Array, maxPayloadBytes: number): SerialFrame {
-  if (encoded.length > maxEncodedBytes(maxPayloadBytes)) {
-    throw usbError('USB_FRAME_TOO_LARGE', `frame of ${encoded.length} encoded bytes`, {
-      bytes: String(encoded.length),
-    });
+  if (encoded.indexOf(DELIMITER) !== -1) {
+    throw usbError('USB_FRAME_CORRUPT', 'zero byte inside a COBS frame');
   }
-  const body = cobsDecode(encoded);
-  if (body.length < BODY_OVERHEAD) {
-    throw usbError('USB_FRAME_CORRUPT', `frame of ${body.length} bytes is too short`);
+  return decodeBody(encoded, 0, encoded.length, maxPayloadBytes);
+}
+
+/** {@link decodeSerialFrame} of `encoded[from, to)`, bytes known to hold no delimiter. */
+function decodeBody(
+  encoded: Uint8Array,
+  from: number,
+  to: number,
+  maxPayloadBytes: number,
+): SerialFrame {
+  const n = to - from;
+  if (n > maxEncodedBytes(maxPayloadBytes)) {
+    throw usbError('USB_FRAME_TOO_LARGE', `frame of ${n} encoded bytes`, { bytes: String(n) });
   }
-  const end = body.length - CRC_BYTES;
-  const expected = new DataView(body.buffer, body.byteOffset).getUint32(end, true);
-  if (crc32(body.subarray(0, end)) !== expected) {
-    throw usbError('USB_FRAME_CORRUPT', 'CRC-32 mismatch');
+  const body = new Uint8Array(n);
+  const length = cobsDecodeInto(encoded, from, to, body);
+  if (length < BODY_OVERHEAD) {
+    throw usbError('USB_FRAME_CORRUPT', `frame of ${length} bytes is too short`);
   }
-  const type = body[0];
+  const type = body[0] as number;
   if (type !== SerialFrameType.DATA && type !== SerialFrameType.KEEPALIVE) {
     throw usbError('USB_FRAME_CORRUPT', `unknown frame type ${String(type)}`);
   }
-  if (end - TYPE_BYTES > maxPayloadBytes) {
-    throw usbError('USB_FRAME_TOO_LARGE', `payload of ${end - TYPE_BYTES} bytes`);
+  const end = length - CRC_BYTES;
+  const expected =
+    ((body[end] as number) |
+      ((body[end + 1] as number) << 8) |
+      ((body[end + 2] as number) << 16) |
+      ((body[end + 3] as number) << 24)) >>>
+    0;
+  // A view, not a copy: the body buffer was allocated for this frame alone. The CRC runs over
+  // it continuing from the type byte's CRC (the same as a CRC of `type | payload`).
+  const payload = body.subarray(TYPE_BYTES, end);
+  if (crc32(payload, TYPE_CRC[type]) !== expected) {
+    throw usbError('USB_FRAME_CORRUPT', 'CRC-32 mismatch');
   }
-  return { type, payload: body.slice(TYPE_BYTES, end) };
+  if (payload.length > maxPayloadBytes) {
+    throw usbError('USB_FRAME_TOO_LARGE', `payload of ${payload.length} bytes`);
+  }
+  return { type, payload };
 }
 
 /** What a {@link SerialFrameDecoder} counted. */
@@ -227,10 +331,17 @@ export class SerialFrameDecoder {
     let start = 0;
     while (start < chunk.length) {
       const at = chunk.indexOf(DELIMITER, start);
-      const end = at === -1 ? chunk.length : at;
-      this.#append(chunk.subarray(start, end));
-      if (at === -1) return;
-      this.#endFrame();
+      if (at === -1) {
+        this.#append(chunk, start, chunk.length);
+        return;
+      }
+      if (this.#length === 0 && this.#skipping === 0) {
+        // The whole frame is in this chunk: decode it where it lies, without a copy.
+        this.#endFrame(chunk, start, at);
+      } else {
+        this.#append(chunk, start, at);
+        this.#endFrame(this.#buffer, 0, this.#length);
+      }
       start = at + 1;
     }
   }
@@ -244,22 +355,24 @@ export class SerialFrameDecoder {
     this.#skipping = 0;
   }
 
-  #append(bytes: Uint8Array): void {
-    if (bytes.length === 0) return;
+  #append(bytes: Uint8Array, from: number, to: number): void {
+    const n = to - from;
+    if (n === 0) return;
     if (this.#skipping > 0) {
-      this.#skipping += bytes.length;
+      this.#skipping += n;
       return;
     }
-    if (this.#length + bytes.length > this.#maxEncoded) {
-      this.#skipping = this.#length + bytes.length;
+    if (this.#length + n > this.#maxEncoded) {
+      this.#skipping = this.#length + n;
       this.#length = 0;
       return;
     }
-    this.#buffer.set(bytes, this.#length);
-    this.#length += bytes.length;
+    this.#buffer.set(bytes.subarray(from, to), this.#length);
+    this.#length += n;
   }
 
-  #endFrame(): void {
+  /** A delimiter ended the frame in progress, `bytes[from, to)`. */
+  #endFrame(bytes: Uint8Array, from: number, to: number): void {
     if (this.#skipping > 0) {
       const skipped = this.#skipping;
       this.#skipping = 0;
@@ -271,16 +384,15 @@ export class SerialFrameDecoder {
       );
       return;
     }
-    const length = this.#length;
-    if (length === 0) return; // between two delimiters: not a frame
     this.#length = 0;
+    if (to === from) return; // between two delimiters: not a frame
     let frame: SerialFrame;
     try {
-      frame = decodeSerialFrame(this.#buffer.subarray(0, length), this.#maxPayloadBytes);
+      frame = decodeBody(bytes, from, to, this.#maxPayloadBytes);
     } catch (error) {
-      // Only typed codec errors come from decodeSerialFrame; anything else is a bug to surface.
+      // Only typed codec errors come from decodeBody; anything else is a bug to surface.
       if (!isUsbCodecError(error)) throw error;
-      this.#drop(error, length);
+      this.#drop(error, to - from);
       return;
     }
     this.counters.frames++;

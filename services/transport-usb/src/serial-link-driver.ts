@@ -17,14 +17,19 @@
  * - **Unplug**: when the port closes or fails, the link goes down and the port is reopened with
  *   exponential backoff (`reopenMinMs` … `reopenMaxMs`); `closeLink` closes the port the same way
  *   (a refused handshake is retried after the backoff).
- * - **Writes and backpressure**: the frames sent in one turn of the event loop go to the port as
- *   one write (a write costs a system call and a thread-pool round trip, whatever its size).
+ * - **Writes and backpressure**: frames are encoded straight into one batch buffer, and the frames
+ *   sent in one turn of the event loop go to the port as one write (a write costs a system call
+ *   and a thread-pool round trip, whatever its size); a burst goes out in quarters of the
+ *   high-water mark, so the port writes one quarter while the sender encodes the next.
  *   `send` takes a frame while the bytes queued for the port are under the high-water mark and
  *   refuses it (false) above; `writable` follows when a write completes under the mark. By
  *   default the mark holds `queueMs` (50 ms) of what the port was measured to drain, and at
  *   least four max frames: on a real UART that is a few frames, so a control frame never waits
  *   long behind bulk data; on a pty or a fast CDC-ACM port it grows so throughput is not capped
  *   by the number of writes.
+ * - **serialport's poller**: on Linux and macOS each opened port's poller is wrapped
+ *   (`unix-poller.ts`) so that a write blocked on a full output buffer is not forgotten when a
+ *   read starts waiting — without it a transfer could stall until the peer's next keepalive.
  * - **Watching** (`watch: true`): `SerialPort.list()` is polled and every USB port it reports
  *   (one with a vendor id) is opened too; a port that disappears is closed. Listing fails on
  *   machines without udev: the failure is reported once through `onError` and the configured
@@ -45,8 +50,10 @@ import {
 } from '@lattice/multiplexer';
 import { v1 } from '@lattice/proto';
 import { usbError, type UsbError } from './errors.js';
+import { guardUnixPoller } from './unix-poller.js';
 import {
-  encodeSerialFrame,
+  encodedFrameBytes,
+  encodeSerialFrameInto,
   maxEncodedBytes,
   SerialFrameDecoder,
   SerialFrameType,
@@ -133,7 +140,8 @@ export class SerialLinkDriver implements LinkDriver {
   readonly #options: ResolvedOptions;
   readonly #onError: (error: UsbError, path: string) => void;
   readonly #lines = new Map<string, SerialLine>();
-  readonly #listeners = new Set<LinkListener>();
+  /** Replaced, never mutated: an emit in progress keeps the listeners it started with. */
+  #listeners: readonly LinkListener[] = [];
   readonly #configured: readonly string[];
   #watchTimer: NodeJS.Timeout | undefined;
   #listFailed = false;
@@ -188,9 +196,11 @@ export class SerialLinkDriver implements LinkDriver {
   }
 
   listen(listener: LinkListener): () => void {
-    this.#listeners.add(listener);
+    this.#listeners = [...this.#listeners, listener];
     for (const link of this.links) listener({ type: 'up', link });
-    return () => this.#listeners.delete(listener);
+    return () => {
+      this.#listeners = this.#listeners.filter((l) => l !== listener);
+    };
   }
 
   send(linkId: LinkId, frame: Uint8Array): boolean {
@@ -214,7 +224,7 @@ export class SerialLinkDriver implements LinkDriver {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#watchTimer);
-    this.#listeners.clear();
+    this.#listeners = [];
     await Promise.all([...this.#lines.values()].map((l) => l.close()));
   }
 
@@ -275,9 +285,11 @@ export class SerialLinkDriver implements LinkDriver {
 
   #emit(event: LinkEvent): void {
     if (this.#closed) return;
-    for (const l of [...this.#listeners]) l(event);
+    for (const l of this.#listeners) l(event);
   }
 }
+
+const EMPTY = new Uint8Array(0);
 
 interface LineHooks {
   emit(event: LinkEvent): void;
@@ -301,12 +313,18 @@ class SerialLine {
   #opening: Promise<void> | undefined;
   /** Settles when the last port closed. */
   #closing: Promise<void> | undefined;
-  /** Encoded frames of this event-loop turn, written together by `#flush`. */
-  #batch: Uint8Array[] = [];
+  /** Frames of this event-loop turn, encoded one after the other, written together by `#flush`. */
+  #batch: Buffer | undefined;
+  /** A written batch buffer, reused for the next batch. */
+  #spare: Buffer | undefined;
   #batchBytes = 0;
   #flushScheduled = false;
   /** Measured drain rate of the port (bytes/s, moving average); 0 until measured. */
   #drainRate = 0;
+  /** The drain rate before the latest sample, and that sample (see `#measure`). */
+  #rateBefore = 0;
+  #sampleBytes = 0;
+  #sampleMs = 0;
   #lastDone = 0;
   readonly #minMark: number;
   #lastSent = 0;
@@ -401,6 +419,8 @@ class SerialLine {
         port.close(() => undefined);
         return;
       }
+      // Before the first read or write can wait on the poller (see unix-poller.ts).
+      guardUnixPoller(port.port);
       this.counters.opens++;
       this.#decoder.reset();
       this.#linkUp();
@@ -418,7 +438,7 @@ class SerialLine {
     if (this.link === undefined || this.#blocked) return false;
     this.counters.framesSent++;
     // Taken even when this write crosses the high-water mark: the next send is the one refused.
-    this.#write(encodeSerialFrame(SerialFrameType.DATA, frame));
+    this.#write(SerialFrameType.DATA, frame);
     return true;
   }
 
@@ -439,35 +459,62 @@ class SerialLine {
     await this.#closing;
   }
 
-  /** Queues encoded bytes for this turn's write; blocks `send` when over the high-water mark. */
-  #write(bytes: Uint8Array): void {
+  /** Encodes a frame into this turn's write; blocks `send` when over the high-water mark. */
+  #write(type: SerialFrameType, payload: Uint8Array): void {
     const port = this.#port;
     if (port === undefined) return;
     this.#lastSent = Date.now();
-    this.counters.bytesSent += bytes.length;
-    this.#batch.push(bytes);
-    this.#batchBytes += bytes.length;
-    if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      setImmediate(() => this.#flush(port));
+    const need = encodedFrameBytes(payload.length);
+    let batch = this.#batch;
+    if (batch === undefined || batch.length - this.#batchBytes < need) {
+      // Grows by doubling (a copy per doubling); the first buffer fits a few frames. A buffer
+      // whose write completed is reused, so a steady stream allocates nothing.
+      const size = Math.max(2 * (this.#batchBytes + need), this.#minMark);
+      const spare = this.#spare;
+      let grown: Buffer;
+      if (spare !== undefined && spare.length >= size) {
+        grown = spare;
+        this.#spare = undefined;
+      } else {
+        grown = Buffer.allocUnsafe(size);
+      }
+      if (batch !== undefined) batch.copy(grown, 0, 0, this.#batchBytes);
+      batch = this.#batch = grown;
     }
-    if (this.#queuedBytes(port) >= this.#mark()) this.#blocked = true;
+    const end = encodeSerialFrameInto(type, payload, batch, this.#batchBytes);
+    this.counters.bytesSent += end - this.#batchBytes;
+    this.#batchBytes = end;
+    const mark = this.#mark();
+    if (end >= Math.max(this.#minMark, mark / 4)) {
+      // A burst goes out in quarters of the mark rather than one write at the end of the turn:
+      // when the first quarter is written the sender is woken while the rest is still in
+      // flight, so encoding the next frames overlaps the port's writing instead of following it.
+      this.#flush(port);
+    } else if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(() => {
+        this.#flushScheduled = false;
+        this.#flush(port);
+      });
+    }
+    if (this.#queuedBytes(port) >= mark) this.#blocked = true;
   }
 
   #flush(port: SerialPort): void {
-    this.#flushScheduled = false;
     const batch = this.#batch;
     const bytes = this.#batchBytes;
-    this.#batch = [];
+    this.#batch = undefined;
     this.#batchBytes = 0;
-    if (this.#port !== port || bytes === 0) return;
+    if (this.#port !== port || batch === undefined || bytes === 0) return;
     const started = performance.now();
-    port.write(Buffer.concat(batch, bytes), (cause) => {
+    port.write(batch.subarray(0, bytes), (cause) => {
       if (cause !== null && cause !== undefined) {
         this.#lost(port, 'USB_WRITE_FAILED', cause);
         return;
       }
       this.#measure(bytes, started);
+      // Written: the stream holds no reference to it any more; keep the largest for reuse.
+      if (this.#spare === undefined || this.#spare.length < batch.length) this.#spare = batch;
       if (this.#port !== port || !this.#blocked) return;
       // Under the mark, or nothing left in flight (the mark may have shrunk since `send` was
       // refused; without this, no later completion would ever wake the sender).
@@ -489,13 +536,26 @@ class SerialLine {
     return Math.min(1 << 20, Math.max(this.#minMark, Math.floor(adaptive)));
   }
 
-  /** Updates the drain rate from a completed write (time since it started or the last one ended). */
+  /**
+   * Updates the drain rate from a completed write: its bytes over the time since it started or
+   * the previous write ended.
+   * @remarks Writes queued behind a busy one are written together (the stream's `_writev`) and
+   * complete in the same instant: they are one sample, not one real sample and several of
+   * almost zero time. Counted apart, each would read as gigabytes per second and inflate the
+   * high-water mark to its cap — seconds of queue on a real UART.
+   */
   #measure(bytes: number, started: number): void {
     const now = performance.now();
-    const ms = Math.max(0.05, now - Math.max(started, this.#lastDone));
-    this.#lastDone = now;
-    const rate = (bytes * 1000) / ms;
-    this.#drainRate = this.#drainRate === 0 ? rate : 0.8 * this.#drainRate + 0.2 * rate;
+    if (this.#sampleMs > 0 && now - this.#lastDone < 0.05) {
+      this.#sampleBytes += bytes;
+    } else {
+      this.#rateBefore = this.#drainRate;
+      this.#sampleBytes = bytes;
+      this.#sampleMs = Math.max(0.05, now - Math.max(started, this.#lastDone));
+      this.#lastDone = now;
+    }
+    const rate = (this.#sampleBytes * 1000) / this.#sampleMs;
+    this.#drainRate = this.#rateBefore === 0 ? rate : 0.8 * this.#rateBefore + 0.2 * rate;
   }
 
   #onFrame(frame: SerialFrame): void {
@@ -513,7 +573,7 @@ class SerialLine {
     const now = Date.now();
     if (now - this.#lastSent >= this.#options.keepaliveMs && !this.#blocked && this.#port) {
       this.counters.keepalivesSent++;
-      this.#write(encodeSerialFrame(SerialFrameType.KEEPALIVE, new Uint8Array(0)));
+      this.#write(SerialFrameType.KEEPALIVE, EMPTY);
     }
     const link = this.link;
     if (link !== undefined && now - this.#lastReceived >= this.#options.silenceMs) {
@@ -574,7 +634,7 @@ class SerialLine {
     clearInterval(this.#timer);
     this.#timer = undefined;
     this.#blocked = false;
-    this.#batch = [];
+    this.#batch = undefined;
     this.#batchBytes = 0;
     if (port.isOpen) this.#closing = closePort(port);
     const link = this.link;

@@ -1,10 +1,13 @@
+import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
   cobsDecode,
   cobsEncode,
   decodeSerialFrame,
+  encodedFrameBytes,
   encodeSerialFrame,
+  encodeSerialFrameInto,
   frameOverheadBytes,
   maxEncodedBytes,
   SerialFrameDecoder,
@@ -51,11 +54,35 @@ const concat = (parts: readonly Uint8Array[]): Uint8Array => {
 
 const payload = fc.uint8Array({ maxLength: MAX });
 
+/** COBS as the textbook writes it, one byte at a time: the reference for the fast encoder. */
+function textbookCobs(body: Uint8Array): Uint8Array {
+  const out: number[] = [0];
+  let codeAt = 0;
+  let code = 1;
+  for (const byte of body) {
+    if (byte === 0) {
+      out[codeAt] = code;
+      codeAt = out.push(0) - 1;
+      code = 1;
+    } else {
+      out.push(byte);
+      if (++code === 0xff) {
+        out[codeAt] = code;
+        codeAt = out.push(0) - 1;
+        code = 1;
+      }
+    }
+  }
+  out[codeAt] = code;
+  return Uint8Array.from(out);
+}
+
 describe('COBS', () => {
   it('round-trips any bytes and never emits a zero', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 2_000 }), (body) => {
         const enc = cobsEncode(body);
+        expect(enc).toEqual(textbookCobs(body));
         expect(enc.includes(0)).toBe(false);
         expect(enc.length).toBeLessThanOrEqual(body.length + 1 + Math.floor(body.length / 254));
         expect(cobsDecode(enc)).toEqual(body);
@@ -87,6 +114,53 @@ describe('serial frames', () => {
           { type: SerialFrameType.KEEPALIVE, payload: new Uint8Array(0) },
         ]);
       }),
+    );
+  });
+
+  it('writes exactly 0 | COBS(type | payload | crc32le) | 0, in place at any offset', () => {
+    // The reference is the wire format of the module comment, built the obvious way.
+    const reference = (type: number, p: Uint8Array): Uint8Array => {
+      const body = new Uint8Array(p.length + 5);
+      body[0] = type;
+      body.set(p, 1);
+      new DataView(body.buffer).setUint32(
+        p.length + 1,
+        crc32(body.subarray(0, p.length + 1)),
+        true,
+      );
+      return concat([Uint8Array.of(0), textbookCobs(body), Uint8Array.of(0)]);
+    };
+    // Payloads with runs of zeros and of non-zero bytes around the 254-byte block edge.
+    const runs = fc
+      .array(fc.tuple(fc.boolean(), fc.integer({ min: 1, max: 300 })), { maxLength: 6 })
+      .map((rs) => concat(rs.map(([zero, n]) => new Uint8Array(n).fill(zero ? 0 : 0x41))));
+    fc.assert(
+      fc.property(
+        fc.oneof(payload, runs),
+        fc.constantFrom(SerialFrameType.DATA, SerialFrameType.KEEPALIVE),
+        fc.nat({ max: 100 }),
+        (p, type, offset) => {
+          const out = new Uint8Array(offset + encodedFrameBytes(p.length)).fill(0xee);
+          const end = encodeSerialFrameInto(type, p, out, offset);
+          expect(out.subarray(offset, end)).toEqual(reference(type, p));
+          expect(out.subarray(0, offset).every((b) => b === 0xee)).toBe(true); // nothing before
+          expect(encodeSerialFrame(type, p)).toEqual(reference(type, p));
+        },
+      ),
+    );
+    expect(() => encodeSerialFrameInto(1, new Uint8Array(10), new Uint8Array(17), 0)).toThrow(
+      RangeError,
+    );
+  });
+
+  it('refuses a zero inside a frame handed to decodeSerialFrame or cobsDecode', () => {
+    const body = encodeSerialFrame(SerialFrameType.DATA, Uint8Array.of(5, 6, 7)).slice(1, -1);
+    body[2] = 0;
+    expect(() => decodeSerialFrame(body, MAX)).toThrow(
+      expect.objectContaining({ code: 'USB_FRAME_CORRUPT' }) as Error,
+    );
+    expect(() => cobsDecode(body)).toThrow(
+      expect.objectContaining({ code: 'USB_FRAME_CORRUPT' }) as Error,
     );
   });
 

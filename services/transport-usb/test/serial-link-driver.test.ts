@@ -1,8 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { runLinkDriverContractTests } from '@lattice/multiplexer/testing';
 import { v1 } from '@lattice/proto';
-import { serialBandwidth, serialMaxFrameBytes, frameOverheadBytes } from '../src/index.js';
-import { record, serialPair, waitFor } from './harness.js';
+import type { LinkEvent } from '@lattice/multiplexer';
+import {
+  serialBandwidth,
+  serialMaxFrameBytes,
+  frameOverheadBytes,
+  type SerialLinkDriver,
+} from '../src/index.js';
+import { record, serialPair, waitFor, type Recorded } from './harness.js';
 
 runLinkDriverContractTests('SerialLinkDriver over a socat pty pair', async () => {
   const { pair, a, b, close } = await serialPair();
@@ -82,6 +88,61 @@ describe('SerialLinkDriver', () => {
       await close();
     }
   });
+
+  it('carries bulk data both ways without stalling for a keepalive (serialport poller fix)', async () => {
+    // Without `guardUnixPoller` a write blocked on a full pty sleeps until the next readable
+    // event, at worst the peer's keepalive (30 s here): 2 runs of this test in 6 timed out
+    // without the fix, none with it (a 20 MB reproduction: 3 stalls in 9 runs before, 0 in 11
+    // after). `unix-poller.test.ts` shows the mechanism deterministically.
+    const { a, b, close } = await serialPair({
+      baudRate: 4_000_000,
+      keepaliveMs: 30_000,
+      silenceMs: 60_000,
+    });
+    const ra = record(a);
+    const rb = record(b);
+    try {
+      await waitFor(() => ra.up() !== undefined && rb.up() !== undefined, { what: 'both up' });
+      const total = 16_000_000;
+      const frame = new Uint8Array(a.capabilities.maxFrameBytes).fill(0x5a);
+      let got = 0;
+      let last = performance.now();
+      let longestGap = 0;
+      const arrived = (e: LinkEvent): void => {
+        if (e.type !== 'frame') return;
+        const now = performance.now();
+        longestGap = Math.max(longestGap, now - last);
+        last = now;
+        got += e.data.length;
+      };
+      a.listen(arrived);
+      b.listen(arrived);
+      const pump = async (from: SerialLinkDriver, rec: Recorded): Promise<void> => {
+        const id = rec.up()!.id;
+        for (let sent = 0; sent < total; sent += frame.length) {
+          while (!from.send(id, frame)) {
+            await new Promise<void>((resolve) => {
+              const stop = from.listen((e) => {
+                if (e.type === 'writable') {
+                  stop();
+                  resolve();
+                }
+              });
+            });
+          }
+        }
+      };
+      await Promise.all([pump(a, ra), pump(b, rb)]);
+      await waitFor(() => got >= 2 * Math.ceil(total / frame.length) * frame.length, {
+        what: 'both transfers',
+        timeoutMs: 20_000,
+      });
+      expect(longestGap).toBeLessThan(2_000);
+      expect(a.counters[0]?.keepalivesSent).toBe(0);
+    } finally {
+      await close();
+    }
+  }, 30_000);
 
   it('reopens a port after closeLink and after an unplug, with a new link that carries frames', async () => {
     const { pair, a, b, close } = await serialPair();
