@@ -295,18 +295,32 @@ export function addDqlService(server: grpc.Server, options: DqlServiceOptions): 
       const args = decodeArgs(req.args);
       const statement = authorizeStatement(principal, req.statement, args);
       stopExpiry = onExpiry(principal, fail);
-      observer = hub.observe(statement, args, {
-        ...(req.maxQueuedBatches > 0 ? { maxQueued: req.maxQueuedBatches } : {}),
-        overflow:
-          req.overflow === v1.ObserveOverflow.OBSERVE_OVERFLOW_CANCEL ? 'cancel' : 'coalesce',
-        onReadable: pump,
-        onError: fail,
-      });
+      const start = (): void => {
+        if (done) return;
+        observer = hub.observe(statement, args, {
+          ...(req.maxQueuedBatches > 0 ? { maxQueued: req.maxQueuedBatches } : {}),
+          overflow:
+            req.overflow === v1.ObserveOverflow.OBSERVE_OVERFLOW_CANCEL ? 'cancel' : 'coalesce',
+          onReadable: pump,
+          onError: fail,
+        });
+        pump();
+      };
+      // A peer in another process first loads what the observer reads (a replica).
+      if (peer.prepareObserve) {
+        peer.prepareObserve(statement).then(() => {
+          try {
+            start();
+          } catch (error) {
+            fail(error);
+          }
+        }, fail);
+      } else {
+        start();
+      }
     } catch (error) {
       fail(error);
-      return;
     }
-    pump();
   };
 
   const presence: grpc.handleServerStreamingCall<v1.PresenceRequest, v1.PresenceResponse> = (

@@ -33,6 +33,8 @@ export type {
   OverflowPolicy,
 } from './observers.js';
 export { InProcessPeer } from './peer-api.js';
+export { BusPeer } from './bus-peer.js';
+export type { BusPeerOptions } from './bus-peer.js';
 export {
   authorizeStatement,
   compileAccess,

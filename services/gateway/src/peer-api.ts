@@ -46,6 +46,11 @@ export interface PeerApi {
   syncStatus(): readonly SyncStatus[];
   /** The mesh graph as this peer sees it. */
   presence(): v1.IMuxPresence;
+  /**
+   * Makes what an observer of `statement` reads available to the synchronous reads above; a peer
+   * in another process loads it (the in-process peer reads its store and needs nothing).
+   */
+  prepareObserve?(statement: string): Promise<void>;
 }
 
 /** Options of {@link InProcessPeer}. */

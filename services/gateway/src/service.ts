@@ -4,9 +4,10 @@
  * @remarks
  * The gateway needs a peer ({@link PeerApi}). {@link startGatewayService} starts it over one —
  * `lattice up` composes it with the in-process peer (`new InProcessPeer(mergeEngine)`). The
- * `gatewayService` definition started on its own (its `main.ts`) has no peer to serve yet (a
- * `PeerApi` over the bus is future work): it then answers bus health only and says so in the
- * health details (`peer: none`).
+ * `gatewayService` definition started on its own (its `main.ts`, `lattice gateway`) serves the
+ * peer whose merge service and multiplexer run in other processes: a {@link BusPeer} over the bus
+ * (it waits for the merge service at start), and the WebSocket sync endpoint's links served to the
+ * multiplexer as transport `gateway` (`serveLinkDriver`).
  */
 import { readFileSync } from 'node:fs';
 import { baseConfigSchema, defineService } from '@lattice/service';
@@ -16,7 +17,10 @@ import { readKeysFile } from './auth.js';
 import { gatewayError } from './errors.js';
 import { startGateway } from './gateway.js';
 import type { Gateway, GatewayOptions } from './gateway.js';
+import { serveLinkDriver } from '@lattice/multiplexer';
+import { BusPeer } from './bus-peer.js';
 import type { PeerApi } from './peer-api.js';
+import { reflectionAvailable } from './reflection.js';
 
 /** Version reported in health replies. */
 export const VERSION = '0.1.0';
@@ -151,15 +155,28 @@ export const gatewayService = defineService({
   name: 'gateway',
   version: VERSION,
   configSchema: gatewayConfigSchema,
-  start() {
-    return Promise.resolve({
+  async start({ bus, config, logger, subjects }) {
+    const peer = await BusPeer.connect(bus, subjects, {
+      onProblem: (message, err) => logger.warn({ err }, message),
+    });
+    if (config.reflection === 'auto' && !reflectionAvailable()) {
+      logger.warn('gRPC reflection is off: the descriptor set was not built (needs protoc)');
+    }
+    const instance = await startGatewayService(peer, config);
+    const links = instance.gateway.links
+      ? serveLinkDriver(bus, subjects, 'gateway', instance.gateway.links)
+      : undefined;
+    logger.info({ peerId: peer.peerId }, 'gateway serving the peer over the bus');
+    return {
       health: () => ({
-        peer: 'none',
-        note: 'no peer to serve: the gateway serves DQL when composed with a peer (lattice up)',
+        ...instance.gateway.health(),
+        peer: peer.peerId === '' ? 'waiting for the merge service' : peer.peerId,
       }),
       async stop() {
-        // nothing was started
+        await links?.close();
+        await instance.stop();
+        peer.close();
       },
-    });
+    };
   },
 });

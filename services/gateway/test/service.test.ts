@@ -9,7 +9,11 @@ import {
   InProcessPeer,
   startGatewayService,
 } from '@lattice/gateway';
-import { openPeer } from './helpers.js';
+import * as grpc from '@grpc/grpc-js';
+import { mergeConfigSchema, startMergeService } from '@lattice/merge';
+import type { v1 } from '@lattice/proto';
+import { waitFor } from '@lattice/testing';
+import { applyBatch, observe, openPeer, reader } from './helpers.js';
 
 describe('gateway service', () => {
   it('reads its settings with defaults', () => {
@@ -58,16 +62,63 @@ describe('gateway service', () => {
     }
   });
 
-  it('without a peer, the bus-started definition says so in its health', async () => {
+  it('on its own, serves the peer whose merge service is on the bus: statements and observers', async () => {
     const bus = new LocalBus();
+    const subjects = new Subjects('gwbus');
+    const logger = createLogger('silent', 'test');
+    // The gateway starts first: it serves, and statements fail typed until merge answers.
     const instance = await gatewayService.start({
       bus,
-      config: gatewayConfigSchema.parse({}),
-      logger: createLogger('silent', 'test'),
-      subjects: new Subjects('gwtest'),
+      config: gatewayConfigSchema.parse({ grpcPort: '0', httpPort: '0', syncEndpoint: 'off' }),
+      logger,
+      subjects,
     });
-    expect(instance.health?.()).toMatchObject({ peer: 'none' });
-    await instance.stop();
-    await bus.close();
+    const merge = await startMergeService(
+      {
+        bus,
+        config: mergeConfigSchema.parse({ engine: 'memory', syncOverBus: 'false' }),
+        logger,
+        subjects,
+      },
+      {},
+    );
+    try {
+      const health = () => instance.health?.() ?? {};
+      await waitFor(() => (health()['peer'] === merge.engine.peerId ? true : undefined), {
+        what: 'the gateway finding the merge service',
+      });
+      const url = `http://${health()['http']}`;
+      const execute = async (statement: string): Promise<Record<string, unknown>> => {
+        const r = await fetch(`${url}/api/v4/store/execute`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ statement }),
+        });
+        return (await r.json()) as Record<string, unknown>;
+      };
+      expect(
+        await execute("INSERT INTO cars DOCUMENTS ({'_id': 'a', 'color': 'red'})"),
+      ).toMatchObject({ mutatedDocumentIds: ['a'] });
+
+      // An observer in this process follows commits made in the merge process.
+      const client = new grpc.Client(health()['grpc'] ?? '', grpc.credentials.createInsecure());
+      const stream = observe(client, { statement: 'SELECT * FROM cars ORDER BY _id' });
+      const next = reader(stream as AsyncIterable<v1.ObserveResponse>);
+      let items = applyBatch([], await next());
+      expect(items).toEqual([{ _id: 'a', color: 'red' }]);
+      await merge.engine.execute("INSERT INTO cars DOCUMENTS ({'_id': 'b', 'color': 'blue'})");
+      items = applyBatch(items, await next());
+      await merge.engine.execute("UPDATE cars SET color = 'green' WHERE _id = 'a'");
+      items = applyBatch(items, await next());
+      await merge.engine.execute("DELETE FROM cars WHERE _id = 'b'");
+      items = applyBatch(items, await next());
+      expect(items).toEqual([{ _id: 'a', color: 'green' }]);
+      stream.cancel();
+      client.close();
+    } finally {
+      await instance.stop();
+      await merge.stop();
+      await bus.close();
+    }
   });
 });
