@@ -116,6 +116,11 @@ export class InboxChannel implements MessageChannel {
     }
   }
 
+  /** Takes the messages delivered but not read yet (for a session that replaces this one). */
+  takeUnread(): Uint8Array[] {
+    return this.#inbox.splice(0);
+  }
+
   /** Queues a message from the other side. */
   deliver(message: Uint8Array): void {
     this.#inbox.push(message);

@@ -16,6 +16,9 @@ import { InboxChannel } from './channel.js';
 import type { MergeEngine } from './engine.js';
 import { restartHello } from './session.js';
 
+/** Messages kept per peer between two sessions (the sync window bounds what is in flight). */
+const MAX_ORPHANS = 10_000;
+
 /** Runs the engine's sync sessions over the multiplexer's peers; returns a stop function. */
 export function syncOverMultiplexer(
   engine: MergeEngine,
@@ -29,8 +32,11 @@ export function syncOverMultiplexer(
   }
   const channels = new Map<PeerId, InboxChannel>();
   const starting = new Map<PeerId, Promise<void>>();
+  // Messages that arrive while a session hands over to the next (after the remote's new hello,
+  // before the new channel exists) belong to the next session: they wait here.
+  const orphans = new Map<PeerId, Uint8Array[]>();
   let stopped = false;
-  const start = (peer: PeerId, first?: Uint8Array): void => {
+  const start = (peer: PeerId, first?: readonly Uint8Array[]): void => {
     channels.get(peer)?.close();
     // A channel exists from now on, so messages that arrive while the previous session winds
     // down are kept for the new one.
@@ -41,7 +47,7 @@ export function syncOverMultiplexer(
       },
     );
     channels.set(peer, channel);
-    if (first) channel.deliver(first);
+    for (const m of first ?? []) channel.deliver(m);
     const previous = starting.get(peer) ?? Promise.resolve();
     const next = previous
       .then(() => engine.disconnect(peer))
@@ -49,8 +55,13 @@ export function syncOverMultiplexer(
         if (stopped || channel.closed) return;
         engine.connect(peer, channel).catch((err: unknown) => {
           const hello = restartHello(err);
-          // The remote started over: so do we, handing the new session the remote's hello.
-          if (hello) start(peer, hello);
+          // The remote started over: so do we, handing the new session the remote's hello and
+          // whatever followed it.
+          if (hello) {
+            const after = [...channel.takeUnread(), ...(orphans.get(peer) ?? [])];
+            orphans.delete(peer);
+            start(peer, [hello, ...after]);
+          }
           // Another failure (a protocol error) is reported; the next peer-up starts again.
           else if ((err as { code?: string }).code !== 'MERGE_CLOSED') options.onError?.(peer, err);
         });
@@ -58,16 +69,28 @@ export function syncOverMultiplexer(
     starting.set(peer, next);
   };
   const offEvents = mux.on((event) => {
-    if (event.type === 'peer-up' || event.type === 'session-reset') start(event.peerId);
+    if (event.type === 'peer-up' || event.type === 'session-reset') {
+      orphans.delete(event.peerId); // The multiplexer started over: nothing before counts.
+      start(event.peerId);
+    }
   });
   const offMessages = mux.onMessage((m) => {
-    if (m.stream === Priority.SYNC) channels.get(m.peerId)?.deliver(m.data);
+    if (m.stream !== Priority.SYNC) return;
+    const channel = channels.get(m.peerId);
+    if (channel !== undefined && !channel.closed) {
+      channel.deliver(m.data);
+      return;
+    }
+    const waiting = orphans.get(m.peerId) ?? [];
+    if (waiting.length < MAX_ORPHANS) waiting.push(m.data);
+    orphans.set(m.peerId, waiting);
   });
   for (const p of mux.peers()) if (p.connected) start(p.peerId);
   return () => {
     stopped = true;
     offEvents();
     offMessages();
+    orphans.clear();
     for (const c of [...channels.values()]) c.close();
   };
 }

@@ -245,7 +245,10 @@ export class BusLinkDriver implements LinkDriver {
         checksummed: c.checksummed ?? false,
       },
     };
-    if (this.#links.has(id)) this.closeLink(id, 'MUX_UNKNOWN_LINK', 'link came up again');
+    if (this.#links.delete(id)) {
+      // The transport announced it again (it restarted): the old one is gone, not to be closed.
+      this.#emit({ type: 'down', linkId: id, reasonCode: 'MUX_LINK_GONE', reason: 'up again' });
+    }
     this.#links.set(id, { info, transport, rawId: up.linkId });
     this.#emit({ type: 'up', link: info });
   }
