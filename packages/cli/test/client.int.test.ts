@@ -176,11 +176,16 @@ describe('lattice client commands', () => {
     expect(status.stdout).toContain('(no sync sessions)');
   });
 
-  it('has help for every command', async () => {
+  it('has help for every command, the services included', async () => {
     for (const command of ['dql', 'observe', 'subscribe', 'peers', 'status']) {
       const r = await run(process.execPath, [main, command, '--help']);
       expect(r.stdout).toMatch(/^Usage: lattice /);
       expect(r.stdout).toContain('--gateway');
     }
+    // The service commands list their flags, variables and defaults.
+    const merge = await run(process.execPath, [main, 'merge', '--help']);
+    expect(merge.stdout).toMatch(/^Usage: lattice merge \[flags\]/);
+    expect(merge.stdout).toMatch(/--identity-file <value>\n\s+file holding the peer identity/);
+    expect(merge.stdout).toContain('(default rocksdb) [env LATTICE_ENGINE]');
   });
 });

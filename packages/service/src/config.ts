@@ -19,6 +19,17 @@ export const baseConfigSchema = z.object({
     .min(1)
     .default('nats://127.0.0.1:4222')
     .describe('NATS server URL(s), comma-separated'),
+  natsToken: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('NATS token (better set by LATTICE_NATS_TOKEN than on the command line)'),
+  natsUser: z.string().min(1).optional().describe('NATS user name'),
+  natsPass: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('NATS password (better set by LATTICE_NATS_PASS)'),
   logLevel: z
     .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
     .default('info')
@@ -36,6 +47,30 @@ export function flagName(key: string): string {
 /** `natsUrl` → `LATTICE_NATS_URL`. */
 export function envName(key: string): string {
   return `LATTICE_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+}
+
+/**
+ * The help text of a service's settings: one line per flag with its variable, default and
+ * description (from the schema's `.describe`).
+ */
+export function configHelp(schema: z.ZodObject, command: string): string {
+  const lines = Object.entries(schema.shape as Record<string, z.ZodType>).map(([key, field]) => {
+    const fallback = field.safeParse(undefined);
+    const shown =
+      fallback.success && fallback.data !== undefined && fallback.data !== ''
+        ? ` (default ${Array.isArray(fallback.data) ? fallback.data.join(',') : String(fallback.data)})`
+        : '';
+    return `  --${flagName(key)} <value>\n      ${field.description ?? ''}${shown} [env ${envName(key)}]`;
+  });
+  return [
+    `Usage: ${command} [flags]`,
+    '',
+    'Every flag can also be set by its LATTICE_* environment variable; a flag wins.',
+    '',
+    'Flags:',
+    ...lines,
+    '  --help\n      this text',
+  ].join('\n');
 }
 
 /**

@@ -1,4 +1,4 @@
-export { baseConfigSchema, envName, flagName, loadConfig } from './config.js';
+export { baseConfigSchema, configHelp, envName, flagName, loadConfig } from './config.js';
 export type { BaseConfig } from './config.js';
 export { serviceError, ServiceErrorCode } from './errors.js';
 export {

@@ -10,7 +10,7 @@ import { NatsBus, serve, type Bus, type Server } from '@lattice/bus';
 import { hasCode } from '@lattice/errors';
 import { Subjects, v1, type ServiceName } from '@lattice/proto';
 import { setupTelemetry } from '@lattice/telemetry';
-import { loadConfig, type BaseConfig } from './config.js';
+import { configHelp, loadConfig, type BaseConfig } from './config.js';
 
 /** What a service's `start` receives. */
 export interface ServiceContext<C extends BaseConfig = BaseConfig> {
@@ -120,6 +120,12 @@ export async function runMain<C extends BaseConfig>(
   definition: ServiceDefinition<C>,
   argv: readonly string[] = process.argv.slice(2),
 ): Promise<void> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(
+      `${configHelp(definition.configSchema as unknown as z.ZodObject, `lattice ${definition.name}`)}\n`,
+    );
+    process.exit(0);
+  }
   let config: C;
   try {
     config = loadConfig(definition.configSchema as unknown as z.ZodObject, {
@@ -140,7 +146,13 @@ export async function runMain<C extends BaseConfig>(
   });
   let bus: NatsBus;
   try {
-    bus = await NatsBus.connect({ servers: config.natsUrl, name: `lattice-${definition.name}` });
+    bus = await NatsBus.connect({
+      servers: config.natsUrl,
+      name: `lattice-${definition.name}`,
+      ...(config.natsToken === undefined ? {} : { token: config.natsToken }),
+      ...(config.natsUser === undefined ? {} : { user: config.natsUser }),
+      ...(config.natsPass === undefined ? {} : { pass: config.natsPass }),
+    });
   } catch (error) {
     logger.fatal({ err: error }, 'cannot connect to NATS');
     process.exit(1);

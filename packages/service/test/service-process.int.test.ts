@@ -6,7 +6,7 @@ import { describe, expect, inject, it } from 'vitest';
 import { NatsBus } from '@lattice/bus';
 import { Subjects, SERVICE_NAMES, v1 } from '@lattice/proto';
 import { checkHealth } from '@lattice/service';
-import { tempDir, waitFor } from '@lattice/testing';
+import { startNatsServer, tempDir, waitFor } from '@lattice/testing';
 
 const root = join(fileURLToPath(import.meta.url), '../../../..');
 
@@ -64,5 +64,54 @@ describe('every service runs as its own process on NATS', () => {
     const [code] = (await once(child, 'exit')) as [number | null];
     expect(code).toBe(2);
     expect(stderr).toContain('--log-level (LATTICE_LOG_LEVEL)');
+  });
+
+  it('authenticates to NATS with the token from LATTICE_NATS_TOKEN', async () => {
+    await using server = await startNatsServer({
+      jetstream: false,
+      args: ['--auth', 'sekret-token'],
+    });
+    await using cwd = await tempDir('lattice-proc-');
+    const namespace = `auth${process.pid}`;
+    const start = (token: string | undefined) =>
+      spawn(
+        process.execPath,
+        [
+          join(root, 'services', 'multiplexer', 'dist', 'main.js'),
+          '--nats-url',
+          server.url,
+          '--namespace',
+          namespace,
+        ],
+        {
+          stdio: ['ignore', 'ignore', 'pipe'],
+          cwd: cwd.path,
+          env: { ...process.env, ...(token === undefined ? {} : { LATTICE_NATS_TOKEN: token }) },
+        },
+      );
+    // Without the token the service cannot connect, and says so.
+    const refused = start(undefined);
+    let refusedErr = '';
+    refused.stderr.on('data', (c: Buffer) => (refusedErr += c.toString()));
+    const [code] = (await once(refused, 'exit')) as [number | null];
+    expect(code).toBe(1);
+    expect(refusedErr).toContain('cannot connect to NATS');
+    // With it, it serves.
+    const child = start('sekret-token');
+    const bus = await NatsBus.connect({ servers: server.url, token: 'sekret-token' });
+    try {
+      await waitFor(
+        async () => {
+          const h = await checkHealth(bus, new Subjects(namespace), 'multiplexer', 500).catch(
+            () => undefined,
+          );
+          return h?.status === v1.ServingStatus.SERVING_STATUS_SERVING ? true : undefined;
+        },
+        { timeoutMs: 15_000, what: 'multiplexer serving with the token' },
+      );
+    } finally {
+      child.kill('SIGKILL');
+      await bus.close();
+    }
   });
 });
