@@ -5,133 +5,15 @@
  * partitioned (a transport process killed), and the merged outcome is checked on both; then a
  * merge process is killed in the middle of a sync and restarted, and nothing acknowledged is lost.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { NatsBus } from '@lattice/bus';
-import { MergeClient } from '@lattice/merge';
-import { Subjects, v1, type ServiceName } from '@lattice/proto';
-import { checkHealth } from '@lattice/service';
-import { freePort, killProcess, tempDir, waitFor, type TempDir } from '@lattice/testing';
+import { ProcessPeer } from '@lattice/cli/testing';
+import { freePort, tempDir, waitFor, type TempDir } from '@lattice/testing';
 
-const main = join(fileURLToPath(import.meta.url), '../../dist/main.js');
 const ADMIN = 'admin-token-0123456789';
 const EU_READER = 'eu-reader-token-0123456789';
-const SERVICES = ['merge', 'multiplexer', 'transport-lan', 'gateway'] as const;
-type Service = (typeof SERVICES)[number];
-
-/** One peer as separate processes. */
-class ProcessPeer {
-  readonly subjects: Subjects;
-  readonly procs = new Map<Service, ChildProcess>();
-  readonly logs = new Map<Service, string>();
-  merge!: MergeClient;
-
-  constructor(
-    readonly name: string,
-    readonly dir: TempDir,
-    readonly ports: { lan: number; grpc: number; http: number },
-    readonly staticPeer: string | undefined,
-  ) {
-    this.subjects = new Subjects(`fleet${process.pid}${name}`);
-  }
-
-  #flags(service: Service): string[] {
-    const identity = join(this.dir.path, 'identity.key');
-    switch (service) {
-      case 'merge':
-        return ['--data', this.dir.path, '--identity-file', identity];
-      case 'multiplexer':
-        return [
-          '--identity-file',
-          identity,
-          '--transports',
-          'transport-lan,gateway',
-          '--presence-interval-ms',
-          '1000',
-        ];
-      case 'transport-lan':
-        return [
-          '--port',
-          String(this.ports.lan),
-          '--host',
-          '127.0.0.1',
-          '--discovery',
-          'false',
-          ...(this.staticPeer ? ['--peer', this.staticPeer] : []),
-        ];
-      case 'gateway':
-        return [
-          '--grpc-port',
-          String(this.ports.grpc),
-          '--http-port',
-          String(this.ports.http),
-          '--keys-file',
-          join(this.dir.path, 'keys.json'),
-        ];
-    }
-  }
-
-  async start(service: Service, bus: NatsBus): Promise<void> {
-    const child = spawn(
-      process.execPath,
-      [
-        main,
-        service,
-        '--nats-url',
-        inject('natsUrl'),
-        '--namespace',
-        this.subjects.namespace,
-        '--log-level',
-        'warn',
-        ...this.#flags(service),
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    this.logs.set(service, '');
-    child.stderr?.on('data', (c: Buffer) =>
-      this.logs.set(service, (this.logs.get(service) ?? '') + c.toString()),
-    );
-    this.procs.set(service, child);
-    await waitFor(
-      async () => {
-        const h = await checkHealth(bus, this.subjects, service as ServiceName, 500).catch(
-          () => undefined,
-        );
-        return h?.status === v1.ServingStatus.SERVING_STATUS_SERVING ? true : undefined;
-      },
-      { timeoutMs: 30_000, what: `${this.name} ${service} serving (${this.logs.get(service)})` },
-    );
-  }
-
-  async kill(service: Service): Promise<void> {
-    await killProcess(this.procs.get(service), 'SIGKILL');
-    this.procs.delete(service);
-  }
-
-  /** Runs a statement through the peer's HTTP API, as an app does. */
-  async dql(
-    statement: string,
-    args: Record<string, unknown> = {},
-    token = ADMIN,
-  ): Promise<{ items: Record<string, unknown>[]; mutatedDocumentIds: unknown[] }> {
-    const r = await fetch(`http://127.0.0.1:${this.ports.http}/api/v4/store/execute`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-      body: JSON.stringify({ statement, args }),
-    });
-    const body = (await r.json()) as Record<string, unknown>;
-    if (r.status !== 200) throw new Error(`${this.name}: ${r.status} ${JSON.stringify(body)}`);
-    return body as { items: Record<string, unknown>[]; mutatedDocumentIds: unknown[] };
-  }
-
-  async one(collection: string, id: string): Promise<Record<string, unknown> | undefined> {
-    const r = await this.dql(`SELECT * FROM ${collection} WHERE _id = :id`, { id });
-    return r.items[0];
-  }
-}
 
 let bus: NatsBus;
 let a: ProcessPeer;
@@ -162,11 +44,21 @@ beforeAll(async () => {
   });
   for (let i = 0; i < 2; i++) dirs.push(await tempDir('lattice-fleet-'));
   const pa = await ports();
-  a = new ProcessPeer('a', dirs[0] as TempDir, pa, undefined);
-  b = new ProcessPeer('b', dirs[1] as TempDir, await ports(), `tcp://127.0.0.1:${pa.lan}`);
+  const peer = (name: string, dir: TempDir, p: typeof pa, staticPeer?: string) =>
+    new ProcessPeer({
+      name: `fleet${name}`,
+      natsUrl: inject('natsUrl'),
+      dir: dir.path,
+      ports: p,
+      keysFile: join(dir.path, 'keys.json'),
+      token: ADMIN,
+      ...(staticPeer === undefined ? {} : { staticPeer }),
+    });
+  a = peer('a', dirs[0] as TempDir, pa);
+  b = peer('b', dirs[1] as TempDir, await ports(), `tcp://127.0.0.1:${pa.lan}`);
   for (const p of [a, b]) {
     writeFileSync(
-      join(p.dir.path, 'keys.json'),
+      join(p.options.dir, 'keys.json'),
       JSON.stringify({
         keys: [
           {
@@ -182,8 +74,7 @@ beforeAll(async () => {
         ],
       }),
     );
-    for (const s of SERVICES) await p.start(s, bus);
-    p.merge = new MergeClient(bus, p.subjects);
+    await p.startAll(bus);
   }
   for (const [p, stores] of [
     [a, 'SELECT * FROM stores'],
@@ -197,13 +88,13 @@ beforeAll(async () => {
       'SELECT * FROM bulk',
       stores,
     ]) {
-      await p.merge.subscribe(q);
+      await p.merge(bus).subscribe(q);
     }
   }
 }, 180_000);
 
 afterAll(async () => {
-  for (const p of [a, b]) for (const s of SERVICES) await p?.kill(s);
+  for (const p of [a, b]) await p?.stopAll();
   await bus?.close();
   for (const d of dirs) await d[Symbol.asyncDispose]();
 });
