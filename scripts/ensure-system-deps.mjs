@@ -14,6 +14,7 @@ const needed = {
   'command -v curl': 'curl',
   'command -v openssl': 'openssl',
   'command -v ip && command -v tc': 'iproute2',
+  'test -x /usr/bin/systemd-analyze': 'systemd',
 };
 const missing = Object.keys(needed).filter(
   (check) => spawnSync('sh', ['-c', `${check} >/dev/null 2>&1`]).status !== 0,
