@@ -28,7 +28,7 @@ import {
 } from './client.js';
 import { PEER_SERVICES, startPeer } from './peer.js';
 import { formatStats, statsFromData, statsFromService } from './store-stats.js';
-import { storeService } from '@lattice/store';
+import { storeService, type StoreOpenProgress } from '@lattice/store';
 
 const program = new Command('lattice')
   .description('Lattice: CRDT documents synced peer to peer, queried with DQL.')
@@ -52,6 +52,30 @@ function portArg(value: string): number {
   if (!Number.isInteger(n) || n < 0 || n > 65_535)
     throw new InvalidArgumentError('must be a port 0-65535');
   return n;
+}
+
+/** Progress lines while the store opens: the path, a tick per second, index builds, the result. */
+function storeProgressLine(): (p: StoreOpenProgress) => void {
+  let lastIndexLine = 0;
+  return (p) => {
+    if (p.phase === 'opening') {
+      process.stdout.write(
+        p.elapsedMs === 0
+          ? `  … store: opening ${p.path}\n`
+          : `  … store: still opening ${p.path} (${Math.round(p.elapsedMs / 1000)} s; RocksDB replays its log after a crash)\n`,
+      );
+    } else if (p.phase === 'index') {
+      const now = Date.now();
+      if (p.done < p.total && now - lastIndexLine < 1_000) return;
+      lastIndexLine = now;
+      const pct = p.total === 0 ? 100 : Math.floor((100 * p.done) / p.total);
+      process.stdout.write(
+        `  … store: building index ${p.collection}.${p.name}: ${p.done.toLocaleString('en-US')} of ${p.total.toLocaleString('en-US')} documents (${pct}%)\n`,
+      );
+    } else {
+      process.stdout.write(`  … store: open at commit ${p.lastSeq} after ${p.elapsedMs} ms\n`);
+    }
+  };
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -114,6 +138,7 @@ program
       },
       subscribe: options.subscribe,
       onStarted: (service) => process.stdout.write(`  ✓ ${service} (health: serving)\n`),
+      onStoreProgress: storeProgressLine(),
     });
     const gateway = peer.gateway;
     process.stdout.write(

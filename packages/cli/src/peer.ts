@@ -21,7 +21,12 @@ import {
   type RunningService,
   type ServiceDefinition,
 } from '@lattice/service';
-import { startStoreService, storeService, type DocumentStore } from '@lattice/store';
+import {
+  startStoreService,
+  storeService,
+  type DocumentStore,
+  type StoreOpenProgress,
+} from '@lattice/store';
 import { transportBleService } from '@lattice/transport-ble';
 import { transportLanService } from '@lattice/transport-lan';
 import { transportUsbService } from '@lattice/transport-usb';
@@ -48,6 +53,7 @@ export function composePeerServices(
   hooks: {
     readonly onEngine?: (engine: MergeEngine) => void;
     readonly onGateway?: (gateway: Gateway) => void;
+    readonly onStoreProgress?: (progress: StoreOpenProgress) => void;
   } = {},
 ): readonly ServiceDefinition[] {
   let store: DocumentStore | undefined;
@@ -61,7 +67,10 @@ export function composePeerServices(
     defineService({
       ...storeService,
       async start(ctx) {
-        const instance = await startStoreService(ctx);
+        const instance = await startStoreService(
+          ctx,
+          hooks.onStoreProgress ? { onProgress: hooks.onStoreProgress } : {},
+        );
         store = instance.store;
         return instance;
       },
@@ -139,6 +148,8 @@ export async function startPeer(options: {
   /** Subscriptions to register once the peer runs (kept by the peer across restarts). */
   readonly subscribe?: readonly string[];
   readonly onStarted?: (service: ServiceName) => void;
+  /** Told what opening the store is doing (a large store takes a while). */
+  readonly onStoreProgress?: (progress: StoreOpenProgress) => void;
 }): Promise<Peer> {
   const subjects = new Subjects(options.config.namespace);
   const running: RunningService[] = [];
@@ -151,6 +162,7 @@ export async function startPeer(options: {
     const hooks = {
       onEngine: (e: MergeEngine) => (engine = e),
       onGateway: (g: Gateway) => (gateway = g),
+      ...(options.onStoreProgress ? { onStoreProgress: options.onStoreProgress } : {}),
     };
     for (const definition of composePeerServices(hooks)) {
       running.push(

@@ -57,6 +57,10 @@ describe('lattice up', () => {
         timeoutMs: 15_000,
         what: 'lattice up ready',
       });
+      // It says what opening the store does before the store is up.
+      expect(out).toMatch(
+        /… store: opening \S+\/store\n( {2}… store: still opening .*\n)* {2}… store: open at commit \d+ after \d+ ms\n {2}✓ store/,
+      );
       // Still running a moment later: nothing but the signal may end it.
       await new Promise((r) => setTimeout(r, 300));
       expect(child.exitCode).toBeNull();

@@ -27,5 +27,5 @@ export type {
 export { decodeValue, encodeValue, MAX_VALUE_DEPTH } from './value-codec.js';
 export { storeConfigSchema, storeService, VERSION } from './service.js';
 export { engineFromConfig, serveStore, startStoreService, STORE_OPS } from './service.js';
-export type { StoreConfig, StoreOp, StoreServiceInstance } from './service.js';
+export type { StoreConfig, StoreOp, StoreOpenProgress, StoreServiceInstance } from './service.js';
 export { StoreClient } from './client.js';

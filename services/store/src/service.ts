@@ -25,7 +25,7 @@ import type { StorageEngine } from './engine.js';
 import { storeError } from './errors.js';
 import { RocksEngine } from './rocks-engine.js';
 import { DocumentStore } from './store.js';
-import type { CommitWrite, QueryPage } from './store.js';
+import type { CommitWrite, IndexProgress, QueryPage } from './store.js';
 import { decodeValue, encodeValue } from './value-codec.js';
 
 /** Version reported in health replies. */
@@ -245,14 +245,46 @@ export interface StoreServiceInstance extends ServiceInstance {
   readonly store: DocumentStore;
 }
 
-/** Opens the configured store and serves it on the bus; see {@link storeService}. */
+/** What opening the store is doing, for a progress line (`lattice up`). */
+export type StoreOpenProgress =
+  | { readonly phase: 'opening'; readonly path: string; readonly elapsedMs: number }
+  | ({ readonly phase: 'index' } & IndexProgress)
+  | { readonly phase: 'open'; readonly lastSeq: number; readonly elapsedMs: number };
+
+/**
+ * Opens the configured store and serves it on the bus; see {@link storeService}.
+ * @param hooks.onProgress told when opening starts, every second while RocksDB opens (it replays
+ *   its log after a crash, which has no progress of its own), for each chunk of an index build
+ *   resumed at open, and when the store is open.
+ */
 export async function startStoreService(
   ctx: ServiceContext<StoreConfig>,
+  hooks: { readonly onProgress?: (progress: StoreOpenProgress) => void } = {},
 ): Promise<StoreServiceInstance> {
   {
-    const store = await DocumentStore.open(engineFromConfig(ctx.config), {
-      onIndexProgress: (p) => ctx.logger.info(p, 'resuming index build'),
-    });
+    const started = Date.now();
+    const path = ctx.config.engine === 'rocksdb' ? join(ctx.config.data, 'store') : 'memory';
+    const progress = hooks.onProgress;
+    progress?.({ phase: 'opening', path, elapsedMs: 0 });
+    const ticker = progress
+      ? setInterval(
+          () => progress({ phase: 'opening', path, elapsedMs: Date.now() - started }),
+          1_000,
+        )
+      : undefined;
+    let store: DocumentStore;
+    try {
+      store = await DocumentStore.open(engineFromConfig(ctx.config), {
+        onIndexProgress: (p) => {
+          if (ticker) clearInterval(ticker);
+          ctx.logger.info(p, 'resuming index build');
+          progress?.({ phase: 'index', ...p });
+        },
+      });
+    } finally {
+      if (ticker) clearInterval(ticker);
+    }
+    progress?.({ phase: 'open', lastSeq: store.lastSeq, elapsedMs: Date.now() - started });
     const served = serveStore(ctx.bus, ctx.subjects, store, {
       maxRequestBytes: ctx.config.maxRequestBytes,
     });
