@@ -33,6 +33,8 @@ export interface ProcessPeerOptions {
   readonly keysFile?: string;
   /** Bearer token for {@link ProcessPeer.dql}. */
   readonly token?: string;
+  /** Extra environment of every process (`OTEL_*` for tracing tests). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /** See the module comment. */
@@ -99,7 +101,7 @@ export class ProcessPeer {
         'warn',
         ...this.#flags(service),
       ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
+      { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...this.options.env } },
     );
     this.logs.set(service, '');
     child.stderr?.on('data', (c: Buffer) =>

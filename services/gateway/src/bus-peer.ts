@@ -227,6 +227,14 @@ export class BusPeer implements PeerApi {
         collection: c.collection,
         ids: c.docIds,
       })),
+      ...(event.trace?.traceparent
+        ? {
+            trace: {
+              traceparent: event.trace.traceparent,
+              ...(event.trace.tracestate ? { tracestate: event.trace.tracestate } : {}),
+            },
+          }
+        : {}),
     } as CommitEntry;
     void this.#enqueue(async () => {
       for (const { collection, ids } of entry.collections) {

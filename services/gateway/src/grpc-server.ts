@@ -23,6 +23,8 @@ import type { ObserverHub, Observer } from './observers.js';
 import type { PeerApi } from './peer-api.js';
 import { authorizeStatement, withinRead } from './permissions.js';
 import type { Principal } from './permissions.js';
+import { SpanKind } from '@opentelemetry/api';
+import { inSpan, traceHeaders } from './tracing.js';
 
 /** Full name of the service. */
 export const DQL_SERVICE_NAME = 'lattice.v1.DqlService';
@@ -172,13 +174,20 @@ export function addDqlService(server: grpc.Server, options: DqlServiceOptions): 
   };
 
   const unary =
-    <Req, Res>(handler: (request: Req, principal: Principal) => Promise<Res>): Unary<Req, Res> =>
+    <Req, Res>(
+      handler: (request: Req, principal: Principal) => Promise<Res>,
+      spanName?: string,
+    ): Unary<Req, Res> =>
     (call, callback) => {
       const run = async (): Promise<Res> => {
         const principal = authorize(call);
         return withDeadline(deadlineMs(call), () => handler(call.request, principal));
       };
-      run().then(
+      const headers = traceHeaders((n) => {
+        const v = call.metadata.get(n)[0];
+        return typeof v === 'string' ? v : undefined;
+      });
+      (spanName === undefined ? run() : inSpan(spanName, SpanKind.SERVER, headers, run)).then(
         (res) => callback(null, res),
         (error: unknown) => callback(toServiceError(error)),
       );
@@ -190,7 +199,7 @@ export function addDqlService(server: grpc.Server, options: DqlServiceOptions): 
     const args = decodeArgs(req.args);
     const result = await peer.execute(authorizeStatement(principal, statement, args), args);
     return toExecuteResponse(statement, result);
-  });
+  }, 'DqlService/Execute');
 
   const toSub = (s: { statement: string; args: Readonly<Record<string, JsonValue>> }) =>
     v1.DqlSubscription.create({

@@ -23,6 +23,8 @@ import { checkArgs, queryTypeOf } from './codec.js';
 import { gatewayError } from './errors.js';
 import type { PeerApi } from './peer-api.js';
 import { authorizeStatement } from './permissions.js';
+import { SpanKind } from '@opentelemetry/api';
+import { inSpan, traceHeaders } from './tracing.js';
 
 /** The execute route. */
 export const EXECUTE_PATH = '/api/v4/store/execute';
@@ -143,7 +145,13 @@ export function createHttpApi(options: HttpApiOptions): Server | HttpsServer {
       );
     });
     try {
-      const r = await Promise.race([options.peer.execute(permitted, args), expired]);
+      const headers = traceHeaders((n) => {
+        const v = req.headers[n];
+        return typeof v === 'string' ? v : undefined;
+      });
+      const r = await inSpan(`POST ${EXECUTE_PATH}`, SpanKind.SERVER, headers, () =>
+        Promise.race([options.peer.execute(permitted, args), expired]),
+      );
       send(res, 200, {
         transactionId: r.commitSeq,
         queryType: queryTypeOf(statement),

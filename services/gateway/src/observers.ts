@@ -27,6 +27,7 @@ import { dqlError } from '@lattice/dql';
 import type { CommitEntry } from '@lattice/store';
 import { gatewayError } from './errors.js';
 import type { PeerApi } from './peer-api.js';
+import { inSpanSync } from './tracing.js';
 
 /** One message of an observer. */
 export type ObserveBatch =
@@ -340,6 +341,11 @@ export class ObserverHub {
   }
 
   #onCommitted(entry: CommitEntry): void {
+    // The update continues the trace of the write that made the commit (on this peer or another).
+    inSpanSync('observers update', entry.trace, () => this.#update(entry));
+  }
+
+  #update(entry: CommitEntry): void {
     for (const { collection, ids } of entry.collections) {
       const observers = this.#byCollection.get(collection);
       if (!observers || observers.size === 0) continue;

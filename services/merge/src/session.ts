@@ -523,15 +523,38 @@ export class SyncSession {
       }
       this.#sentVersions.set(out.batch, versions);
       this.#docsSent += deltas.length;
-      await this.#send({
-        ...(out.trace ? { trace: { ...out.trace } } : {}),
-        deltas: {
-          batch: out.batch,
-          deltas,
-          throughCommit: out.through,
-          subscriptionsHash: out.subsHash,
-        },
-      });
+      const send = (): Promise<void> =>
+        this.#send({
+          ...(out.trace ? { trace: { ...out.trace } } : {}),
+          deltas: {
+            batch: out.batch,
+            deltas,
+            throughCommit: out.through,
+            subscriptionsHash: out.subsHash,
+          },
+        });
+      if (out.trace === undefined) {
+        await send();
+      } else {
+        // Sending continues the write's trace, so the hop to the multiplexer (and on) is in it.
+        const trace = out.trace;
+        const parent = extractTraceContext({
+          traceparent: trace.traceparent,
+          ...(trace.tracestate ? { tracestate: trace.tracestate } : {}),
+        });
+        await tracer.startActiveSpan(
+          'sync send',
+          { kind: SpanKind.PRODUCER, attributes: { 'lattice.peer.remote': this.#remote } },
+          parent,
+          async (span) => {
+            try {
+              await send();
+            } finally {
+              span.end();
+            }
+          },
+        );
+      }
     }
   }
 
