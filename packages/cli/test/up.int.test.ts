@@ -8,6 +8,7 @@ import { LocalBus } from '@lattice/bus';
 import { SERVICE_NAMES } from '@lattice/proto';
 import { baseConfigSchema, checkHealth } from '@lattice/service';
 import { startPeer } from '@lattice/cli';
+import { DocumentStore, RocksEngine } from '@lattice/store';
 import { tempDir, waitFor } from '@lattice/testing';
 
 const main = join(fileURLToPath(import.meta.url), '../../dist/main.js');
@@ -61,6 +62,16 @@ describe('lattice up', () => {
       expect(out).toMatch(
         /… store: opening \S+\/store\n( {2}… store: still opening .*\n)* {2}… store: open at commit \d+ after \d+ ms\n {2}✓ store/,
       );
+      // A write through the HTTP API it printed.
+      const http = /HTTP (http:\/\/\S+),/.exec(out)?.[1];
+      const r = await fetch(`${http}/api/v4/store/execute`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          statement: "INSERT INTO notes DOCUMENTS ({'_id': 'n1', 'text': 'kept'})",
+        }),
+      });
+      expect(r.status).toBe(200);
       // Still running a moment later: nothing but the signal may end it.
       await new Promise((r) => setTimeout(r, 300));
       expect(child.exitCode).toBeNull();
@@ -69,6 +80,13 @@ describe('lattice up', () => {
       const [code] = (await exited) as [number | null];
       expect(code).toBe(0);
       expect(out).toContain('lattice: stopped cleanly');
+      // The store Ctrl-C left behind reopens with the data.
+      const store = await DocumentStore.open(new RocksEngine(join(data.path, 'store')));
+      try {
+        expect(store.select('SELECT * FROM notes')).toEqual([{ _id: 'n1', text: 'kept' }]);
+      } finally {
+        await store.close();
+      }
     } finally {
       child.kill('SIGKILL');
     }
