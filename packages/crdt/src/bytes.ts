@@ -127,11 +127,18 @@ function isAscii(s: string): boolean {
 
 /** A bounds-checked cursor over bytes. */
 export class ByteReader {
-  readonly buf: Uint8Array;
+  buf: Uint8Array;
   pos: number;
-  readonly end: number;
+  end: number;
 
   constructor(buf: Uint8Array, start = 0, end = buf.length) {
+    this.buf = buf;
+    this.pos = start;
+    this.end = end;
+  }
+
+  /** Points the reader at other bytes (readers are reused: one decode allocates none). */
+  reset(buf: Uint8Array, start: number, end: number): void {
     this.buf = buf;
     this.pos = start;
     this.end = end;
@@ -292,6 +299,19 @@ export class RleReader extends ByteReader {
   constructor(buf: Uint8Array, start: number, end: number, signed = false) {
     super(buf, start, end);
     this.#signed = signed;
+  }
+
+  override reset(buf: Uint8Array, start: number, end: number): void {
+    // Not `super.reset(…)`: V8 does not inline that call here, and a decode resets nine readers
+    // per message (measured: a third of the time of decoding a one-field delta).
+    this.buf = buf;
+    this.pos = start;
+    this.end = end;
+    this.#left = 0;
+    this.#run = false;
+    this.#value = 0;
+    this.#started = false;
+    this.#lastWasLiteral = false;
   }
 
   next(): number {

@@ -47,7 +47,9 @@
  * a function of the state": its bytes are those of the platform's zlib (see the README).
  *
  * Encoding is synchronous and reuses module-level scratch buffers (no allocation per column);
- * decoding interns peer ids so entries of one peer share one string.
+ * decoding reuses its column readers, interns peer ids so entries of one peer share one string,
+ * and reuses the last message's peer table when the next one repeats it byte for byte (deltas
+ * from one sender), so a one-field delta allocates little more than the entries it carries.
  *
  * Version vector (`encodeVersionVector`): `varint(P)`, then per peer in sorted order
  * `varint(len) utf8`, then per peer `svarint(time − previous time)` (from 0).
@@ -361,47 +363,74 @@ export function encodeDelta(delta: DocDelta): Uint8Array {
 
 // ---------------------------------------------------------------- decoding
 
+const EMPTY = new Uint8Array(0);
+const NO_PEERS: readonly PeerId[] = [];
+
+/** Moves `r` past the next column (a varint length, then the bytes); returns where it starts. */
+function skipColumn(r: ByteReader): number {
+  const n = r.varint();
+  if (n > r.end - r.pos) bad('column longer than the message');
+  r.pos += n;
+  return r.pos - n;
+}
+
+/**
+ * Reads the columns of one message. One instance is reused by every decode (decoding is
+ * synchronous and not re-entrant), so a small message allocates only what it decodes: no column
+ * readers, no flag arrays.
+ */
 class Decoder {
-  readonly kids: RleReader;
-  readonly shape: RleReader;
-  readonly key: RleReader;
-  readonly peer: RleReader;
-  readonly time: RleReader;
-  readonly misc: RleReader;
-  readonly tag: RleReader;
-  readonly keys: ByteReader;
-  readonly data: ByteReader;
-  readonly peers: readonly PeerId[];
-  readonly used: Uint8Array;
+  readonly kids = new RleReader(EMPTY, 0, 0);
+  readonly shape = new RleReader(EMPTY, 0, 0);
+  readonly key = new RleReader(EMPTY, 0, 0);
+  readonly peer = new RleReader(EMPTY, 0, 0);
+  readonly time = new RleReader(EMPTY, 0, 0, true);
+  readonly misc = new RleReader(EMPTY, 0, 0);
+  readonly tag = new RleReader(EMPTY, 0, 0);
+  readonly keys = new ByteReader(EMPTY, 0, 0);
+  readonly data = new ByteReader(EMPTY, 0, 0);
+  peers: readonly PeerId[] = NO_PEERS;
+  /** Per peer index, whether it was referenced (only the first `peers.length` count). */
+  used = new Uint8Array(64);
   /** How many distinct peers were referenced (every one must be). */
   usedCount = 0;
   lastTime = 0;
   entries = 0;
+  readonly #columns = [
+    this.kids,
+    this.shape,
+    this.key,
+    this.peer,
+    this.time,
+    this.misc,
+    this.tag,
+    this.keys,
+    this.data,
+  ];
 
-  constructor(r: ByteReader, peers: readonly PeerId[]) {
+  /** Drops the references to the last message (the readers are kept for the next one). */
+  release(): void {
+    for (const col of this.#columns) col.reset(EMPTY, 0, 0);
+    this.peers = NO_PEERS;
+  }
+
+  /** Throws unless `n` more entries stay within the limit (checked before allocating for them). */
+  room(n: number): void {
+    if (n > CODEC_LIMITS.maxEntries - this.entries) bad('too many entries');
+  }
+
+  /** Starts a message: `r` is at the first column. */
+  begin(r: ByteReader, peers: readonly PeerId[]): void {
     this.peers = peers;
-    this.used = new Uint8Array(peers.length);
-    const span = (): number => {
-      const n = r.varint();
-      if (n > r.end - r.pos) bad('column longer than the message');
-      r.pos += n;
-      return r.pos - n;
-    };
-    const col = (signed = false): RleReader => {
-      const start = span();
-      return new RleReader(r.buf, start, r.pos, signed);
-    };
-    this.kids = col();
-    this.shape = col();
-    this.key = col();
-    this.peer = col();
-    this.time = col(true);
-    this.misc = col();
-    this.tag = col();
-    const keys = span();
-    this.keys = new ByteReader(r.buf, keys, r.pos);
-    const data = span();
-    this.data = new ByteReader(r.buf, data, r.pos);
+    if (this.used.length < peers.length) this.used = new Uint8Array(peers.length);
+    else this.used.fill(0, 0, peers.length);
+    this.usedCount = 0;
+    this.lastTime = 0;
+    this.entries = 0;
+    for (const col of this.#columns) {
+      const start = skipColumn(r);
+      col.reset(r.buf, start, r.pos);
+    }
     if (!r.done) bad('bytes after the last column');
   }
 
@@ -532,7 +561,8 @@ class Decoder {
     if (nClr === 3) nClr += this.misc.next();
     const peers = this.peers;
     if (nReg > 0) {
-      const list: RegEntry[] = [];
+      this.room(nReg);
+      const list = new Array<RegEntry>(nReg);
       let last = -1;
       for (let i = 0; i < nReg; i++) {
         this.count();
@@ -543,24 +573,26 @@ class Decoder {
         const t = this.tag.next();
         const attachment = t === T_ATTACHMENT;
         const value = attachment ? this.value(0) : this.value(0, t);
-        list.push({ peer: peers[p] as PeerId, time, value, attachment });
+        list[i] = { peer: peers[p] as PeerId, time, value, attachment };
       }
       s.reg = list;
     }
     if (nDot > 0) {
-      const list: DotEntry[] = [];
+      this.room(nDot);
+      const list = new Array<DotEntry>(nDot);
       let last = -1;
       for (let i = 0; i < nDot; i++) {
         this.count();
         const p = this.peerIndex();
         if (p <= last) bad('map dots not sorted by peer');
         last = p;
-        list.push({ peer: peers[p] as PeerId, time: this.nextTime() });
+        list[i] = { peer: peers[p] as PeerId, time: this.nextTime() };
       }
       s.mdots = list;
     }
     if (nCtr > 0) {
-      const list: CtrEntry[] = [];
+      this.room(nCtr);
+      const list = new Array<CtrEntry>(nCtr);
       let lastP = -1;
       let lastE = -1;
       let lastET = -1;
@@ -581,18 +613,19 @@ class Decoder {
         lastP = p;
         lastE = e;
         lastET = epochTime;
-        list.push({
+        list[i] = {
           peer: peers[p] as PeerId,
           time,
           sum,
           epochPeer: e === 0 ? '' : (peers[e - 1] as PeerId),
           epochTime,
-        });
+        };
       }
       s.ctr = list;
     }
     if (nRst > 0) {
-      const list: RestartEntry[] = [];
+      this.room(nRst);
+      const list = new Array<RestartEntry>(nRst);
       let last = -1;
       for (let i = 0; i < nRst; i++) {
         this.count();
@@ -600,12 +633,13 @@ class Decoder {
         if (p <= last) bad('restarts not sorted by peer');
         last = p;
         const time = this.nextTime();
-        list.push({ peer: peers[p] as PeerId, time, value: this.number() });
+        list[i] = { peer: peers[p] as PeerId, time, value: this.number() };
       }
       s.rst = list;
     }
     if (nClr > 0) {
-      const list: Clear[] = [];
+      this.room(nClr);
+      const list = new Array<Clear>(nClr);
       let lastP = -1;
       let lastT = -1;
       for (let i = 0; i < nClr; i++) {
@@ -615,7 +649,7 @@ class Decoder {
         if (!(p > lastP || (p === lastP && time > lastT))) bad('clears not sorted');
         lastP = p;
         lastT = time;
-        list.push({ peer: peers[p] as PeerId, time, ctx: this.vv() });
+        list[i] = { peer: peers[p] as PeerId, time, ctx: this.vv() };
       }
       s.clr = list;
     }
@@ -655,6 +689,8 @@ class Decoder {
     if (this.usedCount !== this.peers.length) bad('unreferenced peer id');
   }
 }
+
+const decoder = new Decoder();
 
 /**
  * Decoded peer ids, interned: the same peer decoded from many messages is one string, so the
@@ -725,21 +761,48 @@ export function decodeDelta(bytes: Uint8Array): DocDelta {
   if (idLength > r.end - r.pos) bad('truncated _id');
   const id = docIdOf(r.buf, r.pos, idLength);
   r.pos += idLength;
-  const nPeers = r.varint();
-  if (nPeers > CODEC_LIMITS.maxPeers) bad('too many peers');
+  const peers = readPeers(r);
+  const d = decoder;
+  try {
+    d.begin(r, peers);
+    const since = d.vv();
+    const vv = d.vv();
+    const root = d.slot(0);
+    d.end();
+    return new DocDelta(id, since, vv, root);
+  } finally {
+    d.release();
+  }
+}
+
+/** The peer table of the last message and its bytes: deltas from one sender repeat it. */
+let lastPeers: { bytes: Uint8Array; peers: readonly PeerId[] } | undefined;
+
+/** Reads the peer table (interned ids); a table equal byte for byte to the last one is reused. */
+function readPeers(r: ByteReader): readonly PeerId[] {
+  const start = r.pos;
+  const last = lastPeers;
+  if (last !== undefined && last.bytes.length <= r.end - start) {
+    // The table is self-delimiting (a count, then length-prefixed ids), so equal leading bytes
+    // are an equal table.
+    let i = 0;
+    while (i < last.bytes.length && last.bytes[i] === r.buf[start + i]) i++;
+    if (i === last.bytes.length) {
+      r.pos += i;
+      return last.peers;
+    }
+  }
+  const n = r.varint();
+  if (n > CODEC_LIMITS.maxPeers) bad('too many peers');
   const peers: PeerId[] = [];
-  for (let i = 0; i < nPeers; i++) {
+  for (let i = 0; i < n; i++) {
     const p = r.string();
     if (p.length === 0 || p.length > MAX_PEER_ID_LENGTH) bad('bad peer id');
     if (i > 0 && !((peers[i - 1] as string) < p)) bad('peer ids not sorted');
     peers.push(internPeer(p));
   }
-  const d = new Decoder(r, peers);
-  const since = d.vv();
-  const vv = d.vv();
-  const root = d.slot(0);
-  d.end();
-  return new DocDelta(id, since, vv, root);
+  if (r.pos - start <= 1024) lastPeers = { bytes: r.buf.slice(start, r.pos), peers };
+  return peers;
 }
 
 // ---------------------------------------------------------------- documents

@@ -143,6 +143,18 @@ export class DocDelta {
 }
 
 const ID_KEY = '_id';
+
+function tooLarge(bytes: number): Error {
+  return crdtError(
+    'CRDT_DOC_TOO_LARGE',
+    `document would be ${bytes} bytes (limit ${DOC_MAX_BYTES})`,
+    {
+      bytes: String(bytes),
+      limit: String(DOC_MAX_BYTES),
+    },
+  );
+}
+
 const EMPTY_VV: VersionVector = new Map();
 
 /**
@@ -310,10 +322,10 @@ export class CrdtDocument {
       for (const v of delta.versionVector.values()) t = Math.max(t, v);
       if (t >= 0) options.clock.receive(t as Timestamp['time']);
     }
-    // An empty document takes the copy path below for free (its clone is empty), so it skips
-    // the size estimate, a walk of the whole delta.
+    // An empty document skips the size estimate (a walk of the whole delta): its guarded path
+    // costs nothing, since undoing a merge into it is dropping every field.
     const incoming = this.#root.kids === undefined ? Infinity : slotBytes(delta.root);
-    return this.#guardSize(incoming, (doc) => doc.#mergeRaw(delta));
+    return this.#guardSize(delta.root, incoming, (doc) => doc.#mergeRaw(delta));
   }
 
   /**
@@ -331,7 +343,7 @@ export class CrdtDocument {
     op.build(intent);
     if (op.time === -1) return { changed: false, delta: undefined, warning: undefined };
     // The op's running size (its scratch meter) bounds how much the merge can grow the document.
-    const result = this.#guardSize(op.bytes, (doc) => {
+    const result = this.#guardSize(op.root, op.bytes, (doc) => {
       const m: Meter = { bytes: doc.#meter.bytes, changed: false };
       mergeSlot(doc.#root, op.root, [], m);
       doc.#meter.bytes = m.bytes;
@@ -382,24 +394,30 @@ export class CrdtDocument {
     if (this.#log?.needsRebuild(this.#root.kids?.size ?? 0) === true) this.#rebuildLog();
   }
 
-  /** Runs `apply` on this document, or on a copy first when the result might break the size limit. */
-  #guardSize(incomingBytes: number, apply: (doc: CrdtDocument) => boolean): MergeResult {
+  /**
+   * Runs `apply`, which merges the tree `incoming` into this document, so that a result over
+   * {@link DOC_MAX_BYTES} is refused with `CRDT_DOC_TOO_LARGE` and changes nothing.
+   * @remarks `incomingBytes` bounds how much the merge can grow the document; when the bound
+   * keeps it under the limit, `apply` runs in place. Otherwise the top-level fields `incoming`
+   * touches are marked shared first, so the merge copies them instead of changing them
+   * (copy-on-write, as for a clone, but only for what the merge touches), and a refused merge
+   * puts the old ones back. A merge that clears the root (a delete) changes every field; it runs
+   * on a clone instead.
+   */
+  #guardSize(
+    incoming: Slot,
+    incomingBytes: number,
+    apply: (doc: CrdtDocument) => boolean,
+  ): MergeResult {
     let changed: boolean;
     if (this.byteSize + incomingBytes <= DOC_MAX_BYTES) {
       changed = apply(this);
+    } else if (incoming.clr === undefined) {
+      changed = this.#applyOrRollBack(incoming, apply);
     } else {
       const copy = this.clone();
       changed = apply(copy);
-      if (copy.byteSize > DOC_MAX_BYTES) {
-        throw crdtError(
-          'CRDT_DOC_TOO_LARGE',
-          `document would be ${copy.byteSize} bytes (limit ${DOC_MAX_BYTES})`,
-          {
-            bytes: String(copy.byteSize),
-            limit: String(DOC_MAX_BYTES),
-          },
-        );
-      }
+      if (copy.byteSize > DOC_MAX_BYTES) throw tooLarge(copy.byteSize);
       this.#root = copy.#root;
       this.#vv = copy.#vv;
       this.#meter = copy.#meter;
@@ -410,6 +428,52 @@ export class CrdtDocument {
       changed,
       warning: bytes > DOC_WARN_BYTES ? { code: 'CRDT_DOC_LARGE', bytes } : undefined,
     };
+  }
+
+  /** See {@link CrdtDocument.#guardSize}: `apply` in place, undone if the result is too large. */
+  #applyOrRollBack(incoming: Slot, apply: (doc: CrdtDocument) => boolean): boolean {
+    const root = this.#root;
+    const { reg, mdots, ctr, rst, clr } = root;
+    const hadKids = root.kids !== undefined;
+    // The fields the merge may replace or add, and what they held (arrays: no second index).
+    // With no fields yet, undoing is dropping all of them: nothing to record.
+    const keys: string[] = [];
+    const previous: (Slot | undefined)[] = [];
+    if (hadKids && incoming.kids !== undefined) {
+      for (const k of incoming.kids.keys()) {
+        const kid = root.kids?.get(k);
+        if (kid !== undefined) kid.shared = true;
+        keys.push(k);
+        previous.push(kid);
+      }
+    }
+    const bytes = this.#meter.bytes;
+    const vv = new Map(this.#vv);
+    const changed = apply(this);
+    if (this.byteSize <= DOC_MAX_BYTES) return changed;
+    const tried = this.byteSize;
+    root.reg = reg;
+    root.mdots = mdots;
+    root.ctr = ctr;
+    root.rst = rst;
+    root.clr = clr;
+    if (!hadKids) root.kids = undefined;
+    else {
+      const kids = root.kids ?? new Map<string, Slot>();
+      root.kids = kids;
+      for (let i = 0; i < keys.length; i++) {
+        const k = keys[i] as string;
+        const kid = previous[i];
+        if (kid === undefined) kids.delete(k);
+        else kids.set(k, kid);
+      }
+    }
+    this.#meter.bytes = bytes;
+    this.#vv = vv;
+    // Rows the merge added to the change log would only be stale, but a rebuild during the merge
+    // indexed the refused state: rebuilt from the restored state when next needed.
+    this.#log = undefined;
+    throw tooLarge(tried);
   }
 
   /** @internal The live state tree (read-only use). */

@@ -1,5 +1,11 @@
 import { hasCode } from '@lattice/errors';
-import { CrdtDocument, DOC_MAX_BYTES } from '@lattice/crdt';
+import {
+  CrdtDocument,
+  decodeDocument,
+  DOC_MAX_BYTES,
+  encodeDelta,
+  encodeDocument,
+} from '@lattice/crdt';
 import type { Value } from '@lattice/crdt';
 import { describe, expect, it } from 'vitest';
 import { Replica, sync } from './helpers.js';
@@ -291,6 +297,45 @@ describe('SEMANTICS.md merge rules', () => {
     expect(a.doc.byteSize).toBeLessThanOrEqual(DOC_MAX_BYTES);
     a.set(['small'], 1); // later writes still work
     expect(a.doc.get(['small'])).toBe(1);
+  });
+
+  it('a refused merge into fields the document holds leaves state, version vector and deltas as they were', () => {
+    const big = 'y'.repeat(700 * 1024);
+    const [a, b] = pair();
+    a.set(['m'], { k1: 'a1', k2: big });
+    a.set(['r'], big);
+    a.set(['n'], 1);
+    sync(a, b);
+    // Concurrent: b overwrites fields a holds (a nested one, a top-level one) and adds one; a
+    // grows, so the merged document would be over the limit.
+    b.set(['m', 'k1'], big);
+    b.set(['r'], `${big}!`);
+    b.set(['m', 'k3'], big);
+    b.unset(['n']);
+    a.set(['m', 'k4'], big);
+    a.set(['m', 'k5'], big);
+    a.set(['k6'], big);
+    // Loaded from bytes, as the store does: a's slots belong to it alone (not shared with a
+    // snapshot or clone), so nothing is copied on write unless the merge arranges it.
+    const bytes = encodeDocument(a.doc);
+    a.doc = decodeDocument(bytes);
+    const vv = new Map(a.doc.versionVector);
+    const fromB = encodeDelta(a.doc.delta(b.doc.versionVector));
+    let err: unknown;
+    try {
+      a.pull(b);
+    } catch (e) {
+      err = e;
+    }
+    expect(hasCode(err, 'CRDT_DOC_TOO_LARGE')).toBe(true);
+    expect(encodeDocument(a.doc)).toEqual(bytes);
+    expect(a.doc.versionVector).toEqual(vv);
+    expect(encodeDelta(a.doc.delta(b.doc.versionVector))).toEqual(fromB);
+    // Once a shrinks, the same changes merge and the replicas converge.
+    a.write({ kind: 'update', unset: [['m', 'k4'], ['m', 'k5'], ['r']] });
+    sync(a, b);
+    expect(a.doc.toJSON()).toEqual(b.doc.toJSON());
+    expect(encodeDocument(a.doc)).toEqual(encodeDocument(b.doc));
   });
 });
 
