@@ -56,7 +56,7 @@
  */
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import type { Clear, CtrEntry, DotEntry, RegEntry, RestartEntry, VersionVector } from './state.js';
-import { Slot } from './state.js';
+import { isRegList, Slot } from './state.js';
 import type { DocId } from './doc-id.js';
 import { decodeDocId, encodeDocId } from './doc-id.js';
 import { CrdtDocument, DocDelta, DOC_MAX_BYTES, MAX_FIELD_DEPTH } from './document.js';
@@ -208,9 +208,16 @@ class Encoder {
     }
   }
 
+  regEntry(e: RegEntry): void {
+    this.dot(e.peer, e.time);
+    if (e.attachment) this.c.tag.push(T_ATTACHMENT);
+    this.value(e.value);
+  }
+
   slot(s: Slot): void {
     const c = this.c;
-    const reg = sorted(s.reg, byPeer);
+    // An inline register entry is a sorted list of one: only a real list is sorted (copied).
+    const reg = s.reg === undefined || isRegList(s.reg) ? sorted(s.reg, byPeer) : s.reg;
     const mdots = sorted(s.mdots, byPeer);
     const ctr = sorted(s.ctr, byCounter);
     const rst = sorted(s.rst, byPeer);
@@ -219,7 +226,7 @@ class Encoder {
     const keys = s.kids === undefined || s.kids.size === 0 ? undefined : [...s.kids.keys()].sort();
     c.kids.push(keys === undefined ? 0 : keys.length);
     const counts = [
-      reg?.length ?? 0,
+      reg === undefined ? 0 : isRegList(reg) ? reg.length : 1,
       mdots?.length ?? 0,
       ctr?.length ?? 0,
       rst?.length ?? 0,
@@ -229,12 +236,10 @@ class Encoder {
     for (let k = 0; k < 5; k++) shape += Math.min(counts[k] as number, 3) << (2 * k);
     c.shape.push(shape);
     for (const n of counts) if (n >= 3) c.misc.push(n - 3);
-    if (reg !== undefined)
-      for (const e of reg) {
-        this.dot(e.peer, e.time);
-        if (e.attachment) c.tag.push(T_ATTACHMENT);
-        this.value(e.value);
-      }
+    if (reg !== undefined) {
+      if (isRegList(reg)) for (const e of reg) this.regEntry(e);
+      else this.regEntry(reg);
+    }
     if (mdots !== undefined) for (const e of mdots) this.dot(e.peer, e.time);
     if (ctr !== undefined)
       for (const e of ctr) {
@@ -303,7 +308,11 @@ const byCounter = (a: CtrEntry, b: CtrEntry): number =>
   a.epochTime - b.epochTime;
 
 function collectPeers(s: Slot, out: Set<string>): void {
-  if (s.reg !== undefined) for (const e of s.reg) out.add(e.peer);
+  const reg = s.reg;
+  if (reg !== undefined) {
+    if (isRegList(reg)) for (const e of reg) out.add(e.peer);
+    else out.add(reg.peer);
+  }
   if (s.mdots !== undefined) for (const e of s.mdots) out.add(e.peer);
   if (s.ctr !== undefined)
     for (const e of s.ctr) {
@@ -562,7 +571,8 @@ class Decoder {
     const peers = this.peers;
     if (nReg > 0) {
       this.room(nReg);
-      const list = new Array<RegEntry>(nReg);
+      // One entry (nearly every field) is stored inline, without a list.
+      const list = nReg > 1 ? new Array<RegEntry>(nReg) : undefined;
       let last = -1;
       for (let i = 0; i < nReg; i++) {
         this.count();
@@ -573,9 +583,11 @@ class Decoder {
         const t = this.tag.next();
         const attachment = t === T_ATTACHMENT;
         const value = attachment ? this.value(0) : this.value(0, t);
-        list[i] = { peer: peers[p] as PeerId, time, value, attachment };
+        const e: RegEntry = { peer: peers[p] as PeerId, time, value, attachment };
+        if (list === undefined) s.reg = e;
+        else list[i] = e;
       }
-      s.reg = list;
+      if (list !== undefined) s.reg = list;
     }
     if (nDot > 0) {
       this.room(nDot);

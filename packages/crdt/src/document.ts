@@ -6,7 +6,7 @@ import { docIdKey } from './doc-id.js';
 import { crdtError } from './errors.js';
 import type { HybridClock, Timestamp } from './hlc.js';
 import type { PeerId } from './ids.js';
-import type { Clear, Meter, VersionVector } from './state.js';
+import type { ChildUndo, Clear, Meter, VersionVector } from './state.js';
 import {
   adoptableBytes,
   addClear,
@@ -325,7 +325,7 @@ export class CrdtDocument {
     // An empty document skips the size estimate (a walk of the whole delta): its guarded path
     // costs nothing, since undoing a merge into it is dropping every field.
     const incoming = this.#root.kids === undefined ? Infinity : slotBytes(delta.root);
-    return this.#guardSize(delta.root, incoming, (doc) => doc.#mergeRaw(delta));
+    return this.#guardSize(delta.root, incoming, (doc, undo) => doc.#mergeRaw(delta, undo));
   }
 
   /**
@@ -343,13 +343,13 @@ export class CrdtDocument {
     op.build(intent);
     if (op.time === -1) return { changed: false, delta: undefined, warning: undefined };
     // The op's running size (its scratch meter) bounds how much the merge can grow the document.
-    const result = this.#guardSize(op.root, op.bytes, (doc) => {
+    const result = this.#guardSize(op.root, op.bytes, (doc, undo) => {
       const m: Meter = { bytes: doc.#meter.bytes, changed: false };
-      mergeSlot(doc.#root, op.root, [], m);
+      mergeSlot(doc.#root, op.root, [], m, undo);
       doc.#meter.bytes = m.bytes;
       // Every entry of an op carries the op's dot, so the log needs one row per top-level field.
       if (op.root.kids !== undefined) {
-        doc.#log?.addAll(at.peer, op.time, op.root.kids.keys());
+        doc.#log?.addWrite(at.peer, op.time, op.root.kids);
         doc.#compactLog();
       }
       if (m.changed) doc.#vv.set(at.peer, op.time);
@@ -362,10 +362,10 @@ export class CrdtDocument {
     return { changed: true, delta, warning: result.warning };
   }
 
-  #mergeRaw(delta: DocDelta): boolean {
+  #mergeRaw(delta: DocDelta, undo: ChildUndo | undefined): boolean {
     const m: Meter = { bytes: this.#meter.bytes, changed: false };
     const wasEmpty = this.#root.kids === undefined;
-    mergeSlot(this.#root, delta.root, [], m);
+    mergeSlot(this.#root, delta.root, [], m, undo);
     this.#meter.bytes = m.bytes;
     // Into an empty document (a load), the log is left to be built when a delta first needs it:
     // a document that is only read never pays for it.
@@ -398,8 +398,9 @@ export class CrdtDocument {
    * Runs `apply`, which merges the tree `incoming` into this document, so that a result over
    * {@link DOC_MAX_BYTES} is refused with `CRDT_DOC_TOO_LARGE` and changes nothing.
    * @remarks `incomingBytes` bounds how much the merge can grow the document; when the bound
-   * keeps it under the limit, `apply` runs in place. Otherwise the top-level fields `incoming`
-   * touches are marked shared first, so the merge copies them instead of changing them
+   * keeps it under the limit, `apply` runs in place. Otherwise `apply` passes the {@link ChildUndo}
+   * it is given to `mergeSlot`, which records the top-level fields the merge visits and marks
+   * them shared as it reaches them, so the merge copies them instead of changing them
    * (copy-on-write, as for a clone, but only for what the merge touches), and a refused merge
    * puts the old ones back. A merge that clears the root (a delete) changes every field; it runs
    * on a clone instead.
@@ -407,16 +408,16 @@ export class CrdtDocument {
   #guardSize(
     incoming: Slot,
     incomingBytes: number,
-    apply: (doc: CrdtDocument) => boolean,
+    apply: (doc: CrdtDocument, undo: ChildUndo | undefined) => boolean,
   ): MergeResult {
     let changed: boolean;
     if (this.byteSize + incomingBytes <= DOC_MAX_BYTES) {
-      changed = apply(this);
+      changed = apply(this, undefined);
     } else if (incoming.clr === undefined) {
-      changed = this.#applyOrRollBack(incoming, apply);
+      changed = this.#applyOrRollBack(apply);
     } else {
       const copy = this.clone();
-      changed = apply(copy);
+      changed = apply(copy, undefined);
       if (copy.byteSize > DOC_MAX_BYTES) throw tooLarge(copy.byteSize);
       this.#root = copy.#root;
       this.#vv = copy.#vv;
@@ -431,25 +432,16 @@ export class CrdtDocument {
   }
 
   /** See {@link CrdtDocument.#guardSize}: `apply` in place, undone if the result is too large. */
-  #applyOrRollBack(incoming: Slot, apply: (doc: CrdtDocument) => boolean): boolean {
+  #applyOrRollBack(apply: (doc: CrdtDocument, undo: ChildUndo | undefined) => boolean): boolean {
     const root = this.#root;
     const { reg, mdots, ctr, rst, clr } = root;
     const hadKids = root.kids !== undefined;
-    // The fields the merge may replace or add, and what they held (arrays: no second index).
-    // With no fields yet, undoing is dropping all of them: nothing to record.
-    const keys: string[] = [];
-    const previous: (Slot | undefined)[] = [];
-    if (hadKids && incoming.kids !== undefined) {
-      for (const k of incoming.kids.keys()) {
-        const kid = root.kids?.get(k);
-        if (kid !== undefined) kid.shared = true;
-        keys.push(k);
-        previous.push(kid);
-      }
-    }
+    // The fields the merge replaces or adds, and what they held, recorded by the merge as it
+    // visits them (no pass of its own). With no fields yet, undoing is dropping all of them.
+    const undo: ChildUndo | undefined = hadKids ? { keys: [], previous: [] } : undefined;
     const bytes = this.#meter.bytes;
     const vv = new Map(this.#vv);
-    const changed = apply(this);
+    const changed = apply(this, undo);
     if (this.byteSize <= DOC_MAX_BYTES) return changed;
     const tried = this.byteSize;
     root.reg = reg;
@@ -457,13 +449,13 @@ export class CrdtDocument {
     root.ctr = ctr;
     root.rst = rst;
     root.clr = clr;
-    if (!hadKids) root.kids = undefined;
+    if (undo === undefined) root.kids = undefined;
     else {
       const kids = root.kids ?? new Map<string, Slot>();
       root.kids = kids;
-      for (let i = 0; i < keys.length; i++) {
-        const k = keys[i] as string;
-        const kid = previous[i];
+      for (let i = 0; i < undo.keys.length; i++) {
+        const k = undo.keys[i] as string;
+        const kid = undo.previous[i];
         if (kid === undefined) kids.delete(k);
         else kids.set(k, kid);
       }
@@ -485,7 +477,8 @@ export class CrdtDocument {
 /** One peer's rows of the {@link ChangeLog}. */
 interface LogRow {
   times: number[];
-  keys: string[];
+  /** Per time, the field it names, or the fields of one write (all at that write's time). */
+  keys: (string | readonly string[])[];
   /** Whether `times` is ascending (rows arrive in any order; they are sorted when read). */
   sorted: boolean;
 }
@@ -536,23 +529,23 @@ class ChangeLog {
     else this.#add(max.peer, max.time, key);
   }
 
-  /** Records that `keys` received an entry with this dot. */
-  addAll(peer: PeerId, time: number, keys: Iterable<string>): void {
-    let r = this.#rows.get(peer);
-    if (r === undefined) {
-      r = { times: [], keys: [], sorted: true };
-      this.#rows.set(peer, r);
-    }
-    const n = r.times.length;
-    if (r.sorted && n > 0 && (r.times[n - 1] as number) > time) r.sorted = false;
-    for (const k of keys) {
-      r.times.push(time);
-      r.keys.push(k);
-    }
-    this.#size += r.times.length - n;
+  /**
+   * Records that the fields `keys` received an entry with this dot (one write).
+   * @remarks One row for the whole write, holding a copy of its key list (the delta's own map
+   * would keep the delta's slots alive): a batch write of n fields costs one copy, not n row
+   * appends.
+   */
+  addWrite(peer: PeerId, time: number, keys: ReadonlyMap<string, unknown>): void {
+    if (keys.size === 0) return;
+    this.#add(
+      peer,
+      time,
+      keys.size === 1 ? (keys.keys().next().value as string) : [...keys.keys()],
+    );
+    this.#size += keys.size - 1;
   }
 
-  #add(peer: PeerId, time: number, key: string): void {
+  #add(peer: PeerId, time: number, key: string | readonly string[]): void {
     let r = this.#rows.get(peer);
     if (r === undefined) {
       r = { times: [], keys: [], sorted: true };
@@ -571,8 +564,11 @@ class ChangeLog {
     const out = new Set<string>();
     for (const [p, r] of this.#rows) {
       if (!r.sorted) sortRow(r);
-      for (let i = upperBound(r.times, since.get(p) ?? -1); i < r.keys.length; i++)
-        out.add(r.keys[i] as string);
+      for (let i = upperBound(r.times, since.get(p) ?? -1); i < r.keys.length; i++) {
+        const k = r.keys[i] as string | readonly string[];
+        if (typeof k === 'string') out.add(k);
+        else for (const x of k) out.add(x);
+      }
     }
     return out;
   }
@@ -582,7 +578,7 @@ function sortRow(r: LogRow): void {
   const order = r.times.map((_, i) => i);
   order.sort((a, b) => (r.times[a] as number) - (r.times[b] as number) || a - b);
   r.times = order.map((i) => r.times[i] as number);
-  r.keys = order.map((i) => r.keys[i] as string);
+  r.keys = order.map((i) => r.keys[i] as string | readonly string[]);
   r.sorted = true;
 }
 
@@ -603,18 +599,22 @@ type Dot = { readonly peer: PeerId; readonly time: number };
 let maxOne: Dot | undefined;
 let maxMany: Map<PeerId, number> | undefined;
 
-function seeDots(list: readonly Dot[] | undefined): void {
-  if (list === undefined) return;
-  for (const e of list) {
-    if (maxMany !== undefined) {
-      if ((maxMany.get(e.peer) ?? -1) < e.time) maxMany.set(e.peer, e.time);
-    } else if (maxOne === undefined) maxOne = e;
-    else if (maxOne.peer === e.peer) {
-      if (maxOne.time < e.time) maxOne = e;
-    } else {
-      maxMany = new Map([[maxOne.peer, maxOne.time]]);
-      if ((maxMany.get(e.peer) ?? -1) < e.time) maxMany.set(e.peer, e.time);
-    }
+function seeDots(dots: Dot | readonly Dot[] | undefined): void {
+  if (dots === undefined) return;
+  // Register entries may be one inline entry (see `RegEntries`).
+  if (!Array.isArray(dots)) return seeDot(dots as Dot);
+  for (const e of dots as readonly Dot[]) seeDot(e);
+}
+
+function seeDot(e: Dot): void {
+  if (maxMany !== undefined) {
+    if ((maxMany.get(e.peer) ?? -1) < e.time) maxMany.set(e.peer, e.time);
+  } else if (maxOne === undefined) maxOne = e;
+  else if (maxOne.peer === e.peer) {
+    if (maxOne.time < e.time) maxOne = e;
+  } else {
+    maxMany = new Map([[maxOne.peer, maxOne.time]]);
+    if ((maxMany.get(e.peer) ?? -1) < e.time) maxMany.set(e.peer, e.time);
   }
 }
 

@@ -53,6 +53,29 @@ export interface Clear {
 }
 
 /**
+ * A slot's register writes: the one entry itself when a single peer wrote the field (nearly
+ * always), else a list of at least two (one per peer).
+ * @remarks Inline because a document holds one of these per field: a one-entry list costs an
+ * array (28 bytes and one more object for the garbage collector to copy) per field.
+ */
+export type RegEntries = RegEntry | readonly RegEntry[];
+
+/** Whether register entries are a list (else one inline entry). */
+export function isRegList(r: RegEntries): r is readonly RegEntry[] {
+  return Array.isArray(r);
+}
+
+/** The register entries of a slot as a list (allocates for an inline entry: not for hot paths). */
+export function regList(r: RegEntries | undefined): readonly RegEntry[] | undefined {
+  return r === undefined || isRegList(r) ? r : [r];
+}
+
+/** Register entries from a list: undefined when empty, the entry itself when one. */
+export function regEntries(list: readonly RegEntry[]): RegEntries | undefined {
+  return list.length === 0 ? undefined : list.length === 1 ? list[0] : list;
+}
+
+/**
  * The CRDTs and clears at one path.
  * @remarks Entry lists are never mutated in place (a change assigns a new array), so a list can
  * be shared between a document, its clones and the deltas taken from it. Whole subtrees are
@@ -63,7 +86,7 @@ export interface Clear {
 export class Slot {
   /** Part of more than one tree: copy before mutating (see {@link ownChild}). */
   shared = false;
-  reg: readonly RegEntry[] | undefined = undefined;
+  reg: RegEntries | undefined = undefined;
   mdots: readonly DotEntry[] | undefined = undefined;
   kids: Map<string, Slot> | undefined = undefined;
   ctr: readonly CtrEntry[] | undefined = undefined;
@@ -123,6 +146,13 @@ export function regBytes(e: RegEntry): number {
   return DOT_BYTES + checkValue(e.value);
 }
 
+function regListBytes(r: RegEntries): number {
+  if (!isRegList(r)) return regBytes(r);
+  let n = 0;
+  for (const e of r) n += regBytes(e);
+  return n;
+}
+
 /** Marks "the incoming entry is older than the one it would replace". */
 const IGNORED = null;
 
@@ -164,11 +194,24 @@ const rstOut: { replaced: RestartEntry | undefined } = { replaced: undefined };
 
 /** Adds a register entry. */
 export function addReg(s: Slot, e: RegEntry, m: Meter): void {
-  const next = upsert(s.reg, e, samePeer, regOut);
-  if (next === IGNORED) return;
-  s.reg = next;
+  const cur = s.reg;
+  let replaced: RegEntry | undefined;
+  if (cur === undefined) s.reg = e;
+  else if (!isRegList(cur)) {
+    if (cur.peer !== e.peer) s.reg = [cur, e];
+    else if (e.time <= cur.time) return;
+    else {
+      s.reg = e;
+      replaced = cur;
+    }
+  } else {
+    const next = upsert(cur, e, samePeer, regOut);
+    if (next === IGNORED) return;
+    s.reg = next;
+    replaced = regOut.replaced;
+  }
   m.changed = true;
-  m.bytes += regBytes(e) - (regOut.replaced === undefined ? 0 : regBytes(regOut.replaced));
+  m.bytes += regBytes(e) - (replaced === undefined ? 0 : regBytes(replaced));
 }
 /** Adds a map-typing dot. */
 export function addMapDot(s: Slot, e: DotEntry, m: Meter): void {
@@ -223,13 +266,14 @@ export function addClear(s: Slot, c: Clear, m: Meter): boolean {
 
 /** Removes every entry under `s` that `c` covers; prunes emptied children. */
 export function applyClear(s: Slot, c: Clear, m: Meter): void {
-  if (s.reg !== undefined) {
-    const kept = s.reg.filter((e) => !covers(c, e.peer, e.time));
-    if (kept.length !== s.reg.length) {
-      for (const e of s.reg) if (covers(c, e.peer, e.time)) m.bytes -= regBytes(e);
+  const reg = regList(s.reg);
+  if (reg !== undefined) {
+    const kept = reg.filter((e) => !covers(c, e.peer, e.time));
+    if (kept.length !== reg.length) {
+      for (const e of reg) if (covers(c, e.peer, e.time)) m.bytes -= regBytes(e);
       m.changed = true;
+      s.reg = regEntries(kept);
     }
-    s.reg = kept.length === 0 ? undefined : kept;
   }
   if (s.mdots !== undefined) {
     const kept = s.mdots.filter((e) => !covers(c, e.peer, e.time));
@@ -292,10 +336,28 @@ export function isEmpty(s: Slot): boolean {
 }
 
 /**
- * Merges `src` into `dst` (in place). `ancestors` are the clears of `dst`'s ancestors (after
- * merging theirs), which filter incoming entries.
+ * What a merge that may have to be undone records (see `CrdtDocument`'s size guard): every child
+ * of the merged slot that it visits, and what that child was before (undefined: absent).
+ * @remarks The recorded children are marked shared before the merge touches them, so the merge
+ * copies them instead of changing them, and putting the recorded ones back undoes it.
  */
-export function mergeSlot(dst: Slot, src: Slot, ancestors: readonly Clear[], m: Meter): void {
+export interface ChildUndo {
+  readonly keys: string[];
+  readonly previous: (Slot | undefined)[];
+}
+
+/**
+ * Merges `src` into `dst` (in place). `ancestors` are the clears of `dst`'s ancestors (after
+ * merging theirs), which filter incoming entries. With `undo`, the children of `dst` it touches
+ * are recorded there and copied on write (their own children are not recorded).
+ */
+export function mergeSlot(
+  dst: Slot,
+  src: Slot,
+  ancestors: readonly Clear[],
+  m: Meter,
+  undo?: ChildUndo,
+): void {
   if (src.clr !== undefined) {
     for (const c of src.clr) if (addClear(dst, c, m)) applyClear(dst, c, m);
   }
@@ -305,8 +367,12 @@ export function mergeSlot(dst: Slot, src: Slot, ancestors: readonly Clear[], m: 
       : ancestors.length === 0
         ? dst.clr
         : [...ancestors, ...dst.clr];
-  if (src.reg !== undefined)
-    for (const e of src.reg) if (!coveredBy(clears, e.peer, e.time)) addReg(dst, e, m);
+  const reg = src.reg;
+  if (reg !== undefined) {
+    if (!isRegList(reg)) {
+      if (!coveredBy(clears, reg.peer, reg.time)) addReg(dst, reg, m);
+    } else for (const e of reg) if (!coveredBy(clears, e.peer, e.time)) addReg(dst, e, m);
+  }
   if (src.mdots !== undefined)
     for (const e of src.mdots) if (!coveredBy(clears, e.peer, e.time)) addMapDot(dst, e, m);
   if (src.ctr !== undefined)
@@ -315,32 +381,50 @@ export function mergeSlot(dst: Slot, src: Slot, ancestors: readonly Clear[], m: 
     for (const e of src.rst) if (!coveredBy(clears, e.peer, e.time)) addRestart(dst, e, m);
   if (src.kids !== undefined) {
     const kids = (dst.kids ??= new Map());
-    for (const [k, kid] of src.kids) {
-      const d = kids.get(k);
-      if (d !== undefined) {
-        mergeSlot(ownChild(dst, k, d), kid, clears, m);
-        continue;
-      }
-      // A new field: with nothing to join and no clear to filter it, the merge would rebuild
-      // `kid` as it is, so the document takes it by reference (shared from now on).
-      if (clears.length === 0) {
-        const bytes = adoptableBytes(kid);
-        if (bytes >= 0) {
-          kid.shared = true;
-          kids.set(k, kid);
-          m.bytes += bytes + k.length + 2;
-          m.changed = true;
-          continue;
-        }
-      }
-      const fresh = new Slot();
-      mergeSlot(fresh, kid, clears, m);
-      if (isEmpty(fresh)) continue;
-      kids.set(k, fresh);
-      m.bytes += k.length + 2;
-    }
+    // `forEach`, not `for…of` over the entries: V8 allocates a `[key, slot]` pair per entry
+    // there, one per merged field, and a batch write merges every field it writes.
+    src.kids.forEach((kid, k) => mergeChild(dst, kids, k, kid, clears, m, undo));
     if (kids.size === 0) dst.kids = undefined;
   }
+}
+
+/** Merges `src`'s child `kid` (key `k`) into `dst`, whose children are `kids`. */
+function mergeChild(
+  dst: Slot,
+  kids: Map<string, Slot>,
+  k: string,
+  kid: Slot,
+  clears: readonly Clear[],
+  m: Meter,
+  undo: ChildUndo | undefined,
+): void {
+  const d = kids.get(k);
+  if (undo !== undefined) {
+    if (d !== undefined) d.shared = true;
+    undo.keys.push(k);
+    undo.previous.push(d);
+  }
+  if (d !== undefined) {
+    mergeSlot(ownChild(dst, k, d), kid, clears, m);
+    return;
+  }
+  // A new field: with nothing to join and no clear to filter it, the merge would rebuild
+  // `kid` as it is, so the document takes it by reference (shared from now on).
+  if (clears.length === 0) {
+    const bytes = adoptableBytes(kid);
+    if (bytes >= 0) {
+      kid.shared = true;
+      kids.set(k, kid);
+      m.bytes += bytes + k.length + 2;
+      m.changed = true;
+      return;
+    }
+  }
+  const fresh = new Slot();
+  mergeSlot(fresh, kid, clears, m);
+  if (isEmpty(fresh)) return;
+  kids.set(k, fresh);
+  m.bytes += k.length + 2;
 }
 
 /**
@@ -353,7 +437,7 @@ export function adoptableBytes(s: Slot): number {
   let n = 0;
   let entries = false;
   if (s.reg !== undefined) {
-    for (const e of s.reg) n += regBytes(e);
+    n += regListBytes(s.reg);
     entries = true;
   }
   if (s.mdots !== undefined) {
@@ -414,7 +498,16 @@ export function extractSince(s: Slot, since: VersionVector): Slot | undefined {
     any = true;
     return kept.length === list.length ? list : kept;
   };
-  out.reg = pick(s.reg);
+  const reg = s.reg;
+  if (reg !== undefined && !isRegList(reg)) {
+    if (newer(reg)) {
+      out.reg = reg;
+      any = true;
+    }
+  } else {
+    const kept = pick(reg);
+    out.reg = kept === undefined ? undefined : regEntries(kept);
+  }
   out.mdots = pick(s.mdots);
   out.ctr = pick(s.ctr);
   out.rst = pick(s.rst);
@@ -434,7 +527,7 @@ export function extractSince(s: Slot, since: VersionVector): Slot | undefined {
 /** Size estimate of a whole subtree. */
 export function slotBytes(s: Slot): number {
   let n = 0;
-  if (s.reg) for (const e of s.reg) n += regBytes(e);
+  if (s.reg) n += regListBytes(s.reg);
   if (s.mdots) n += s.mdots.length * DOT_BYTES;
   if (s.ctr) n += s.ctr.length * 3 * DOT_BYTES;
   if (s.rst) n += s.rst.length * 2 * DOT_BYTES;
@@ -456,18 +549,24 @@ export function maxTime(s: Slot): number {
   return t;
 }
 
-function maxOf(list: readonly { readonly time: number }[] | undefined, t: number): number {
-  if (list !== undefined) for (const e of list) if (e.time > t) t = e.time;
+function maxOf(
+  list: { readonly time: number } | readonly { readonly time: number }[] | undefined,
+  t: number,
+): number {
+  if (list === undefined) return t;
+  if (!Array.isArray(list)) return Math.max(t, (list as { readonly time: number }).time);
+  for (const e of list as readonly { readonly time: number }[]) if (e.time > t) t = e.time;
   return t;
 }
 
 // ---- reading ----
 
 type Dotted = { readonly peer: PeerId; readonly time: number };
-function best<T extends Dotted>(list: readonly T[] | undefined): T | undefined {
+function best<T extends Dotted>(list: T | readonly T[] | undefined): T | undefined {
   if (list === undefined) return undefined;
+  if (!Array.isArray(list)) return list as T;
   let b: T | undefined;
-  for (const e of list)
+  for (const e of list as readonly T[])
     if (b === undefined || e.time > b.time || (e.time === b.time && e.peer > b.peer)) b = e;
   return b;
 }
