@@ -7,6 +7,8 @@ export { freePort } from './ports.js';
 export { killProcess } from './process.js';
 export { socatPtyPair } from './socat.js';
 export type { PtyPair } from './socat.js';
+export { selfSignedPair } from './tls.js';
+export type { SelfSignedPair } from './tls.js';
 export { tempDir } from './temp.js';
 export type { TempDir } from './temp.js';
 export { nextValue, onceEvent, waitFor } from './wait.js';

@@ -1,12 +1,8 @@
-import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { request } from 'node:https';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasCode } from '@lattice/errors';
+import { selfSignedPair, type SelfSignedPair } from '@lattice/testing';
 import type { v1 } from '@lattice/proto';
 import {
   gatewayConfigSchema,
@@ -18,51 +14,25 @@ import {
 import { call, dec, openPeer, startFixture } from './helpers.js';
 import type { Fixture } from './helpers.js';
 
-const run = promisify(execFile);
 const KEY = 'tls-test-token-0123456789';
 
-let dir: string;
+let pair: SelfSignedPair;
 let cert: Buffer;
 let key: Buffer;
 let fx: Fixture;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'lattice-gw-tls-'));
-  try {
-    await run('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      join(dir, 'key.pem'),
-      '-out',
-      join(dir, 'cert.pem'),
-      '-days',
-      '1',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    ]);
-  } catch (error) {
-    throw new Error('openssl could not make a self-signed pair (apt-get install -y openssl)', {
-      cause: error,
-    });
-  }
-  cert = await readFile(join(dir, 'cert.pem'));
-  key = await readFile(join(dir, 'key.pem'));
+  pair = await selfSignedPair();
+  cert = pair.cert;
+  key = pair.key;
   const options = gatewayOptionsFrom(
     gatewayConfigSchema.parse({
       grpcPort: '0',
       httpPort: '0',
       apiKey: KEY,
       syncEndpoint: 'on',
-      tlsCert: join(dir, 'cert.pem'),
-      tlsKey: join(dir, 'key.pem'),
+      tlsCert: pair.certPath,
+      tlsKey: pair.keyPath,
     }),
   );
   fx = await startFixture(options);
@@ -70,7 +40,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await fx.close();
-  await rm(dir, { recursive: true, force: true });
+  await pair.remove();
 });
 
 const auth = (): grpc.Metadata => {
@@ -171,7 +141,7 @@ describe('TLS from cert and key paths', () => {
   it('needs both --tls-cert and --tls-key; playground mode stays loopback-only with TLS', async () => {
     const error = (() => {
       try {
-        gatewayOptionsFrom(gatewayConfigSchema.parse({ tlsCert: join(dir, 'cert.pem') }));
+        gatewayOptionsFrom(gatewayConfigSchema.parse({ tlsCert: pair.certPath }));
       } catch (e) {
         return e;
       }

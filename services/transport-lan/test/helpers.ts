@@ -1,10 +1,5 @@
-import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
 import net from 'node:net';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type { LinkDriver, LinkEvent } from '@lattice/multiplexer';
-import { tempDir } from '@lattice/testing';
 import type { LanDriverEvent, LanLinkDriver } from '../src/index.js';
 
 /**
@@ -162,47 +157,4 @@ export async function rawClient(
   return { socket, received, closed };
 }
 
-const run = promisify(execFile);
-
-/** A self-signed certificate and key for 127.0.0.1 / localhost, made with openssl. */
-export async function selfSignedPair(): Promise<{
-  cert: Buffer;
-  key: Buffer;
-  remove(): Promise<void>;
-}> {
-  const dir = await tempDir('lattice-lan-tls-');
-  const keyPath = join(dir.path, 'key.pem');
-  const certPath = join(dir.path, 'cert.pem');
-  try {
-    await run('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      keyPath,
-      '-out',
-      certPath,
-      '-days',
-      '1',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    ]);
-  } catch (error) {
-    await dir.remove();
-    throw new Error(
-      `openssl could not make a self-signed certificate (install it: apt-get install -y openssl)`,
-      { cause: error },
-    );
-  }
-  return {
-    cert: await readFile(certPath),
-    key: await readFile(keyPath),
-    remove: () => dir.remove(),
-  };
-}
+export { selfSignedPair } from '@lattice/testing';
