@@ -35,6 +35,8 @@ export interface ProcessPeerOptions {
   readonly token?: string;
   /** Extra environment of every process (`OTEL_*` for tracing tests). */
   readonly env?: Readonly<Record<string, string>>;
+  /** Extra flags of the gateway process (`--sync-endpoint on`). */
+  readonly gatewayFlags?: readonly string[];
 }
 
 /** See the module comment. */
@@ -82,6 +84,7 @@ export class ProcessPeer {
           '--http-port',
           String(ports.http),
           ...(keysFile ? ['--keys-file', keysFile] : []),
+          ...(this.options.gatewayFlags ?? []),
         ];
     }
   }
