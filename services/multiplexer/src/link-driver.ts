@@ -62,8 +62,7 @@ export interface LinkDriver {
    */
   listen(listener: LinkListener): () => void;
   /**
-   * Sends one frame on a link. A driver may keep `frame` until it is written (no copy): the
-   * caller must not change it after a send that returned true.
+   * Sends one frame on a link.
    * @returns true when the link took the frame; false when it is busy (the frame was NOT taken;
    *   wait for a `writable` event) or the link is unknown or down.
    * @throws MuxError MUX_FRAME_TOO_LARGE when the frame exceeds the link's `maxFrameBytes`.

@@ -61,8 +61,6 @@ import {
 export const DEFAULT_LAN_PORT = 4040;
 /** Size of the slab outgoing records are copied into (one per connection at a time). */
 const SLAB_BYTES = 1024 * 1024;
-/** Frames from this size on are handed to the socket as they are, not copied into the slab. */
-const ZERO_COPY_BYTES = 8 * 1024;
 
 /** Default cap on connections (as Ditto). */
 export const DEFAULT_MAX_CONNECTIONS = 6;
@@ -648,10 +646,7 @@ export class LanLinkDriver implements LinkDriver {
    * written as one buffer at the end of the tick (or when the slab is full, or at the mark).
    */
   #writeData(c: Connection, frame: Uint8Array): void {
-    const large = frame.length >= ZERO_COPY_BYTES;
-    // A large frame is not copied: its header goes into the slab, the frame itself to the socket
-    // (corked, so both leave in one writev). The link contract lets the driver keep the frame.
-    const n = RECORD_HEADER_BYTES + (large ? 0 : frame.length);
+    const n = RECORD_HEADER_BYTES + frame.length;
     this.#cork(c);
     let b = c.batch;
     if (b === undefined || c.batchUsed + n > b.length) {
@@ -663,12 +658,6 @@ export class LanLinkDriver implements LinkDriver {
     const at = c.batchUsed;
     b[at] = RecordType.DATA;
     b.writeUInt32BE(frame.length, at + 1);
-    if (large) {
-      c.batchUsed = at + n;
-      this.#flushBatch(c);
-      c.socket.write(frame);
-      return;
-    }
     b.set(frame, at + RECORD_HEADER_BYTES);
     c.batchUsed = at + n;
   }
