@@ -15,7 +15,7 @@ export { NatsBus } from './nats-bus.js';
 export type { NatsBusOptions } from './nats-bus.js';
 export { serve } from './serve.js';
 export type { Handler, HandlerContext, ServeOptions, Server } from './serve.js';
-export { extractTraceContext, injectTraceContext } from './trace.js';
+export { extractTraceContext, injectTraceContext, withSpan } from './trace.js';
 export type {
   Bus,
   BusHeaders,

@@ -6,9 +6,12 @@ import {
   context,
   propagation,
   ROOT_CONTEXT,
+  SpanStatusCode,
   type Context,
+  type SpanOptions,
   type TextMapGetter,
   type TextMapSetter,
+  type Tracer,
 } from '@opentelemetry/api';
 import type { BusHeaders } from './types.js';
 
@@ -37,4 +40,27 @@ export function injectTraceContext(
  */
 export function extractTraceContext(headers: BusHeaders): Context {
   return propagation.extract(ROOT_CONTEXT, headers, getter);
+}
+
+/**
+ * Runs `fn` in a new active span named `name` whose parent is `parent` (from
+ * {@link extractTraceContext}, or the active context); a failure marks the span as an error.
+ */
+export async function withSpan<T>(
+  tracer: Tracer,
+  name: string,
+  options: SpanOptions,
+  parent: Context,
+  fn: () => Promise<T>,
+): Promise<T> {
+  return tracer.startActiveSpan(name, options, parent, async (span) => {
+    try {
+      return await fn();
+    } catch (error) {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: String(error) });
+      throw error;
+    } finally {
+      span.end();
+    }
+  });
 }

@@ -4,8 +4,8 @@
  * merge service, the commit, and over sync to other peers; an observer update runs in a span that
  * continues the trace of the commit it reports (a write's trace ends in the observers it reached).
  */
-import { SpanKind, SpanStatusCode, trace, type Context } from '@opentelemetry/api';
-import { extractTraceContext } from '@lattice/bus';
+import { SpanKind, trace } from '@opentelemetry/api';
+import { extractTraceContext, withSpan } from '@lattice/bus';
 
 const tracer = trace.getTracer('@lattice/gateway');
 
@@ -20,23 +20,13 @@ export function traceHeaders(get: (name: string) => string | undefined): Record<
 }
 
 /** Runs `fn` in a span named `name` whose parent is the context in `headers` (a new trace without). */
-export async function inSpan<T>(
+export function inSpan<T>(
   name: string,
   kind: SpanKind,
   headers: Readonly<Record<string, string>>,
   fn: () => Promise<T>,
 ): Promise<T> {
-  const parent: Context = extractTraceContext(headers);
-  return tracer.startActiveSpan(name, { kind }, parent, async (span) => {
-    try {
-      return await fn();
-    } catch (error) {
-      span.setStatus({ code: SpanStatusCode.ERROR, message: String(error) });
-      throw error;
-    } finally {
-      span.end();
-    }
-  });
+  return withSpan(tracer, name, { kind }, extractTraceContext(headers), fn);
 }
 
 /** Runs synchronous `fn` in a span continuing `headers`' trace; without one, just runs it. */

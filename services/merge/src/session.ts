@@ -41,7 +41,7 @@ import { decodeDelta, decodeDocId, encodeDelta, encodeDocId } from '@lattice/crd
 import type { CrdtDocument, DocId, HybridClock, PeerId, VersionVector } from '@lattice/crdt';
 import { validateSubscription } from '@lattice/dql';
 import type { JsonValue, Subscription } from '@lattice/dql';
-import { extractTraceContext } from '@lattice/bus';
+import { extractTraceContext, withSpan } from '@lattice/bus';
 import { hasCode } from '@lattice/errors';
 import { context, SpanKind, trace as otel } from '@opentelemetry/api';
 import { v1 } from '@lattice/proto';
@@ -413,17 +413,12 @@ export class SyncSession {
               ...(msg.trace?.tracestate ? { tracestate: msg.trace.tracestate } : {}),
             })
           : context.active();
-        await tracer.startActiveSpan(
+        await withSpan(
+          tracer,
           'sync apply',
           { kind: SpanKind.CONSUMER, attributes: { 'lattice.peer.remote': this.#remote } },
           parent,
-          async (span) => {
-            try {
-              await this.#apply(msg.deltas as v1.SyncDeltas);
-            } finally {
-              span.end();
-            }
-          },
+          () => this.#apply(msg.deltas as v1.SyncDeltas),
         );
         return;
       }
@@ -542,17 +537,12 @@ export class SyncSession {
           traceparent: trace.traceparent,
           ...(trace.tracestate ? { tracestate: trace.tracestate } : {}),
         });
-        await tracer.startActiveSpan(
+        await withSpan(
+          tracer,
           'sync send',
           { kind: SpanKind.PRODUCER, attributes: { 'lattice.peer.remote': this.#remote } },
           parent,
-          async (span) => {
-            try {
-              await send();
-            } finally {
-              span.end();
-            }
-          },
+          send,
         );
       }
     }
