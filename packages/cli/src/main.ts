@@ -11,24 +11,19 @@ import {
   runMain,
   type ServiceDefinition,
 } from '@lattice/service';
-import * as grpc from '@grpc/grpc-js';
-import { v1 } from '@lattice/proto';
 import {
-  ClientError,
-  CODECS,
-  decodeItem,
-  encodeArgs,
-  formatExecute,
-  formatObserveBatch,
-  formatPresence,
-  formatStatus,
-  formatTable,
-  GatewayClient,
-  parseArgsJson,
-} from './client.js';
+  dql,
+  observe,
+  peers,
+  status,
+  subscribe,
+  withClient,
+  type ClientFlags,
+} from './client-commands.js';
 import { PEER_SERVICES, startPeer } from './peer.js';
 import { formatStats, statsFromData, statsFromService } from './store-stats.js';
-import { storeService, type StoreOpenProgress } from '@lattice/store';
+import { storeService } from '@lattice/store';
+import { storeProgressPrinter } from './store-progress.js';
 
 const program = new Command('lattice')
   .description('Lattice: CRDT documents synced peer to peer, queried with DQL.')
@@ -52,30 +47,6 @@ function portArg(value: string): number {
   if (!Number.isInteger(n) || n < 0 || n > 65_535)
     throw new InvalidArgumentError('must be a port 0-65535');
   return n;
-}
-
-/** Progress lines while the store opens: the path, a tick per second, index builds, the result. */
-function storeProgressLine(): (p: StoreOpenProgress) => void {
-  let lastIndexLine = 0;
-  return (p) => {
-    if (p.phase === 'opening') {
-      process.stdout.write(
-        p.elapsedMs === 0
-          ? `  … store: opening ${p.path}\n`
-          : `  … store: still opening ${p.path} (${Math.round(p.elapsedMs / 1000)} s; RocksDB replays its log after a crash)\n`,
-      );
-    } else if (p.phase === 'index') {
-      const now = Date.now();
-      if (p.done < p.total && now - lastIndexLine < 1_000) return;
-      lastIndexLine = now;
-      const pct = p.total === 0 ? 100 : Math.floor((100 * p.done) / p.total);
-      process.stdout.write(
-        `  … store: building index ${p.collection}.${p.name}: ${p.done.toLocaleString('en-US')} of ${p.total.toLocaleString('en-US')} documents (${pct}%)\n`,
-      );
-    } else {
-      process.stdout.write(`  … store: open at commit ${p.lastSeq} after ${p.elapsedMs} ms\n`);
-    }
-  };
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -138,7 +109,7 @@ program
       },
       subscribe: options.subscribe,
       onStarted: (service) => process.stdout.write(`  ✓ ${service} (health: serving)\n`),
-      onStoreProgress: storeProgressLine(),
+      onStoreProgress: storeProgressPrinter(),
     });
     const gateway = peer.gateway;
     process.stdout.write(
@@ -159,15 +130,6 @@ program
       process.exit(0);
     });
   });
-
-interface ClientFlags {
-  gateway: string;
-  apiKey?: string;
-  tlsCa?: string;
-  timeout: number;
-  json: boolean;
-  args?: string;
-}
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -191,82 +153,20 @@ function clientCommand(name: string, description: string): Command {
     .option('--json', 'print JSON (one value per line) instead of tables', false);
 }
 
-/** Runs a client action: prints a failure as `lattice: CODE: message` and exits with 1. */
-async function withClient(
-  flags: ClientFlags,
-  action: (client: GatewayClient) => Promise<void>,
-): Promise<void> {
-  const client = new GatewayClient({
-    gateway: flags.gateway,
-    apiKey: flags.apiKey,
-    tlsCa: flags.tlsCa,
-    timeoutMs: flags.timeout,
-  });
-  try {
-    await action(client);
-  } catch (err) {
-    const code = err instanceof ClientError ? err.code : 'ERROR';
-    process.stderr.write(`lattice: ${code}: ${(err as Error).message}\n`);
-    process.exitCode = 1;
-  } finally {
-    client.close();
-  }
-}
-
-/** Reads a server stream until `count` messages, the stream's end, or Ctrl-C. */
-function readStream<T>(
-  stream: grpc.ClientReadableStream<T>,
-  onMessage: (m: T) => void,
-  count: number | undefined,
-): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let n = 0;
-    const stop = (): void => {
-      stream.cancel();
-      resolve();
-    };
-    process.once('SIGINT', stop);
-    stream.on('data', (m: T) => {
-      onMessage(m);
-      if (count !== undefined && ++n >= count) stop();
-    });
-    stream.on('end', resolve);
-    stream.on('error', (err: grpc.ServiceError) => {
-      process.off('SIGINT', stop);
-      if (err.code === grpc.status.CANCELLED) resolve();
-      else reject(new ClientError(grpc.status[err.code] ?? 'UNKNOWN', err.details || err.message));
-    });
-  });
-}
-
 clientCommand('dql', 'run one DQL statement on a running gateway')
   .argument('<statement>', 'the DQL statement, e.g. "SELECT * FROM cars WHERE color = :c"')
   .option('--args <json>', 'named arguments as a JSON object, e.g. \'{"c":"blue"}\'')
-  .action(async (statement: string, flags: ClientFlags) => {
-    await withClient(flags, async (client) => {
-      const res = await client.execute(statement, parseArgsJson(flags.args));
-      process.stdout.write(`${formatExecute(res, flags.json)}\n`);
-    });
-  });
+  .action((statement: string, flags: ClientFlags) =>
+    withClient(flags, (client) => dql(client, statement, flags)),
+  );
 
 clientCommand('observe', 'print a live query: its result, then each change (Ctrl-C stops)')
   .argument('<statement>', 'a SELECT statement')
   .option('--args <json>', 'named arguments as a JSON object')
   .option('--count <n>', 'stop after n batches (the first is the whole result)', positiveInt)
-  .action(async (statement: string, flags: ClientFlags & { count?: number }) => {
-    await withClient(flags, async (client) => {
-      const stream = client.stream(
-        'Observe',
-        { statement, args: encodeArgs(parseArgsJson(flags.args)) },
-        CODECS.observe,
-      );
-      await readStream(
-        stream,
-        (batch) => process.stdout.write(`${formatObserveBatch(batch, flags.json)}\n`),
-        flags.count,
-      );
-    });
-  });
+  .action((statement: string, flags: ClientFlags & { count?: number }) =>
+    withClient(flags, (client) => observe(client, statement, flags)),
+  );
 
 clientCommand(
   'subscribe',
@@ -276,64 +176,18 @@ clientCommand(
   .option('--args <json>', 'named arguments as a JSON object')
   .option('--list', 'list the registered subscriptions')
   .option('--cancel <id>', 'cancel the subscription with this id')
-  .action(
-    async (query: string | undefined, flags: ClientFlags & { list?: boolean; cancel?: string }) => {
-      await withClient(flags, async (client) => {
-        if (flags.cancel !== undefined) {
-          const r = await client.unary('CancelSubscription', { id: flags.cancel }, CODECS.cancel);
-          if (!r.cancelled) throw new ClientError('NOT_FOUND', `no subscription ${flags.cancel}`);
-          process.stdout.write(flags.json ? '{"cancelled":true}\n' : `cancelled ${flags.cancel}\n`);
-          return;
-        }
-        if (query !== undefined) {
-          const r = await client.unary(
-            'RegisterSubscription',
-            { statement: query, args: encodeArgs(parseArgsJson(flags.args)) },
-            CODECS.register,
-          );
-          const id = r.subscription?.id ?? '';
-          process.stdout.write(flags.json ? `${JSON.stringify({ id })}\n` : `subscribed ${id}\n`);
-          if (!flags.list) return;
-        }
-        if (!flags.list && query === undefined) {
-          throw new ClientError('BAD_ARGS', 'give a query, --list or --cancel <id>');
-        }
-        const list = await client.unary('ListSubscriptions', {}, CODECS.list);
-        const rows = list.subscriptions.map((s) => ({
-          id: s.id,
-          statement: s.statement,
-          args: decodeItem(s.args) ?? {},
-        }));
-        process.stdout.write(`${flags.json ? JSON.stringify(rows) : formatTable(rows, 80)}\n`);
-      });
-    },
+  .action((query: string | undefined, flags: ClientFlags & { list?: boolean; cancel?: string }) =>
+    withClient(flags, (client) => subscribe(client, query, flags)),
   );
 
 clientCommand('peers', 'print the mesh graph: remote peers and their links by transport')
   .option('--watch', 'keep printing as the graph changes (Ctrl-C stops)')
-  .action(async (flags: ClientFlags & { watch?: boolean }) => {
-    await withClient(flags, async (client) => {
-      const stream = client.stream('Presence', {}, CODECS.presence);
-      await readStream(
-        stream,
-        (m) =>
-          process.stdout.write(
-            `${flags.json ? JSON.stringify(v1.MuxPresence.toObject(v1.MuxPresence.create(m.presence ?? {}), { longs: Number })) : formatPresence(m.presence ?? {})}\n`,
-          ),
-        flags.watch ? undefined : 1,
-      );
-    });
-  });
+  .action((flags: ClientFlags & { watch?: boolean }) =>
+    withClient(flags, (client) => peers(client, flags)),
+  );
 
 clientCommand('status', "print the peer's sync status per remote peer").action(
-  async (flags: ClientFlags) => {
-    await withClient(flags, async (client) => {
-      const s = await client.unary('SyncStatus', {}, CODECS.syncStatus);
-      process.stdout.write(
-        `${flags.json ? JSON.stringify(v1.SyncStatusResponse.toObject(s, { longs: Number })) : formatStatus(s)}\n`,
-      );
-    });
-  },
+  (flags: ClientFlags) => withClient(flags, (client) => status(client, flags)),
 );
 
 for (const definition of PEER_SERVICES as readonly ServiceDefinition[]) {

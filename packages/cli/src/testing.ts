@@ -10,6 +10,7 @@ import type { Bus } from '@lattice/bus';
 import { MergeClient } from '@lattice/merge';
 import { Subjects, v1, type ServiceName } from '@lattice/proto';
 import { checkHealth } from '@lattice/service';
+import { killProcess } from '@lattice/testing';
 
 /** The built `lattice` command. */
 export const LATTICE_MAIN = join(fileURLToPath(import.meta.url), '../../dist/main.js');
@@ -89,7 +90,10 @@ export class ProcessPeer {
     }
   }
 
-  /** Starts one service process and waits until it answers health SERVING. */
+  /**
+   * Starts one service process and waits until it answers health SERVING; fails at once (with
+   * its stderr) when the process exits first.
+   */
   async start(service: ProcessService, bus: Bus, timeoutMs = 30_000): Promise<void> {
     const child = spawn(
       process.execPath,
@@ -135,10 +139,7 @@ export class ProcessPeer {
   async kill(service: ProcessService, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     const proc = this.procs.get(service);
     this.procs.delete(service);
-    if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) return;
-    const gone = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-    proc.kill(signal);
-    await gone;
+    await killProcess(proc, signal);
   }
 
   /** Stops every process. */
