@@ -43,10 +43,6 @@ export interface BusPeerOptions {
   readonly onProblem?: (message: string, error: unknown) => void;
 }
 
-interface Replica {
-  size: number;
-}
-
 /** See the module comment. */
 export class BusPeer implements PeerApi {
   #peerId = '';
@@ -54,7 +50,8 @@ export class BusPeer implements PeerApi {
   readonly #store: StoreClient;
   readonly #options: BusPeerOptions;
   readonly #listeners = new Set<(entry: CommitEntry) => void>();
-  readonly #replicas = new Map<string, Replica>();
+  /** Collections replicated in {@link #source}. */
+  readonly #replicas = new Set<string>();
   readonly #source: MemorySource = new MemorySource();
   readonly #feeds: Subscription[] = [];
   readonly #timer: NodeJS.Timeout;
@@ -137,8 +134,7 @@ export class BusPeer implements PeerApi {
   }
 
   readDocuments(collection: string, ids: readonly Uint8Array[]): (Document | undefined)[] {
-    const replica = this.#replicas.get(collection);
-    if (replica === undefined) return ids.map(() => undefined);
+    if (!this.#replicas.has(collection)) return ids.map(() => undefined);
     return ids.map((id) => [...this.#source.get(collection, [decodeDocId(id) as JsonValue])][0]);
   }
 
@@ -196,7 +192,6 @@ export class BusPeer implements PeerApi {
       });
     }
     const max = this.#options.maxReplicaDocuments ?? 200_000;
-    const replica: Replica = { size: 0 };
     const docs: Document[] = [];
     for await (const page of this.#store.pages(`SELECT * FROM \`${collection}\``, {}, 1_000)) {
       docs.push(...(page as Document[]));
@@ -210,8 +205,7 @@ export class BusPeer implements PeerApi {
       }
     }
     for (const d of docs) this.#source.put(collection, d);
-    replica.size = docs.length;
-    this.#replicas.set(collection, replica);
+    this.#replicas.add(collection);
   }
 
   #onCommitted(data: Uint8Array): void {
@@ -249,18 +243,12 @@ export class BusPeer implements PeerApi {
   async #update(collection: string, ids: readonly Uint8Array[]): Promise<void> {
     const docIds: DocId[] = ids.map((b) => decodeDocId(b));
     const reply = await this.#store.get(collection, docIds);
-    const replica = this.#replicas.get(collection);
-    if (replica === undefined) return;
     for (const d of reply.docs) {
       if (!d.docId) continue;
-      const id = decodeDocId(d.docId) as JsonValue;
-      const had = [...this.#source.get(collection, [id])].length > 0;
       if (d.found && d.value && d.value.length > 0) {
         this.#source.put(collection, decodeValue(d.value) as Document);
-        if (!had) replica.size++;
-      } else if (had) {
-        this.#source.remove(collection, id);
-        replica.size--;
+      } else {
+        this.#source.remove(collection, decodeDocId(d.docId) as JsonValue);
       }
     }
   }

@@ -265,17 +265,21 @@ export class MultiplexerClient implements MultiplexerPort {
     }
   }
 
-  #apply(item: v1.MuxInbound): void {
-    if (item.localPeerId !== this.peerId) {
-      this.counters.foreignItems += 1;
-      if (this.counters.foreignItems === 1) {
-        this.#options.onProblem?.('the multiplexer on the bus has another peer id: not syncing', {
-          multiplexer: item.localPeerId,
-          merge: this.peerId,
-        });
-      }
-      return;
+  /** Whether a multiplexer with another identity answered (counted, told once, ignored). */
+  #foreign(multiplexerPeerId: string): boolean {
+    if (multiplexerPeerId === this.peerId) return false;
+    this.counters.foreignItems += 1;
+    if (this.counters.foreignItems === 1) {
+      this.#options.onProblem?.('the multiplexer on the bus has another peer id: not syncing', {
+        multiplexer: multiplexerPeerId,
+        merge: this.peerId,
+      });
     }
+    return true;
+  }
+
+  #apply(item: v1.MuxInbound): void {
+    if (this.#foreign(item.localPeerId)) return;
     if (this.#held !== undefined) {
       if (this.#held.length < MAX_HELD_ITEMS) this.#held.push(item);
       else this.#heldOverflow = true;
@@ -365,9 +369,8 @@ export class MultiplexerClient implements MultiplexerPort {
   }
 
   #adopt(snapshot: v1.MuxPeers): void {
-    if (snapshot.localPeerId !== this.peerId) {
+    if (this.#foreign(snapshot.localPeerId)) {
       this.#held = undefined;
-      this.#apply(v1.MuxInbound.create({ localPeerId: snapshot.localPeerId }));
       return;
     }
     const held = this.#held;
