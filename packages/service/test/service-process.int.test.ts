@@ -24,7 +24,12 @@ describe('every service runs as its own process on NATS', () => {
         '--namespace',
         namespace,
       ],
-      { stdio: ['ignore', 'ignore', 'pipe'], cwd: cwd.path },
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        cwd: cwd.path,
+        // Free ports, not the defaults (4040, 8080, 50051) a running peer may hold.
+        env: { ...process.env, LATTICE_PORT: '0', LATTICE_GRPC_PORT: '0', LATTICE_HTTP_PORT: '0' },
+      },
     );
     let stderr = '';
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
