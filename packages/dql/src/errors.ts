@@ -34,6 +34,8 @@ export const DqlErrorCode = {
   DQL_INVALID_DOCUMENT: 'INVALID_ARGUMENT',
   /** A `regexp_like` pattern that does not compile or is refused as too costly. */
   DQL_INVALID_REGEX: 'INVALID_ARGUMENT',
+  /** A permission condition that tests more than `_id`, or a permission beyond its limits. */
+  DQL_INVALID_PERMISSION: 'INVALID_ARGUMENT',
   /** Something the language reserves but this engine does not do (JOIN, UNION, …). */
   DQL_UNSUPPORTED: 'UNIMPLEMENTED',
 } as const;

@@ -76,6 +76,16 @@ export type { DocumentChange, ItemChange, LiveUpdate } from './live-query.js';
 export type { ParseLimits, Token, TokenKind } from './lexer.js';
 export { parse, parseExpression, positionOf, RESERVED } from './parser.js';
 export {
+  accessCondition,
+  compileAccess,
+  compilePermissions,
+  EVERYTHING,
+  parseCondition,
+  PERMISSION_LIMITS,
+  permits,
+} from './permissions.js';
+export type { Access, PermissionSpec, Permissions, PermissionsSpec } from './permissions.js';
+export {
   bindParams,
   executePlan,
   executePlanAsync,

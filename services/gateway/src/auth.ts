@@ -15,10 +15,11 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { compileAccess, parseCondition } from '@lattice/dql';
 import { hasCode } from '@lattice/errors';
 import { z } from 'zod';
 import { gatewayError } from './errors.js';
-import { compileAccess, fullAccess, parseCondition } from './permissions.js';
+import { fullAccess } from './permissions.js';
 import type { Principal } from './permissions.js';
 
 function digest(s: string): Buffer {
@@ -172,6 +173,7 @@ export class ApiKeys {
           read: compileAccess(e.permission.read),
           write: compileAccess(e.permission.write),
           expiresAt: e.expiresAt === undefined ? undefined : Date.parse(e.expiresAt),
+          spec: e.permission,
         },
       })),
     ];

@@ -35,15 +35,8 @@ export type {
 export { InProcessPeer } from './peer-api.js';
 export { BusPeer } from './bus-peer.js';
 export type { BusPeerOptions } from './bus-peer.js';
-export {
-  authorizeStatement,
-  compileAccess,
-  fullAccess,
-  isFullAccess,
-  parseCondition,
-  withinRead,
-} from './permissions.js';
-export type { Access, PermissionSpec, Principal } from './permissions.js';
+export { authorizeStatement, fullAccess, isFullAccess, withinRead } from './permissions.js';
+export type { Principal } from './permissions.js';
 export { addReflection, DESCRIPTOR_SET_PATH, splitDescriptorSet } from './reflection.js';
 export type { InProcessPeerOptions, PeerApi, PeerExecuteResult } from './peer-api.js';
 export {

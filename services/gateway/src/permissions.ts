@@ -2,11 +2,9 @@
  * Permissions of a bearer token, and their enforcement on DQL statements.
  *
  * @remarks
- * A permission has the shape of Ditto's authentication webhook answer: for reading and for
- * writing, either `everything`, or per collection a list of DQL conditions on `_id` sub-fields
- * (`_id.region = '1'`), any of which admits a document. Because a condition may only look at
- * `_id`, whether a document is permitted is a function of its id alone: it cannot change when
- * the document is written (`SET _id` is an error), and an INSERT can be checked before it runs.
+ * Permissions themselves (Ditto's shape: `everything`, or per collection DQL conditions on
+ * `_id`) are compiled by `@lattice/dql` (`compileAccess`); because a condition may only look at
+ * `_id`, an INSERT can be checked before it runs, and `SET _id` is an error anyway.
  *
  * Enforcement rewrites the statement's syntax tree (parsed with `@lattice/dql`, printed back
  * with its printer), never its text:
@@ -25,32 +23,23 @@
  *   peer (which refuses them) only for write-everything, refused otherwise.
  */
 import {
-  AGGREGATES,
+  accessCondition,
   compileMutation,
+  EVERYTHING,
   evaluate,
   parse,
-  parseExpression,
   print,
   printExpression,
-  walkExpr,
 } from '@lattice/dql';
-import type { Expr, JsonValue, SelectStatement, Statement } from '@lattice/dql';
+import type {
+  Access,
+  Expr,
+  JsonValue,
+  PermissionsSpec,
+  SelectStatement,
+  Statement,
+} from '@lattice/dql';
 import { gatewayError } from './errors.js';
-
-/** One direction (read or write) of a permission, as configured (Ditto's shape). */
-export interface PermissionSpec {
-  /** Every document of every collection. */
-  readonly everything?: boolean;
-  /** Per collection, DQL conditions on `_id`; a document matching any of them is permitted. */
-  readonly queriesByCollection?: Readonly<Record<string, readonly string[]>>;
-}
-
-/** A compiled {@link PermissionSpec}. */
-export interface Access {
-  readonly everything: boolean;
-  /** Per collection, the OR of its conditions. */
-  readonly byCollection: ReadonlyMap<string, Expr>;
-}
 
 /** Who a request comes from and what it may do. */
 export interface Principal {
@@ -60,9 +49,12 @@ export interface Principal {
   readonly write: Access;
   /** When the token stops being accepted (ms since the epoch); undefined: never. */
   readonly expiresAt: number | undefined;
+  /**
+   * The permission as configured, for a peer that syncs under this key (the sync protocol
+   * enforces it); undefined for full access.
+   */
+  readonly spec?: PermissionsSpec;
 }
-
-const EVERYTHING: Access = { everything: true, byCollection: new Map() };
 
 /** A principal that may do everything (plain API keys, playground mode). */
 export function fullAccess(name: string, expiresAt?: number): Principal {
@@ -74,64 +66,11 @@ export function isFullAccess(p: Principal): boolean {
   return p.read.everything && p.write.everything;
 }
 
-/**
- * Parses and checks one permission condition.
- * @throws `DQL_*` errors for bad syntax; `GATEWAY_BAD_CONFIG` for a condition that looks at
- * anything but `_id` (other fields, parameters, variables, aggregates).
- */
-export function parseCondition(text: string): Expr {
-  const expr = parseExpression(text);
-  walkExpr(expr, (e) => {
-    const bad =
-      e.kind === 'param'
-        ? `parameter :${e.name}`
-        : e.kind === 'quantified'
-          ? `${e.quantifier} … SATISFIES`
-          : e.kind === 'ident' && e.name !== '_id'
-            ? `field ${e.name}`
-            : e.kind === 'call' && AGGREGATES.has(e.name)
-              ? `aggregate ${e.name}()`
-              : undefined;
-    if (bad !== undefined) {
-      throw gatewayError(
-        'GATEWAY_BAD_CONFIG',
-        `a permission condition may only test _id and its sub-fields; found ${bad}`,
-      );
-    }
-  });
-  return expr;
-}
-
-/** Compiles a configured permission direction; conditions must have passed {@link parseCondition}. */
-export function compileAccess(spec: PermissionSpec | undefined): Access {
-  if (spec?.everything === true) return EVERYTHING;
-  const byCollection = new Map<string, Expr>();
-  for (const [collection, queries] of Object.entries(spec?.queriesByCollection ?? {})) {
-    const conds = queries.map(parseCondition);
-    const first = conds[0];
-    if (first === undefined) continue; // an empty list permits nothing
-    byCollection.set(
-      collection,
-      conds
-        .slice(1)
-        .reduce<Expr>((left, right) => ({ kind: 'binary', op: 'OR', left, right }), first),
-    );
-  }
-  return { everything: false, byCollection };
-}
-
 function denied(p: Principal, what: string, collection?: string): Error {
   return gatewayError('GATEWAY_PERMISSION_DENIED', `key "${p.name}" may not ${what}`, {
     key: p.name,
     ...(collection === undefined ? {} : { collection }),
   });
-}
-
-/** The condition of `access` on `collection`: `true` for all, undefined for none. */
-function conditionOf(access: Access, collection: string): Expr | true | undefined {
-  if (access.everything) return true;
-  if (collection.startsWith('system:')) return undefined;
-  return access.byCollection.get(collection);
 }
 
 /** `_id` in `cond` qualified with the statement's alias (which may itself be named `_id`). */
@@ -199,7 +138,7 @@ function restrictWhere(cond: Expr, where: Expr | undefined): Expr {
 }
 
 function restrictSelect(p: Principal, s: SelectStatement): SelectStatement {
-  const cond = conditionOf(p.read, s.from.name);
+  const cond = accessCondition(p.read, s.from.name);
   if (cond === undefined) throw denied(p, `read ${s.from.name}`, s.from.name);
   if (cond === true) return s;
   return { ...s, where: restrictWhere(qualify(cond, s.alias), s.where) };
@@ -228,7 +167,7 @@ function restrict(
       return restrictSelect(p, s);
     case 'insert': {
       const collection = s.into.name;
-      const cond = conditionOf(p.write, collection);
+      const cond = accessCondition(p.write, collection);
       if (cond === undefined) throw denied(p, `write ${collection}`, collection);
       if (cond === true) return s;
       const intent = compileMutation(s, { args });
@@ -272,18 +211,18 @@ function restrict(
       return { ...s, documents };
     }
     case 'update': {
-      const cond = conditionOf(p.write, s.collection.name);
+      const cond = accessCondition(p.write, s.collection.name);
       if (cond === undefined) throw denied(p, `write ${s.collection.name}`, s.collection.name);
       return cond === true ? s : { ...s, where: restrictWhere(cond, s.where) };
     }
     case 'delete':
     case 'evict': {
-      const cond = conditionOf(p.write, s.collection);
+      const cond = accessCondition(p.write, s.collection);
       if (cond === undefined) throw denied(p, `write ${s.collection}`, s.collection);
       return cond === true ? s : { ...s, where: restrictWhere(cond, s.where) };
     }
     case 'createIndex':
-      if (conditionOf(p.write, s.collection) !== true) {
+      if (accessCondition(p.write, s.collection) !== true) {
         throw denied(p, `create an index on ${s.collection} (needs write on all of it)`);
       }
       return s;

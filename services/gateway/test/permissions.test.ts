@@ -3,12 +3,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parse } from '@lattice/dql';
+import { compileAccess, parse } from '@lattice/dql';
 import { hasCode } from '@lattice/errors';
 import {
   ApiKeys,
   authorizeStatement,
-  compileAccess,
   gatewayConfigSchema,
   gatewayOptionsFrom,
   parseKeys,
