@@ -178,7 +178,8 @@ export abstract class BaseBus implements Bus {
   publish(subject: string, data: Uint8Array, options: PublishOptions = {}): void {
     this.#assertOpen();
     assertPublishSubject(subject);
-    const headers: Record<string, string> = { ...options.headers };
+    const headers: Record<string, string> =
+      options.headers === undefined ? {} : { ...options.headers };
     injectTraceContext(headers);
     this._publish(subject, data, headers, options.reply);
   }
