@@ -39,6 +39,8 @@ interface UpOptions {
   grpcPort: number;
   httpPort: number;
   subscribe: string[];
+  keysFile?: string;
+  syncEndpoint?: boolean;
   logLevel: string;
 }
 
@@ -79,6 +81,11 @@ program
     collect,
     [] as string[],
   )
+  .option(
+    '--keys-file <file>',
+    'API keys with per-collection permissions and expiry (JSON, see the README); SIGHUP reloads it',
+  )
+  .option('--sync-endpoint', 'serve the WebSocket sync endpoint /api/v4/sync to remote peers')
   .option('--log-level <level>', 'log level (trace, debug, info, warn, error, silent)', 'warn')
   .action(async (options: UpOptions) => {
     const config = baseConfigSchema.parse({
@@ -106,6 +113,8 @@ program
         discovery: String(options.discovery),
         grpcPort: String(options.grpcPort),
         httpPort: String(options.httpPort),
+        ...(options.keysFile === undefined ? {} : { keysFile: options.keysFile }),
+        syncEndpoint: options.syncEndpoint ? 'on' : 'off',
       },
       subscribe: options.subscribe,
       onStarted: (service) => process.stdout.write(`  ✓ ${service} (health: serving)\n`),

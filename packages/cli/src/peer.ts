@@ -110,6 +110,7 @@ export function composePeerServices(
         const instance = await startGatewayService(
           new InProcessPeer(need(engine, 'the merge engine'), { presence: () => mux.presence() }),
           ctx.config,
+          ctx.logger,
         );
         hooks.onGateway?.(instance.gateway);
         // Remote peers and browsers reaching the WebSocket sync endpoint become links.

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -87,6 +88,82 @@ describe('lattice up', () => {
       } finally {
         await store.close();
       }
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('reloads its keys file on SIGHUP; a bad file keeps the old keys', async () => {
+    await using data = await tempDir('lattice-up-');
+    const keysFile = join(data.path, 'keys.json');
+    const full = { read: { everything: true }, write: { everything: true } };
+    const writeKeys = (...names: string[]) =>
+      writeFile(
+        keysFile,
+        JSON.stringify({
+          keys: names.map((name) => ({
+            name,
+            token: `${name}-token-0123456789`,
+            permission: full,
+          })),
+        }),
+      );
+    await writeKeys('first');
+    const child = spawn(
+      process.execPath,
+      [
+        main,
+        'up',
+        '--namespace',
+        'upkeys',
+        '--data',
+        data.path,
+        '--keys-file',
+        keysFile,
+        '--log-level',
+        'info',
+        ...QUIET_PORTS,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    try {
+      await waitFor(() => /peer \S+ ready/.test(out), { timeoutMs: 15_000, what: 'ready' });
+      const http = /HTTP (http:\/\/\S+),/.exec(out)?.[1];
+      const status = async (name: string) =>
+        (
+          await fetch(`${http}/api/v4/store/execute`, {
+            method: 'POST',
+            headers: {
+              'content-type': 'application/json',
+              authorization: `Bearer ${name}-token-0123456789`,
+            },
+            body: JSON.stringify({ statement: 'SELECT * FROM notes' }),
+          })
+        ).status;
+      expect(await status('first')).toBe(200);
+      expect(await status('second')).toBe(401);
+
+      await writeKeys('second');
+      child.kill('SIGHUP');
+      await waitFor(async () => ((await status('second')) === 200 ? true : undefined), {
+        timeoutMs: 5_000,
+        what: 'the new key accepted',
+      });
+      expect(await status('first')).toBe(401);
+      expect(err).toMatch(/"msg":"keys reloaded"/);
+
+      await writeFile(keysFile, '{"keys": [{"name": "broken"}]}');
+      child.kill('SIGHUP');
+      await waitFor(() => /keys file not reloaded/.test(err), { what: 'the refusal logged' });
+      expect(await status('second')).toBe(200);
+      expect(child.exitCode).toBeNull();
+      const exited = once(child, 'exit');
+      child.kill('SIGINT');
+      expect(((await exited) as [number | null])[0]).toBe(0);
     } finally {
       child.kill('SIGKILL');
     }

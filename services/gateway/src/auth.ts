@@ -143,12 +143,46 @@ export function readKeysFile(path: string): KeyEntry[] {
 interface Known {
   readonly digest: Buffer;
   readonly principal: Principal;
+  /** What the principal was made from: a reload keeps a principal whose source is unchanged. */
+  readonly source: string;
+}
+
+/** What {@link ApiKeys.replace} changed. */
+export interface KeysReload {
+  readonly added: number;
+  readonly removed: number;
+  readonly kept: number;
+}
+
+function knownKeys(keys: readonly string[], entries: readonly KeyEntry[]): Known[] {
+  return [
+    ...keys
+      .filter((k) => k.length > 0)
+      .map((k, i) => ({
+        digest: digest(k),
+        principal: fullAccess(`api-key-${i + 1}`),
+        source: `api-key-${i + 1}`,
+      })),
+    ...entries.map((e) => ({
+      digest:
+        e.tokenSha256 === undefined ? digest(e.token ?? '') : Buffer.from(e.tokenSha256, 'hex'),
+      principal: {
+        name: e.name,
+        read: compileAccess(e.permission.read),
+        write: compileAccess(e.permission.write),
+        expiresAt: e.expiresAt === undefined ? undefined : Date.parse(e.expiresAt),
+        spec: e.permission,
+      },
+      source: JSON.stringify([e.name, e.expiresAt ?? null, e.permission]),
+    })),
+  ];
 }
 
 /** Checks bearer tokens against the configured keys and answers who the caller is. */
 export class ApiKeys {
-  readonly #keys: Known[];
+  #keys: Known[];
   readonly #now: () => number;
+  readonly #watchers = new Set<{ principal: Principal; end: (error: Error) => void }>();
 
   /**
    * @param keys plain API keys: full access, no expiry.
@@ -161,22 +195,80 @@ export class ApiKeys {
     now: () => number = Date.now,
   ) {
     this.#now = now;
-    this.#keys = [
-      ...keys
-        .filter((k) => k.length > 0)
-        .map((k, i) => ({ digest: digest(k), principal: fullAccess(`api-key-${i + 1}`) })),
-      ...entries.map((e) => ({
-        digest:
-          e.tokenSha256 === undefined ? digest(e.token ?? '') : Buffer.from(e.tokenSha256, 'hex'),
-        principal: {
-          name: e.name,
-          read: compileAccess(e.permission.read),
-          write: compileAccess(e.permission.write),
-          expiresAt: e.expiresAt === undefined ? undefined : Date.parse(e.expiresAt),
-          spec: e.permission,
-        },
-      })),
-    ];
+    this.#keys = knownKeys(keys, entries);
+  }
+
+  /**
+   * Replaces the configured keys (a reload of the keys file). A key whose token, name,
+   * permission and expiry are unchanged keeps its principal, so its open streams and sync links
+   * go on; those of a key that was removed or changed end with `GATEWAY_KEY_REVOKED` (clients
+   * reconnect under the new rules).
+   * @throws `GATEWAY_BAD_CONFIG` when the reload would leave no key at all (that would turn
+   * authentication off: playground mode is chosen at start, never by a reload).
+   */
+  replace(keys: readonly string[], entries: readonly KeyEntry[]): KeysReload {
+    const next = knownKeys(keys, entries);
+    if (next.length === 0 && !this.playground) {
+      throw gatewayError(
+        'GATEWAY_BAD_CONFIG',
+        'a reload may not remove every key (that would turn authentication off)',
+      );
+    }
+    const before = new Map(this.#keys.map((k) => [`${k.digest.toString('hex')} ${k.source}`, k]));
+    let kept = 0;
+    this.#keys = next.map((k) => {
+      const same = before.get(`${k.digest.toString('hex')} ${k.source}`);
+      if (same === undefined) return k;
+      kept++;
+      return same;
+    });
+    const live = new Set(this.#keys.map((k) => k.principal));
+    if (this.playground) live.add(PLAYGROUND);
+    for (const w of [...this.#watchers]) {
+      if (live.has(w.principal)) continue;
+      this.#watchers.delete(w);
+      w.end(
+        gatewayError('GATEWAY_KEY_REVOKED', `key "${w.principal.name}" was revoked or changed`, {
+          key: w.principal.name,
+        }),
+      );
+    }
+    return { added: next.length - kept, removed: before.size - kept, kept };
+  }
+
+  /**
+   * Calls `end` once when `p` expires or a reload revokes it (a stream or link outliving its key
+   * would outlive the check).
+   * @returns a function that stops watching.
+   */
+  watch(p: Principal, end: (error: Error) => void): () => void {
+    const watcher = {
+      principal: p,
+      end: (error: Error) => {
+        stop();
+        end(error);
+      },
+    };
+    const left = this.remainingMs(p);
+    const timer =
+      left === Infinity
+        ? undefined
+        : setTimeout(
+            () => {
+              try {
+                this.assertLive(p);
+              } catch (error) {
+                watcher.end(error as Error);
+              }
+            },
+            Math.min(Math.max(left, 0), 2 ** 31 - 1),
+          );
+    const stop = (): void => {
+      clearTimeout(timer);
+      this.#watchers.delete(watcher);
+    };
+    this.#watchers.add(watcher);
+    return stop;
   }
 
   /** Whether no keys are configured (playground mode). */

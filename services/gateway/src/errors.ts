@@ -12,6 +12,8 @@ export const GatewayErrorCode = {
   GATEWAY_UNAUTHENTICATED: ErrorKind.UNAUTHENTICATED,
   /** A key past its expiry. */
   GATEWAY_TOKEN_EXPIRED: ErrorKind.UNAUTHENTICATED,
+  /** A key removed or changed by a reload of the keys file while a stream or link used it. */
+  GATEWAY_KEY_REVOKED: ErrorKind.UNAUTHENTICATED,
   /** A statement, observer or subscription outside the key's permissions; nothing was changed. */
   GATEWAY_PERMISSION_DENIED: ErrorKind.PERMISSION_DENIED,
   /** A bad keys file, permission condition or TLS setting. */

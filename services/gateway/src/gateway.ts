@@ -8,7 +8,7 @@ import type { Server as HttpsServer } from 'node:https';
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { ApiKeys, assertPlaygroundAllowed } from './auth.js';
-import type { KeyEntry } from './auth.js';
+import type { KeyEntry, KeysReload } from './auth.js';
 import { addReflection, reflectionAvailable } from './reflection.js';
 import { addDqlService, DQL_SERVICE_NAME } from './grpc-server.js';
 import { createHttpApi } from './http-server.js';
@@ -70,6 +70,12 @@ export interface Gateway {
   observerStats(): ObserverStats[];
   /** Facts for health replies. */
   health(): Readonly<Record<string, string>>;
+  /**
+   * Replaces the keys (a reload of the keys file, see `ApiKeys.replace`): new requests use the
+   * new keys at once; streams and sync links of a removed or changed key end.
+   * @throws `GATEWAY_BAD_CONFIG` when no key would be left.
+   */
+  reloadKeys(apiKeys: readonly string[], entries: readonly KeyEntry[]): KeysReload;
   /** Ends every stream, stops both listeners, stops observing the peer. */
   close(): Promise<void>;
 }
@@ -159,6 +165,7 @@ export async function startGateway(peer: PeerApi, options: GatewayOptions = {}):
         auth: keys.playground ? 'playground' : 'api-keys',
         tls: options.tls ? 'on' : 'off',
       }),
+      reloadKeys: (apiKeys, entries) => keys.replace(apiKeys, entries),
       close() {
         closed ??= (async () => {
           health.setStatus('', 'NOT_SERVING');

@@ -156,22 +156,9 @@ export function addDqlService(server: grpc.Server, options: DqlServiceOptions): 
     return keys.check(typeof value === 'string' ? value : undefined);
   };
 
-  /** Ends a stream when its key expires (a stream outliving its key would outlive the check). */
-  const onExpiry = (p: Principal, fail: (error: unknown) => void): (() => void) => {
-    const left = keys.remainingMs(p);
-    if (left === Infinity) return () => undefined;
-    const timer = setTimeout(
-      () => {
-        try {
-          keys.assertLive(p);
-        } catch (error) {
-          fail(error);
-        }
-      },
-      Math.min(Math.max(left, 0), 2 ** 31 - 1),
-    );
-    return () => clearTimeout(timer);
-  };
+  /** Ends a stream when its key expires or a reload revokes it. */
+  const onExpiry = (p: Principal, fail: (error: unknown) => void): (() => void) =>
+    keys.watch(p, fail);
 
   const unary =
     <Req, Res>(

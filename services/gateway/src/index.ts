@@ -7,7 +7,7 @@ export {
   parseKeys,
   readKeysFile,
 } from './auth.js';
-export type { KeyEntry, KeyEntryInput } from './auth.js';
+export type { KeyEntry, KeyEntryInput, KeysReload } from './auth.js';
 export { decodeArgs, queryTypeOf, toExecuteResponse, toObserveResponse } from './codec.js';
 export { GatewayErrorCode, gatewayError } from './errors.js';
 export { startGateway } from './gateway.js';
@@ -43,6 +43,7 @@ export {
   gatewayConfigSchema,
   gatewayOptionsFrom,
   gatewayService,
+  reloadKeysFile,
   startGatewayService,
   VERSION,
 } from './service.js';

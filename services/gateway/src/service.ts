@@ -11,9 +11,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { baseConfigSchema, defineService } from '@lattice/service';
-import type { ServiceInstance } from '@lattice/service';
+import type { ServiceContext, ServiceInstance } from '@lattice/service';
 import { z } from 'zod';
 import { readKeysFile } from './auth.js';
+import type { KeysReload } from './auth.js';
 import { gatewayError } from './errors.js';
 import { startGateway } from './gateway.js';
 import type { Gateway, GatewayOptions } from './gateway.js';
@@ -137,16 +138,48 @@ export interface GatewayServiceInstance extends ServiceInstance {
   readonly gateway: Gateway;
 }
 
-/** Starts the gateway over `peer` with the service's configuration (for `lattice up`). */
+/**
+ * Reads the keys file again and hands the keys to the gateway (`SIGHUP`, see
+ * {@link startGatewayService}). A bad file changes nothing.
+ * @throws `GATEWAY_BAD_CONFIG` for a bad file, or one that would leave no key.
+ */
+export function reloadKeysFile(gateway: Gateway, config: GatewayConfig): KeysReload {
+  return gateway.reloadKeys(
+    config.apiKey,
+    config.keysFile === '' ? [] : readKeysFile(config.keysFile),
+  );
+}
+
+/**
+ * Starts the gateway over `peer` with the service's configuration (for `lattice up`). With a
+ * keys file, `SIGHUP` reloads it (`systemctl reload`): new requests use the new keys, streams
+ * and sync links of a removed or changed key end; a bad file is logged and changes nothing.
+ */
 export async function startGatewayService(
   peer: PeerApi,
   config: GatewayConfig,
+  logger?: ServiceContext['logger'],
 ): Promise<GatewayServiceInstance> {
   const gateway = await startGateway(peer, gatewayOptionsFrom(config));
+  const onHangup = (): void => {
+    try {
+      const r = reloadKeysFile(gateway, config);
+      logger?.info({ ...r, keysFile: config.keysFile }, 'keys reloaded');
+    } catch (err) {
+      logger?.error(
+        { err, keysFile: config.keysFile },
+        'keys file not reloaded: keeping the old keys',
+      );
+    }
+  };
+  if (config.keysFile !== '') process.on('SIGHUP', onHangup);
   return {
     gateway,
     health: () => gateway.health(),
-    stop: () => gateway.close(),
+    stop: () => {
+      process.off('SIGHUP', onHangup);
+      return gateway.close();
+    },
   };
 }
 
@@ -162,7 +195,7 @@ export const gatewayService = defineService({
     if (config.reflection === 'auto' && !reflectionAvailable()) {
       logger.warn('gRPC reflection is off: the descriptor set was not built (needs protoc)');
     }
-    const instance = await startGatewayService(peer, config);
+    const instance = await startGatewayService(peer, config, logger);
     const links = instance.gateway.links
       ? serveLinkDriver(bus, subjects, 'gateway', instance.gateway.links)
       : undefined;

@@ -35,6 +35,7 @@ import type {
   LinkListener,
 } from '@lattice/multiplexer';
 import { v1 } from '@lattice/proto';
+import { hasCode } from '@lattice/errors';
 import type { ApiKeys } from './auth.js';
 import { isFullAccess } from './permissions.js';
 import type { Principal } from './permissions.js';
@@ -164,14 +165,13 @@ export class WebSocketLinkDriver implements LinkDriver {
       }
       wss.handleUpgrade(req, socket, head, (ws) => {
         this.#accepted++;
-        const left = keys.remainingMs(principal);
-        const expiry =
-          left === Infinity
-            ? undefined
-            : setTimeout(() => ws.close(1008, 'token expired'), Math.min(left, 2 ** 31 - 1));
+        // A link outlives neither its key's expiry nor a reload that revokes the key.
+        const unwatch = keys.watch(principal, (error) => {
+          ws.close(1008, hasCode(error, 'GATEWAY_KEY_REVOKED') ? 'key revoked' : 'token expired');
+        });
         ws.once('close', () => {
           this.#accepted--;
-          clearTimeout(expiry);
+          unwatch();
         });
         this.#adopt(ws, `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`, true);
       });
