@@ -4,7 +4,11 @@
 // over throttled links (real time through the multiplexer over loopback links).
 //
 // Data: N documents `{_id, title, n, body (≈1 KB)}`. Yjs and Automerge hold them as one map of
-// N entries (their natural shape for a collection); we hold N documents in a collection.
+// N entries (their natural shape for a collection); we hold N documents in a collection. Every
+// document has the same body, which deflate (ours, and Automerge's columns) folds away: the
+// "random bodies" case gives each document its own 1 KB of base64 noise, the bytes a sync of
+// real data cannot compress away.
+import { randomBytes } from 'node:crypto';
 import * as A from '@automerge/automerge';
 import * as Y from 'yjs';
 import { BenchSuite } from '@lattice/bench';
@@ -14,12 +18,20 @@ import { DocumentStore, MemoryEngine } from '@lattice/store';
 
 const BODY = 'lorem ipsum dolor sit amet '.repeat(37).slice(0, 1000);
 
-function docs(n: number): { _id: string; title: string; n: number; body: string }[] {
+type Bodies = 'same' | 'random';
+
+/** 1 KB of base64 noise per document index (the same for every subject of a run). */
+const noise: string[] = [];
+
+function docs(
+  n: number,
+  bodies: Bodies = 'same',
+): { _id: string; title: string; n: number; body: string }[] {
   return Array.from({ length: n }, (_, i) => ({
     _id: `doc${i}`,
     title: `title ${i}`,
     n: i,
-    body: BODY,
+    body: bodies === 'same' ? BODY : (noise[i] ??= randomBytes(750).toString('base64')),
   }));
 }
 
@@ -39,10 +51,11 @@ async function until(cond: () => boolean, timeoutMs = 600_000): Promise<void> {
 /** Ours over an in-process channel: initial sync, then 100 one-field changes. */
 async function lattice(
   n: number,
+  bodies: Bodies = 'same',
 ): Promise<{ initialBytes: number; initialMs: number; incBytes: number; incMs: number }> {
   const a = await engine('peer-a');
   const b = await engine('peer-b');
-  for (const chunk of chunks(docs(n), 500)) {
+  for (const chunk of chunks(docs(n, bodies), 500)) {
     await a.execute(
       `INSERT INTO c DOCUMENTS ${chunk.map((_, i) => `(:d${i})`).join(', ')}`,
       Object.fromEntries(chunk.map((d, i) => [`d${i}`, d])),
@@ -74,7 +87,10 @@ async function lattice(
   return { initialBytes, initialMs, incBytes, incMs };
 }
 
-function yjs(n: number): {
+function yjs(
+  n: number,
+  bodies: Bodies = 'same',
+): {
   initialBytes: number;
   initialMs: number;
   incBytes: number;
@@ -84,7 +100,7 @@ function yjs(n: number): {
   const b = new Y.Doc();
   const map = a.getMap<Record<string, unknown>>('c');
   a.transact(() => {
-    for (const d of docs(n)) map.set(d._id, d);
+    for (const d of docs(n, bodies)) map.set(d._id, d);
   });
   const t0 = performance.now();
   const sv = Y.encodeStateVector(b);
@@ -104,7 +120,10 @@ function yjs(n: number): {
   return { initialBytes, initialMs, incBytes: before.length + inc.length, incMs };
 }
 
-function automerge(n: number): {
+function automerge(
+  n: number,
+  bodies: Bodies = 'same',
+): {
   initialBytes: number;
   initialMs: number;
   incBytes: number;
@@ -112,7 +131,7 @@ function automerge(n: number): {
 } {
   let a = A.from<{ c: Record<string, { title: string; n: number; body: string }> }>({ c: {} });
   a = A.change(a, (d) => {
-    for (const x of docs(n)) d.c[x._id] = { title: x.title, n: x.n, body: x.body };
+    for (const x of docs(n, bodies)) d.c[x._id] = { title: x.title, n: x.n, body: x.body };
   });
   let b = A.init<typeof a>();
   const run = (): number => {
@@ -203,7 +222,8 @@ function* chunks<T>(xs: readonly T[], size: number): Iterable<T[]> {
 
 export default async function run(): Promise<BenchSuite> {
   const suite = new BenchSuite('sync');
-  const raw = (n: number): number => docs(n).reduce((s, d) => s + JSON.stringify(d).length, 0);
+  const raw = (n: number, bodies: Bodies = 'same'): number =>
+    docs(n, bodies).reduce((s, d) => s + JSON.stringify(d).length, 0);
   // The floor of the incremental delta: the 100 changed keys and values.
   const minimum = 100 * ('doc00'.length + 'title'.length + '"changed!"'.length);
   for (const n of [2_000, 10_000]) {
@@ -226,6 +246,20 @@ export default async function run(): Promise<BenchSuite> {
     suite.record(i, 'lattice', 'time', ours.incMs, 'ms');
     suite.record(i, 'yjs', 'time', y.incMs, 'ms');
     if (am) suite.record(i, 'automerge', 'time', am.incMs, 'ms');
+  }
+  {
+    const n = 2_000;
+    const c = `initial sync, ${n} docs of 1 KB, random bodies`;
+    const ours = await lattice(n, 'random');
+    const y = yjs(n, 'random');
+    const am = automerge(n, 'random');
+    suite.record(c, 'raw JSON', 'bytes', raw(n, 'random'), 'bytes');
+    suite.record(c, 'lattice', 'bytes', ours.initialBytes, 'bytes', 'raw JSON');
+    suite.record(c, 'yjs', 'bytes', y.initialBytes, 'bytes', 'raw JSON');
+    suite.record(c, 'automerge', 'bytes', am.initialBytes, 'bytes', 'raw JSON');
+    suite.record(c, 'lattice', 'time', ours.initialMs, 'ms');
+    suite.record(c, 'yjs', 'time', y.initialMs, 'ms');
+    suite.record(c, 'automerge', 'time', am.initialMs, 'ms');
   }
   for (const [label, rate, latency, mtu, n] of [
     ['BLE-like 20 KB/s, 185 B frames', 20_000, 15, 185, 50],

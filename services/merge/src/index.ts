@@ -4,6 +4,12 @@ export { MAX_SUBSCRIPTIONS, MergeEngine, SUBSCRIPTIONS_META_KEY } from './engine
 export type { MergeEngineOptions, SubscriptionSpec } from './engine.js';
 export { MergeErrorCode, mergeError } from './errors.js';
 export {
+  decodeSyncMessage,
+  encodeSyncMessage,
+  MAX_INFLATED_BYTES,
+  PACK_FROM_BYTES,
+} from './message-codec.js';
+export {
   decodeSyncStatus,
   encodeSyncStatus,
   readCheckpoint,

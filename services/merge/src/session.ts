@@ -6,7 +6,7 @@
  *
  * ```
  *  A                                              B
- *  Hello{peer A, version 1, resume_from: cpA[B]} →      (cpA[B]: how far A holds B's commits)
+ *  Hello{peer A, version 2, resume_from: cpA[B]} →      (cpA[B]: how far A holds B's commits)
  *  Subscriptions{A's queries}                    →
  *                                                ← Hello{…}, Subscriptions{…}
  *                                                ← Offer{batch n, [(coll, id, vv, tombstone)]}
@@ -14,7 +14,12 @@
  *                                                ← Deltas{batch n, [delta vs A's vv], through, hash}
  *  (A merges, commits with cpA[B] = through — durable — then)
  *  Ack{batch n, through}                         →
+ *                                                ← Deltas{batch m, [delta vs known vv], through}
+ *  Ack{batch m, through}                         →      (a push: no offer, no need)
  * ```
+ *
+ * Any message but the hello may travel packed (`SyncPacked`: the message raw-deflated, see
+ * `message-codec.ts`) when it is at least 256 bytes and that makes it smaller.
  *
  * - The sender walks its change log from the receiver's `resume_from` (or scans the subscribed
  *   collections when starting from 0, when its log no longer reaches back that far, and whenever
@@ -24,21 +29,39 @@
  *   against that vector, so a receiver never gets a field it already has and a new document
  *   arrives whole. A tombstone is wanted only by a receiver that has the document; a document
  *   that stops matching is no longer offered and stays frozen on the receiver.
+ * - Pushes: a document whose version the remote is known to hold (from its needs, its acks and
+ *   what it sent us; bounded memory, forgotten when its subscriptions change) goes as a delta
+ *   against that version without an offer, or not at all when the remote has all of it. A
+ *   document's full state (the delta against nothing) is the encoding the store holds: the
+ *   sender sends those bytes as they are, and a receiver that did not have the document stores
+ *   them as they came (after merging them, which checks them).
  * - `through` says how far the sender's commits are covered once the batch is applied; the
  *   receiver stores it as its checkpoint for the sender in the same commit as the batch's
  *   documents, and acknowledges only after that commit is durable. The checkpoint is tagged with
  *   the hash of the subscriptions it was made under; a peer that subscribes differently next
- *   time resumes from 0.
+ *   time resumes from 0. Deltas carry that hash only when it differs from the one in the
+ *   session's previous deltas (so always in the first); an empty hash means "the same".
  * - Up to `window` batches are in flight (offered or sent, not yet acknowledged), each up to
  *   `batchSize` documents: a high-latency link stays busy, and a slow receiver stalls the sender
  *   instead of growing its memory.
  * - What a peer receives becomes its own commits, which its other sessions offer in turn: data
  *   relays across several hops. Offers of what the other side just sent are answered "not
  *   wanted" (equal version vectors).
+ *
+ * Versions: 1 sent every message plain and every hash; 2 (this one) packs messages and elides
+ * repeated hashes. A peer refuses a hello of another version: peers of versions 1 and 2 do not
+ * sync with each other.
  */
 import { createHash } from 'node:crypto';
 import { decodeDelta, decodeDocId, encodeDelta, encodeDocId } from '@lattice/crdt';
-import type { CrdtDocument, DocId, HybridClock, PeerId, VersionVector } from '@lattice/crdt';
+import type {
+  CrdtDocument,
+  DocDelta,
+  DocId,
+  HybridClock,
+  PeerId,
+  VersionVector,
+} from '@lattice/crdt';
 import { validateSubscription } from '@lattice/dql';
 import type { JsonValue, Subscription } from '@lattice/dql';
 import { extractTraceContext, withSpan } from '@lattice/bus';
@@ -55,6 +78,7 @@ import type {
 } from '@lattice/store';
 import type { MessageChannel } from './channel.js';
 import { mergeError } from './errors.js';
+import { decodeSyncMessage, encodeSyncMessage } from './message-codec.js';
 import {
   activeTrace,
   encodeClockMeta,
@@ -65,8 +89,12 @@ import {
 
 const tracer = otel.getTracer('@lattice/merge');
 
-/** The protocol version this code speaks. */
-export const SYNC_PROTOCOL_VERSION = 1;
+/**
+ * The protocol version this code speaks; a peer refuses a hello with another one.
+ * @remarks 2: packed (deflated) messages and `subscriptions_hash` elided in deltas after the first
+ * of a session. Peers of versions 1 and 2 do not sync with each other (upgrade a fleet together).
+ */
+export const SYNC_PROTOCOL_VERSION = 2;
 
 /** What a session reports about its remote peer (`system:data_sync_info`). */
 export interface SyncStatus {
@@ -137,11 +165,22 @@ export interface SessionOptions {
   readonly batchSize?: number;
   /** Batches in flight (default 4). */
   readonly window?: number;
+  /**
+   * Deflate messages of at least 256 bytes when that makes them smaller (default true). The
+   * receiver reads both forms; turn it off where bytes cost nothing (peers in one process).
+   */
+  readonly pack?: boolean;
 }
 
 interface Outstanding {
   readonly batch: number;
   readonly entries: { collection: string; idBytes: Uint8Array }[];
+  /**
+   * The entries' documents as read when the batch was made, and the store's `lastSeq` then: while
+   * no commit has happened since, they are what a second read would return (until sent).
+   */
+  held: readonly StoredDocument[] | undefined;
+  readonly readAt: number;
   readonly through: number;
   readonly subsHash: string;
   readonly trace: TraceParent | undefined;
@@ -185,6 +224,7 @@ export class SyncSession {
   readonly #channel: MessageChannel;
   readonly #batchSize: number;
   readonly #window: number;
+  readonly #pack: boolean;
   #remote = '';
   #state: SyncStatus['state'] = 'connecting';
   #resumeFrom: number | undefined;
@@ -212,6 +252,10 @@ export class SyncSession {
   #wake: (() => void) | undefined;
   #closed = false;
   #sentSubsHash = '';
+  /** The subscriptions hash of the last deltas sent (later ones with the same hash omit it). */
+  #lastSentDeltasHash = '';
+  /** The subscriptions hash of the last deltas received (an empty one means this one). */
+  #lastReceivedDeltasHash = '';
 
   /**
    * @param remotePeer - the peer at the other end, as the link's handshake established it; its
@@ -230,6 +274,7 @@ export class SyncSession {
     this.#channel = channel;
     this.#batchSize = options.batchSize ?? 100;
     this.#window = options.window ?? 4;
+    this.#pack = options.pack ?? true;
   }
 
   /** The remote peer id. */
@@ -274,12 +319,7 @@ export class SyncSession {
       for await (const bytes of this.#channel.messages) {
         this.#bytesReceived += bytes.length;
         this.#lastReceivedAt = this.#host.now();
-        let msg: v1.SyncMessage;
-        try {
-          msg = v1.SyncMessage.decode(bytes);
-        } catch (err) {
-          throw mergeError('MERGE_PROTOCOL', 'undecodable sync message', {}, err);
-        }
+        const msg = decodeSyncMessage(bytes);
         if (msg.body !== 'hello' && this.#resumeFrom === undefined) {
           // Trailing messages of the remote's previous session on this channel: its new session
           // starts with a hello.
@@ -331,7 +371,15 @@ export class SyncSession {
   }
 
   async #send(body: v1.ISyncMessage): Promise<void> {
-    const bytes = v1.SyncMessage.encode(body).finish();
+    const d = body.deltas;
+    if (d) {
+      // Encoded (and queued) in the order of the calls, so the receiver reads the hashes in the
+      // order they were elided: only a change of hash is spelled out.
+      if (d.subscriptionsHash === this.#lastSentDeltasHash)
+        body = { ...body, deltas: { ...d, subscriptionsHash: '' } };
+      else this.#lastSentDeltasHash = d.subscriptionsHash ?? '';
+    }
+    const bytes = encodeSyncMessage(body, { pack: this.#pack });
     this.#bytesSent += bytes.length;
     await this.#channel.send(bytes);
   }
@@ -405,6 +453,14 @@ export class SyncSession {
         await this.#answerNeed(msg.need as v1.SyncNeed);
         return;
       case 'deltas': {
+        const d = msg.deltas as v1.SyncDeltas;
+        if (d.subscriptionsHash === '') {
+          if (this.#lastReceivedDeltasHash === '')
+            throw mergeError('MERGE_PROTOCOL', 'the first deltas of a session carry no hash');
+          d.subscriptionsHash = this.#lastReceivedDeltasHash;
+        } else {
+          this.#lastReceivedDeltasHash = d.subscriptionsHash;
+        }
         // Continue the trace of the write that produced these changes on the sending peer.
         const tp = msg.trace?.traceparent;
         const parent = tp
@@ -418,7 +474,7 @@ export class SyncSession {
           'sync apply',
           { kind: SpanKind.CONSUMER, attributes: { 'lattice.peer.remote': this.#remote } },
           parent,
-          () => this.#apply(msg.deltas as v1.SyncDeltas),
+          () => this.#apply(d),
         );
         return;
       }
@@ -497,22 +553,36 @@ export class SyncSession {
       out.state = 'sent';
       const deltas: v1.ISyncDelta[] = [];
       const versions: [string, VersionVector][] = [];
+      // The documents as they are now, not as offered: one may have changed since (a deletion
+      // the remote was offered as a tombstone it did not want, not having the document yet, must
+      // reach it). Unless nothing was committed since the batch was read.
+      const held = out.readAt === this.#host.store.lastSeq ? out.held : undefined;
+      out.held = undefined;
       const picked = out.entries.map((e, i) => ({ e, i })).filter(({ i }) => out.wanted[i]);
       for (const [collection, list] of groupBy(picked, ({ e }) => e.collection)) {
         const stored = new Map(
-          this.#host.store
-            .get(
-              collection,
-              list.map(({ e }) => decodeDocId(e.idBytes)),
-            )
-            .map((d) => [keyOf(collection, d.idBytes), d] as const),
+          (held
+            ? list.map(({ i }) => held[i] as StoredDocument)
+            : this.#host.store.get(
+                collection,
+                list.map(({ e }) => decodeDocId(e.idBytes)),
+              )
+          ).map((d) => [keyOf(collection, d.idBytes), d] as const),
         );
         for (const { e, i } of list) {
           const key = keyOf(collection, e.idBytes);
           const s = stored.get(key);
           if (!s) continue; // evicted since it was offered
+          const since = out.since[i];
+          if (since === undefined || since.size === 0) {
+            // The delta against nothing is the full state, whose canonical encoding is what the
+            // store holds: send it as is instead of decoding and encoding it again.
+            deltas.push({ collection, delta: s.state });
+            versions.push([key, new Map(s.versionVector)]);
+            continue;
+          }
           const doc = loadDocument(s.id, s);
-          deltas.push({ collection, delta: encodeDelta(doc.delta(out.since[i] ?? new Map())) });
+          deltas.push({ collection, delta: encodeDelta(doc.delta(since)) });
           versions.push([key, new Map(doc.versionVector)]);
         }
       }
@@ -578,10 +648,11 @@ export class SyncSession {
       const expect: Expectation[] = [];
       const byCollection = groupBy(d.deltas, (x) => x.collection ?? '');
       for (const [collection, list] of byCollection) {
-        const decoded: { delta: ReturnType<typeof decodeDelta> }[] = [];
+        const decoded: { delta: DocDelta; bytes: Uint8Array }[] = [];
         for (const x of list) {
           try {
-            decoded.push({ delta: decodeDelta(x.delta ?? new Uint8Array(0)) });
+            const bytes = x.delta ?? new Uint8Array(0);
+            decoded.push({ delta: decodeDelta(bytes), bytes });
           } catch (err) {
             this.#refuse('undecodable delta', collection, err);
           }
@@ -596,14 +667,21 @@ export class SyncSession {
         );
         const docs = new Map<
           string,
-          { doc: CrdtDocument; stored: StoredDocument | undefined; changed: boolean }
+          {
+            doc: CrdtDocument;
+            stored: StoredDocument | undefined;
+            changed: boolean;
+            /** The encoding of `doc` when it is exactly one full state received (see below). */
+            state: Uint8Array | undefined;
+          }
         >();
-        for (const { delta } of decoded) {
+        for (const { delta, bytes } of decoded) {
           const key = keyOf(collection, encodeDocId(delta.id));
           let entry = docs.get(key);
+          const fresh = entry === undefined;
           if (!entry) {
             const s = stored.get(key);
-            entry = { doc: loadDocument(delta.id, s), stored: s, changed: false };
+            entry = { doc: loadDocument(delta.id, s), stored: s, changed: false, state: undefined };
             docs.set(key, entry);
           }
           if (!entry.stored && delta.since.size > 0 && !entry.changed) {
@@ -620,6 +698,13 @@ export class SyncSession {
           try {
             const r = entry.doc.merge(delta, { clock: this.#host.clock });
             if (r.changed) entry.changed = true;
+            // A new document made of one full state is that state, and the bytes it came in are
+            // its canonical encoding (the decoder accepts nothing else): store a copy of them
+            // (not a view of the channel's buffer) instead of encoding the document again.
+            entry.state =
+              fresh && !entry.stored && delta.since.size === 0 && r.changed
+                ? bytes.slice()
+                : undefined;
             // The remote holds at least what it just sent us: no need to offer it back.
             this.#learn(key, delta.versionVector);
           } catch (err) {
@@ -628,7 +713,7 @@ export class SyncSession {
         }
         for (const entry of docs.values()) {
           if (!entry.changed) continue;
-          writes.push(persistDocument(collection, entry.doc, this.#host.now()));
+          writes.push(persistDocument(collection, entry.doc, this.#host.now(), entry.state));
           expect.push({ collection, id: entry.doc.id as DocId, seq: entry.stored?.seq ?? 0 });
         }
       }
@@ -738,9 +823,8 @@ export class SyncSession {
         });
         if (page.length === 0) break;
         after = page.at(-1)?.idBytes;
-        const entries = page
-          .filter((r) => this.#wants(r))
-          .map((r) => ({ collection, idBytes: r.idBytes }));
+        // The page's records are what is offered: no second read of the same documents.
+        const entries = page.filter((r) => this.#wants(r));
         if (entries.length > 0) await this.#offer(entries, cursor, cursor);
         if (page.length < this.#batchSize) break;
       }
@@ -755,42 +839,34 @@ export class SyncSession {
     );
   }
 
-  #matching(
-    candidates: { collection: string; idBytes: Uint8Array }[],
-  ): { collection: string; idBytes: Uint8Array }[] {
-    const out: { collection: string; idBytes: Uint8Array }[] = [];
+  /** The stored documents among `candidates` that match the remote's subscriptions. */
+  #matching(candidates: { collection: string; idBytes: Uint8Array }[]): StoredDocument[] {
+    const out: StoredDocument[] = [];
     for (const [collection, list] of groupBy(candidates, (c) => c.collection)) {
       const stored = this.#host.store.get(
         collection,
         list.map((c) => decodeDocId(c.idBytes)),
       );
-      for (const s of stored) if (this.#wants(s)) out.push({ collection, idBytes: s.idBytes });
+      for (const s of stored) if (this.#wants(s)) out.push(s);
     }
     return out;
   }
 
   /**
-   * Offers `entries` in batches (waiting for room in the window). The last batch carries
-   * `through`, earlier ones `floor` (they do not cover `through` yet). An empty offer still goes
-   * through need and deltas, so the receiver's checkpoint never overtakes an earlier batch.
+   * Offers the stored documents `stored` (just read) in batches (waiting for room in the
+   * window). The last batch carries `through`, earlier ones `floor` (they do not cover `through`
+   * yet). An empty offer still goes through need and deltas, so the receiver's checkpoint never
+   * overtakes an earlier batch.
    */
   async #offer(
-    entries: { collection: string; idBytes: Uint8Array }[],
+    stored: readonly StoredDocument[],
     through: number,
     floor: number,
     trace?: TraceParent,
   ): Promise<void> {
     // Documents the remote is known to hold go as deltas right away (or not at all when it has
     // everything); the others are offered first.
-    const stored: StoredDocument[] = [];
-    for (const [collection, list] of groupBy(entries, (c) => c.collection)) {
-      stored.push(
-        ...this.#host.store.get(
-          collection,
-          list.map((c) => decodeDocId(c.idBytes)),
-        ),
-      );
-    }
+    const readAt = this.#host.store.lastSeq;
     const offers: StoredDocument[] = [];
     const pushes: { doc: StoredDocument; since: VersionVector }[] = [];
     for (const d of stored) {
@@ -821,6 +897,8 @@ export class SyncSession {
       const out: Outstanding = {
         batch,
         entries: b.items.map((d) => ({ collection: d.collection, idBytes: d.idBytes })),
+        held: b.items,
+        readAt,
         through: last ? through : floor,
         subsHash: this.#remoteSubsHash,
         trace,

@@ -85,17 +85,22 @@ export function loadDocument(id: DocId, stored: StoredDocument | undefined): Crd
   return stored ? decodeDocument(stored.state) : CrdtDocument.create(id);
 }
 
-/** The store write that persists `doc`. */
+/**
+ * The store write that persists `doc`.
+ * @param state - `doc`'s encoding when the caller already holds it (a full state just received
+ * and decoded into `doc`); encoded from `doc` otherwise.
+ */
 export function persistDocument(
   collection: string,
   doc: CrdtDocument,
   deletedAt: number,
+  state?: Uint8Array,
 ): CommitWrite {
   const value = doc.toJSON();
   return {
     collection,
     id: doc.id,
-    state: encodeDocument(doc),
+    state: state ?? encodeDocument(doc),
     value: value as ValueObject | undefined,
     versionVector: new Map(doc.versionVector),
     ...(value === undefined ? { deletedAt } : {}),
