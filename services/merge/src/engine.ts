@@ -5,7 +5,7 @@
 import { asPeerId, HybridClock } from '@lattice/crdt';
 import type { PeerId } from '@lattice/crdt';
 import { validateSubscription } from '@lattice/dql';
-import type { JsonValue } from '@lattice/dql';
+import type { JsonValue, Permissions } from '@lattice/dql';
 import { v1 } from '@lattice/proto';
 import { decodeValue, encodeValue } from '@lattice/store';
 import type { DocumentStore } from '@lattice/store';
@@ -151,9 +151,14 @@ export class MergeEngine {
 
   /**
    * Starts a sync session with `remotePeer` over `channel`; resolves when the session ends
-   * (the channel closed), rejects when the protocol failed.
+   * (the channel closed), rejects when the protocol failed. `permissions`: what the remote may
+   * read and write when it is a restricted principal (see `SessionOptions.permissions`).
    */
-  connect(remotePeer: string, channel: MessageChannel): Promise<void> {
+  connect(
+    remotePeer: string,
+    channel: MessageChannel,
+    options: { readonly permissions?: Permissions | undefined } = {},
+  ): Promise<void> {
     if (this.#closed)
       return Promise.reject(mergeError('MERGE_CLOSED', 'the merge engine is closed'));
     if (this.#sessions.has(remotePeer)) {
@@ -173,7 +178,7 @@ export class MergeEngine {
       },
       remotePeer,
       channel,
-      this.#options.session,
+      { ...this.#options.session, permissions: options.permissions },
     );
     const done = session.run().finally(() => {
       this.#finished.set(remotePeer, session.status());

@@ -11,6 +11,8 @@ export const MergeErrorCode = {
   MERGE_CONFLICT_RETRIES: ErrorKind.ABORTED,
   /** A sync message could not be decoded, or arrived out of protocol order. */
   MERGE_PROTOCOL: ErrorKind.INVALID_ARGUMENT,
+  /** Data from a remote peer outside what it may write (its permissions); refused and counted. */
+  MERGE_PERMISSION_DENIED: ErrorKind.PERMISSION_DENIED,
   /** The remote speaks a protocol version this peer does not. */
   MERGE_PROTOCOL_VERSION: ErrorKind.FAILED_PRECONDITION,
   /** A session to that peer already runs, or the remote is this peer. */

@@ -62,8 +62,8 @@ import type {
   PeerId,
   VersionVector,
 } from '@lattice/crdt';
-import { validateSubscription } from '@lattice/dql';
-import type { JsonValue, Subscription } from '@lattice/dql';
+import { permits, validateSubscription } from '@lattice/dql';
+import type { JsonValue, Permissions, Subscription } from '@lattice/dql';
 import { extractTraceContext, withSpan } from '@lattice/bus';
 import { hasCode } from '@lattice/errors';
 import { context, SpanKind, trace as otel } from '@opentelemetry/api';
@@ -170,6 +170,13 @@ export interface SessionOptions {
    * receiver reads both forms; turn it off where bytes cost nothing (peers in one process).
    */
   readonly pack?: boolean;
+  /**
+   * What the remote peer may read and write (SEMANTICS.md § Permissions), when it is a
+   * restricted principal (an app that connected with a restricted key); undefined: everything.
+   * The session offers and sends only documents the remote may read, and refuses (counts, logs,
+   * never asks for) documents it may not write, also when they are relayed from elsewhere.
+   */
+  readonly permissions?: Permissions | undefined;
 }
 
 interface Outstanding {
@@ -223,6 +230,7 @@ export class SyncSession {
   readonly #host: SessionHost;
   readonly #channel: MessageChannel;
   readonly #batchSize: number;
+  readonly #permissions: Permissions | undefined;
   readonly #window: number;
   readonly #pack: boolean;
   #remote = '';
@@ -275,6 +283,7 @@ export class SyncSession {
     this.#batchSize = options.batchSize ?? 100;
     this.#window = options.window ?? 4;
     this.#pack = options.pack ?? true;
+    this.#permissions = options.permissions;
   }
 
   /** The remote peer id. */
@@ -506,8 +515,11 @@ export class SyncSession {
       const have = new Map(
         store.get(collection, ids).map((d) => [Buffer.from(d.idBytes).toString('latin1'), d]),
       );
-      idx.forEach((i) => {
+      idx.forEach((i, k) => {
         const e = offer.entries[i] as v1.SyncOfferEntry;
+        if (!this.#mayWrite(collection, ids[k] as DocId)) {
+          return; // not wanted: the remote may not write it (see #apply)
+        }
         const local = have.get(Buffer.from(e.docId).toString('latin1'));
         if (!local) {
           entries[i] = { wanted: !e.tombstone };
@@ -684,6 +696,15 @@ export class SyncSession {
             entry = { doc: loadDocument(delta.id, s), stored: s, changed: false, state: undefined };
             docs.set(key, entry);
           }
+          if (!this.#mayWrite(collection, delta.id)) {
+            // Pushed without an offer, or relayed: the remote may not write this document.
+            this.#refuse(
+              'document the remote may not write',
+              collection,
+              mergeError('MERGE_PERMISSION_DENIED', 'not permitted'),
+            );
+            continue;
+          }
           if (!entry.stored && delta.since.size > 0 && !entry.changed) {
             // A delta against versions we do not hold (we evicted the document meanwhile):
             // merging it would make a partial document. Refuse it; the rescan our resent
@@ -832,7 +853,18 @@ export class SyncSession {
     await this.#offer([], through, cursor);
   }
 
+  /** Whether the remote may read the document `id` of `collection`. */
+  #mayRead(collection: string, id: DocId): boolean {
+    return this.#permissions === undefined || permits(this.#permissions.read, collection, id);
+  }
+
+  /** Whether the remote may write (create, change, delete) the document `id` of `collection`. */
+  #mayWrite(collection: string, id: DocId): boolean {
+    return this.#permissions === undefined || permits(this.#permissions.write, collection, id);
+  }
+
   #wants(r: StoredDocument): boolean {
+    if (!this.#mayRead(r.collection, r.id)) return false;
     if (r.tombstone || !r.value) return this.#remoteSubs.some((s) => s.collection === r.collection);
     return this.#remoteSubs.some(
       (s) => s.collection === r.collection && s.matches(r.value as Record<string, JsonValue>),
