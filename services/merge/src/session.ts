@@ -47,6 +47,11 @@
  * - What a peer receives becomes its own commits, which its other sessions offer in turn: data
  *   relays across several hops. Offers of what the other side just sent are answered "not
  *   wanted" (equal version vectors).
+ * - A remote that is a restricted principal (an app behind the gateway's sync endpoint, whose key
+ *   says what it may read and write: `SessionOptions.permissions`) is offered and sent only the
+ *   documents it may read, tombstones included; what it may not write is answered "not wanted"
+ *   when offered and refused on arrival when pushed or relayed (`MERGE_PERMISSION_DENIED`,
+ *   counted in `documentsRefused`). Its local edits outside its permission stay on it.
  *
  * Versions: 1 sent every message plain and every hash; 2 (this one) packs messages and elides
  * repeated hashes. A peer refuses a hello of another version: peers of versions 1 and 2 do not
