@@ -177,6 +177,28 @@ export function decodeVarint(
   return undefined;
 }
 
+/** Where the varint {@link readVarint} read last ended (a module variable: no result object). */
+let varintEnd = 0;
+
+/**
+ * Reads a varint of at most 4 bytes at `pos`, before `end`, for the frame decoder.
+ * @returns its value and sets {@link varintEnd}, or -1 when truncated or too long.
+ */
+function readVarint(buf: Uint8Array, pos: number, end: number): number {
+  let value = 0;
+  let scale = 1;
+  for (let i = 0; i < 4 && pos + i < end; i++) {
+    const b = buf[pos + i] as number;
+    value += (b & 0x7f) * scale;
+    if ((b & 0x80) === 0) {
+      varintEnd = pos + i + 1;
+      return value;
+    }
+    scale *= 128;
+  }
+  return -1;
+}
+
 /**
  * The full offset whose low 24 bits are `low24`, nearest to `reference`.
  * @remarks Exact while the true offset lies within 2^23 of `reference` (see the module comment).
@@ -204,7 +226,8 @@ export function ackBlockBytes(acks: readonly AckEntry[]): number {
 }
 
 function writeAcks(buf: Uint8Array, pos: number, acks: readonly AckEntry[]): number {
-  acks.forEach((a, i) => {
+  for (let i = 0; i < acks.length; i++) {
+    const a = acks[i] as AckEntry;
     if (a.ranges.length > MAX_SACK_RANGES) throw new RangeError('too many SACK ranges');
     buf[pos++] = (i < acks.length - 1 ? 0x80 : 0) | ((a.stream & 7) << 3) | a.ranges.length;
     pos = write24(buf, pos, a.cumulative % OFFSET_MODULUS);
@@ -217,7 +240,7 @@ function writeAcks(buf: Uint8Array, pos: number, acks: readonly AckEntry[]): num
       pos = writeVarint(buf, pos, e - s);
       prev = e;
     }
-  });
+  }
   return pos;
 }
 
@@ -234,12 +257,46 @@ function read24(buf: Uint8Array, pos: number): number {
 
 function finish(buf: Uint8Array, pos: number, crc: boolean): Uint8Array {
   if (crc) {
-    const c = crc32(buf.subarray(0, pos));
-    new DataView(buf.buffer, buf.byteOffset, buf.byteLength).setUint32(pos, c);
+    const c = crc32(pos === buf.length ? buf : buf.subarray(0, pos));
+    buf[pos] = c >>> 24;
+    buf[pos + 1] = (c >>> 16) & 0xff;
+    buf[pos + 2] = (c >>> 8) & 0xff;
+    buf[pos + 3] = c & 0xff;
     pos += CRC_BYTES;
   }
   return pos === buf.length ? buf : buf.subarray(0, pos);
 }
+
+/** Bytes of the slab small frames are carved from. */
+const SLAB_BYTES = 64 * 1024;
+/** Frames from this size on get an allocation of their own. */
+const OWN_ALLOCATION_BYTES = 8 * 1024;
+let slab = new ArrayBuffer(0);
+let slabUsed = 0;
+
+/**
+ * A zero-filled buffer for one frame.
+ *
+ * @remarks
+ * `new Uint8Array(n)` of more than a few dozen bytes allocates an ArrayBuffer with its own
+ * off-heap store, which costs more than encoding a small frame. Small frames are therefore
+ * views carved one after another from a shared 64 KiB slab; a region is never handed out twice
+ * (a full slab is replaced, not reused), so each frame's bytes stay its own, as the link
+ * contract's frame ownership needs. A slab lives as long as any frame in it.
+ */
+function allocFrame(size: number): Uint8Array {
+  if (size >= OWN_ALLOCATION_BYTES) return new Uint8Array(size);
+  if (slabUsed + size > slab.byteLength) {
+    slab = new ArrayBuffer(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const out = new Uint8Array(slab, slabUsed, size);
+  slabUsed += size;
+  return out;
+}
+
+/** The acks of a frame that carries none (shared: decoded frames are read-only). */
+const NO_ACKS: readonly AckEntry[] = Object.freeze([]);
 
 /** What a DATA frame carries. */
 export interface DataFrameInput {
@@ -253,17 +310,17 @@ export interface DataFrameInput {
 
 /** Encodes a DATA frame. */
 export function encodeDataFrame(input: DataFrameInput): Uint8Array {
-  const acks = input.acks ?? [];
+  const acks = input.acks ?? NO_ACKS;
   const crc = input.crc === true;
   if (input.stream < 0 || input.stream >= STREAM_COUNT) throw new RangeError('stream out of range');
   if (input.payload.length === 0) throw new RangeError('a DATA frame carries at least one byte');
   const size =
     DATA_HEADER_BYTES + ackBlockBytes(acks) + input.payload.length + (crc ? CRC_BYTES : 0);
-  const buf = new Uint8Array(size);
+  const buf = allocFrame(size);
   buf[0] =
     (PROTOCOL_VERSION << 6) | (acks.length > 0 ? A_ACK : 0) | (crc ? C_CRC : 0) | input.stream;
   let pos = write24(buf, 1, input.offset % OFFSET_MODULUS);
-  pos = writeAcks(buf, pos, acks);
+  if (acks.length > 0) pos = writeAcks(buf, pos, acks);
   buf.set(input.payload, pos);
   return finish(buf, pos + input.payload.length, crc);
 }
@@ -278,11 +335,11 @@ export interface ControlFrameInput {
 
 /** Encodes a CONTROL frame. */
 export function encodeControlFrame(input: ControlFrameInput): Uint8Array {
-  const acks = input.acks ?? [];
+  const acks = input.acks ?? NO_ACKS;
   const body = input.body ?? new Uint8Array(0);
   const crc = input.crc === true;
   const size = CONTROL_HEADER_BYTES + ackBlockBytes(acks) + body.length + (crc ? CRC_BYTES : 0);
-  const buf = new Uint8Array(size);
+  const buf = allocFrame(size);
   buf[0] =
     (PROTOCOL_VERSION << 6) |
     K_CONTROL |
@@ -318,7 +375,7 @@ export function decodeFrame(frame: Uint8Array, options: DecodeOptions = {}): Fra
   if ((b0 & C_CRC) !== 0) {
     end -= CRC_BYTES;
     if (end < 1) malformed('truncated');
-    const want = new DataView(frame.buffer, frame.byteOffset, frame.byteLength).getUint32(end);
+    const want = (((frame[end] as number) << 24) >>> 0) + read24(frame, end + 1);
     if (crc32(frame.subarray(0, end)) !== want) malformed('crc');
   } else if (options.requireCrc === true) {
     malformed('missing crc');
@@ -326,33 +383,36 @@ export function decodeFrame(frame: Uint8Array, options: DecodeOptions = {}): Fra
   const control = (b0 & K_CONTROL) !== 0;
   let pos = control ? CONTROL_HEADER_BYTES : DATA_HEADER_BYTES;
   if (pos > end) malformed('truncated');
-  const acks: AckEntry[] = [];
+  let acks = NO_ACKS;
   if ((b0 & A_ACK) !== 0) {
+    const entries: AckEntry[] = [];
+    acks = entries;
     for (;;) {
       const e = frame[pos];
       if (e === undefined || pos >= end) malformed('truncated ack');
       if ((e & 0x40) !== 0) malformed('ack spare bit');
-      if (acks.length >= STREAM_COUNT) malformed('too many ack entries');
+      if (entries.length >= STREAM_COUNT) malformed('too many ack entries');
       if (pos + 4 > end) malformed('truncated ack');
       const cumulative = read24(frame, pos + 1);
-      const w = decodeVarint(frame.subarray(0, end), pos + 4);
-      if (w === undefined || w.value > MAX_WINDOW_BYTES) malformed('ack window');
-      pos = w.next;
+      const window = readVarint(frame, pos + 4, end);
+      if (window < 0 || window > MAX_WINDOW_BYTES) malformed('ack window');
+      pos = varintEnd;
+      const count = e & 7;
       const ranges: [number, number][] = [];
       let prev = 0;
-      for (let i = 0; i < (e & 7); i++) {
-        const gap = decodeVarint(frame.subarray(0, end), pos);
-        if (gap === undefined || gap.value < 1) malformed('sack gap');
-        const len = decodeVarint(frame.subarray(0, end), gap.next);
-        if (len === undefined || len.value < 1) malformed('sack length');
-        pos = len.next;
-        const start = prev + gap.value;
-        const stop = start + len.value;
+      for (let i = 0; i < count; i++) {
+        const gap = readVarint(frame, pos, end);
+        if (gap < 1) malformed('sack gap');
+        const len = readVarint(frame, varintEnd, end);
+        if (len < 1) malformed('sack length');
+        pos = varintEnd;
+        const start = prev + gap;
+        const stop = start + len;
         if (stop > MAX_WINDOW_BYTES) malformed('sack beyond window');
         ranges.push([start, stop]);
         prev = stop;
       }
-      acks.push({ stream: (e >> 3) & 7, cumulative, window: w.value, ranges });
+      entries.push({ stream: (e >> 3) & 7, cumulative, window, ranges });
       if ((e & 0x80) === 0) break;
     }
   }
@@ -419,7 +479,9 @@ export class ChunkAssembler {
     } else if (count !== this.#count) {
       malformed('chunk count');
     }
-    this.#chunks[index] ??= body.slice(1);
+    // A copy (`body` is a view of a frame valid only during its event; `Buffer#slice` would
+    // not copy).
+    this.#chunks[index] ??= new Uint8Array(body.subarray(1));
     if (this.#chunks.some((c) => c === undefined)) return undefined;
     const parts = this.#chunks as Uint8Array[];
     const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));

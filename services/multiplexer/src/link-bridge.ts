@@ -112,6 +112,7 @@ export function serveLinkDriver(
         options.onLink?.('down', e.linkId, e.reasonCode);
         return;
       case 'frame':
+        // Encoded (copied) at once: the frame is valid only during this event.
         counters.framesToBus++;
         bus.publish(
           subjects.framesIn(transport, e.linkId),
@@ -139,8 +140,11 @@ export function serveLinkDriver(
       return;
     }
     counters.framesFromBus++;
-    // protobufjs hands out a Buffer view of the message: pass a plain Uint8Array (no copy).
-    const bytes = new Uint8Array(frame.data.buffer, frame.data.byteOffset, frame.data.byteLength);
+    // A copy, as the link contract asks of a caller that does not own its frame: protobufjs
+    // hands out a view of the bus message, and the bus does not promise that nobody reuses that
+    // memory while the driver still holds the frame (a driver may write it to its socket
+    // later, uncopied). Next to the protobuf decode and the bus hop the copy is small.
+    const bytes = new Uint8Array(frame.data);
     try {
       if (q.frames.length === 0 && driver.send(linkId, bytes)) return;
     } catch (error) {

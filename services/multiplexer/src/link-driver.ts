@@ -45,6 +45,11 @@ export type LinkEvent =
       readonly reasonCode: string;
       readonly reason: string;
     }
+  /**
+   * A frame received. `data` is valid only during the listener call: the driver may reuse its
+   * memory afterwards (the LAN driver assembles frames split across socket reads in one buffer
+   * per connection), so a listener that keeps any of its bytes copies them.
+   */
   | { readonly type: 'frame'; readonly linkId: LinkId; readonly data: Uint8Array }
   /** The link accepts frames again after {@link LinkDriver.send} refused one. */
   | { readonly type: 'writable'; readonly linkId: LinkId };
@@ -63,6 +68,21 @@ export interface LinkDriver {
   listen(listener: LinkListener): () => void;
   /**
    * Sends one frame on a link.
+   *
+   * @remarks
+   * **Frame ownership.** When `send` returns true, the frame's bytes belong to the driver until
+   * it has transmitted them, which may be long after `send` returned: a driver may keep the
+   * frame instead of copying it (the LAN driver hands frames of 8 KiB or more to its socket as
+   * they are). The caller must therefore not change those bytes afterwards, nor let anyone
+   * reuse the memory under them; a caller that cannot promise this (its frame is a view into a
+   * buffer it does not own, such as a bus message) passes a copy. Re-sending the same unchanged
+   * frame is fine. When `send` returns false or throws, the driver kept nothing.
+   *
+   * The multiplexer honours this by encoding every frame into a buffer of its own and never
+   * writing to it again; `serveLinkDriver` copies frames that arrive from the bus.
+   *
+   * The other way the rule is reversed: a received frame (a `frame` event) is the driver's, and
+   * the listener may read it only during the call (see {@link LinkEvent}).
    * @returns true when the link took the frame; false when it is busy (the frame was NOT taken;
    *   wait for a `writable` event) or the link is unknown or down.
    * @throws MuxError MUX_FRAME_TOO_LARGE when the frame exceeds the link's `maxFrameBytes`.

@@ -20,6 +20,7 @@ import {
   MAX_FRAME_BYTES,
   MAX_WINDOW_BYTES,
   MIN_FRAME_BYTES,
+  type DecodeOptions,
 } from './frame-codec.js';
 import { LinkHandshake, type Identity, type RemoteHello } from './handshake.js';
 import type { LinkDriver, LinkEvent, LinkId, LinkInfo } from './link-driver.js';
@@ -107,6 +108,9 @@ export interface PeerReport {
 interface LinkState {
   readonly key: LinkId;
   readonly driver: LinkDriver;
+  /** The links of the same driver by the driver's link id (a frame's lookup builds no key). */
+  readonly siblings: Map<LinkId, LinkState>;
+  readonly decodeOptions: DecodeOptions;
   readonly info: LinkInfo;
   readonly crc: boolean;
   readonly handshake: LinkHandshake;
@@ -187,7 +191,8 @@ export class Multiplexer implements MultiplexerPort {
   attach(driver: LinkDriver): () => void {
     if (this.#closed) throw muxError('MUX_CLOSED', 'multiplexer closed');
     const index = this.#driverSeq++;
-    const stop = driver.listen((event) => this.#onLinkEvent(driver, index, event));
+    const links = new Map<LinkId, LinkState>();
+    const stop = driver.listen((event) => this.#onLinkEvent(driver, index, links, event));
     this.#drivers.set(driver, { index, stop });
     return () => {
       stop();
@@ -343,20 +348,30 @@ export class Multiplexer implements MultiplexerPort {
 
   // ——— links ———
 
-  #onLinkEvent(driver: LinkDriver, index: number, event: LinkEvent): void {
+  #onLinkEvent(
+    driver: LinkDriver,
+    index: number,
+    links: Map<LinkId, LinkState>,
+    event: LinkEvent,
+  ): void {
     if (this.#closed) return;
     if (event.type === 'up') {
-      this.#linkUp(driver, index, event.link);
+      this.#linkUp(driver, index, links, event.link);
       return;
     }
-    const link = this.#links.get(`${index}/${event.linkId}` as LinkId);
+    const link = links.get(event.linkId);
     if (link === undefined) return;
-    if (event.type === 'down') this.#linkDown(link);
-    else if (event.type === 'writable') this.#onWritable(link);
-    else this.#onFrame(link, event.data);
+    if (event.type === 'frame') this.#onFrame(link, event.data);
+    else if (event.type === 'down') this.#linkDown(link);
+    else this.#onWritable(link);
   }
 
-  #linkUp(driver: LinkDriver, index: number, info: LinkInfo): void {
+  #linkUp(
+    driver: LinkDriver,
+    index: number,
+    siblings: Map<LinkId, LinkState>,
+    info: LinkInfo,
+  ): void {
     const key = `${index}/${info.id}` as LinkId;
     if (this.#links.has(key)) return;
     const maxFrame = info.capabilities.maxFrameBytes;
@@ -368,6 +383,8 @@ export class Multiplexer implements MultiplexerPort {
     const link: LinkState = {
       key,
       driver,
+      siblings,
+      decodeOptions: { requireCrc: crc, maxFrameBytes: maxFrame },
       info,
       crc,
       control: [],
@@ -391,6 +408,7 @@ export class Multiplexer implements MultiplexerPort {
       }),
     };
     this.#links.set(key, link);
+    siblings.set(info.id, link);
     link.deadline = this.clock.setTimer(this.#options.handshakeTimeoutMs, () => {
       link.deadline = undefined;
       if (link.peer === undefined && !link.refused) {
@@ -411,6 +429,7 @@ export class Multiplexer implements MultiplexerPort {
 
   #linkDown(link: LinkState): void {
     if (!this.#links.delete(link.key)) return;
+    if (link.siblings.get(link.info.id) === link) link.siblings.delete(link.info.id);
     this.#clearLinkTimers(link);
     const peer = link.peer;
     this.#emit({ type: 'link-down', peerId: peer?.peerId, linkId: link.info.id });
@@ -462,10 +481,7 @@ export class Multiplexer implements MultiplexerPort {
   #onFrame(link: LinkState, data: Uint8Array): void {
     let frame;
     try {
-      frame = decodeFrame(data, {
-        requireCrc: link.crc,
-        maxFrameBytes: link.info.capabilities.maxFrameBytes,
-      });
+      frame = decodeFrame(data, link.decodeOptions);
     } catch {
       // A bad frame is counted and dropped: the sender re-sends what mattered.
       this.counters.malformedFrames++;

@@ -9,7 +9,7 @@
  * data older than the reassembly timeout is discarded ({@link ReceiveStream.expire}); the sender
  * still holds it until it is acknowledged cumulatively, so discarding loses nothing.
  */
-import { decodeVarint, MAX_SACK_RANGES } from './frame-codec.js';
+import { MAX_SACK_RANGES } from './frame-codec.js';
 import { muxError } from './errors.js';
 
 /** Limits shared by the streams of a peer or of the whole multiplexer. */
@@ -47,6 +47,9 @@ interface Range {
 /** What {@link ReceiveStream.accept} did with a fragment. */
 export type AcceptResult = 'in-order' | 'out-of-order' | 'duplicate' | 'out-of-range' | 'dropped';
 
+/** Largest first buffer of a message being assembled; see `ReceiveStream#feed`. */
+const FIRST_MESSAGE_BUFFER_BYTES = 64 * 1024;
+
 /** See the module comment. */
 export class ReceiveStream {
   /** Next offset expected in order. */
@@ -62,10 +65,13 @@ export class ReceiveStream {
   #ranges: Range[] = [];
   #rangeBytes = 0;
   #since = 0;
-  // The message being assembled from in-order bytes.
-  #prefix: number[] = [];
+  // The message being assembled from in-order bytes: its varint length prefix as read so far,
+  // then its bytes, copied into one buffer (see #feed).
+  #lenValue = 0;
+  #lenScale = 1;
+  #lenBytes = 0;
   #need: number | undefined;
-  #parts: Uint8Array[] = [];
+  #message: Uint8Array | undefined;
   #have = 0;
   readonly #ready: ReceivedMessage[] = [];
 
@@ -97,12 +103,12 @@ export class ReceiveStream {
 
   /** In-order bytes of an incomplete message. */
   get partialBytes(): number {
-    return this.#have + this.#prefix.length;
+    return this.#have + this.#lenBytes;
   }
 
   /** Whether the stream holds nothing but counters. */
   get isIdle(): boolean {
-    return this.#ranges.length === 0 && this.#parts.length === 0 && this.#prefix.length === 0;
+    return this.#ranges.length === 0 && this.#have === 0 && this.#lenBytes === 0;
   }
 
   /**
@@ -166,10 +172,16 @@ export class ReceiveStream {
   /** Releases every buffer (session reset or close). */
   clear(): void {
     this.#clearRanges();
-    this.#prefix = [];
-    this.#parts = [];
+    this.#resetPrefix();
+    this.#message = undefined;
     this.#have = 0;
     this.#need = undefined;
+  }
+
+  #resetPrefix(): void {
+    this.#lenValue = 0;
+    this.#lenScale = 1;
+    this.#lenBytes = 0;
   }
 
   #clearRanges(): void {
@@ -228,7 +240,8 @@ export class ReceiveStream {
       for (const b of this.#budgets) b.reassemblies++;
     }
     for (const p of pieces) {
-      // Copy (a Buffer's slice would not): the frame's buffer must not stay alive through a view.
+      // Copy (a Buffer's slice would not): the frame is valid only during its event, and its
+      // buffer must not stay alive through a view.
       ranges.splice(lowerBound(ranges, p.start), 0, {
         start: p.start,
         data: new Uint8Array(p.data),
@@ -262,29 +275,60 @@ export class ReceiveStream {
     this.#since = now;
   }
 
+  /**
+   * Cuts in-order bytes into messages.
+   *
+   * @remarks
+   * Each message is copied once, into a buffer of its own: the fragments are views of link
+   * frames, valid only during their frame event (the link contract) and not to be kept alive
+   * through a view anyway. The buffer is allocated when the first
+   * bytes arrive, at the message's size up to {@link FIRST_MESSAGE_BUFFER_BYTES} (or the bytes at
+   * hand, if more), and doubled as bytes arrive, capped at the size; so an announced length costs
+   * memory only as its bytes come, and a large message is copied at most twice more in total.
+   */
   #feed(bytes: Uint8Array): void {
-    this.next += bytes.length;
+    const n = bytes.length;
+    this.next += n;
+    const base = this.next - n;
     let pos = 0;
-    while (pos < bytes.length) {
-      if (this.#need === undefined) {
+    while (pos < n) {
+      const need = this.#need;
+      if (need === undefined) {
         const b = bytes[pos++] as number;
-        this.#prefix.push(b);
+        this.#lenValue += (b & 0x7f) * this.#lenScale;
+        this.#lenBytes++;
         if (b >= 0x80) {
-          if (this.#prefix.length >= 4) this.#tooLarge(Number.MAX_SAFE_INTEGER);
+          if (this.#lenBytes >= 4) this.#tooLarge(Number.MAX_SAFE_INTEGER);
+          this.#lenScale *= 128;
           continue;
         }
-        const length = (decodeVarint(Uint8Array.from(this.#prefix), 0) as { value: number }).value;
-        this.#prefix = [];
+        const length = this.#lenValue;
+        this.#resetPrefix();
         if (length > this.maxMessageBytes) this.#tooLarge(length);
         this.#need = length;
-        if (length === 0) this.#complete(this.next - bytes.length + pos);
+        if (length === 0) {
+          this.#message = new Uint8Array(0);
+          this.#complete(base + pos);
+        }
         continue;
       }
-      const take = Math.min(this.#need - this.#have, bytes.length - pos);
-      this.#parts.push(new Uint8Array(bytes.subarray(pos, pos + take)));
-      this.#have += take;
+      const have = this.#have;
+      const take = Math.min(need - have, n - pos);
+      let buf = this.#message;
+      if (buf === undefined) {
+        buf = new Uint8Array(Math.min(need, Math.max(FIRST_MESSAGE_BUFFER_BYTES, take)));
+        this.#message = buf;
+      } else if (have + take > buf.length) {
+        const grown = new Uint8Array(Math.min(need, Math.max(2 * buf.length, have + take)));
+        grown.set(buf.length === have ? buf : buf.subarray(0, have));
+        buf = grown;
+        this.#message = buf;
+      }
+      // A plain view (a Buffer's subarray costs more): `bytes` may be a Buffer.
+      buf.set(new Uint8Array(bytes.buffer, bytes.byteOffset + pos, take), have);
+      this.#have = have + take;
       pos += take;
-      if (this.#have === this.#need) this.#complete(this.next - bytes.length + pos);
+      if (this.#have === need) this.#complete(base + pos);
     }
   }
 
@@ -293,18 +337,9 @@ export class ReceiveStream {
   }
 
   #complete(endOffset: number): void {
-    const parts = this.#parts;
-    let data: Uint8Array;
-    if (parts.length === 1) data = parts[0] as Uint8Array;
-    else {
-      data = new Uint8Array(this.#have);
-      let p = 0;
-      for (const part of parts) {
-        data.set(part, p);
-        p += part.length;
-      }
-    }
-    this.#parts = [];
+    // The buffer reached the message's size exactly (every growth is capped at it).
+    const data = this.#message as Uint8Array;
+    this.#message = undefined;
     this.#have = 0;
     this.#need = undefined;
     this.#ready.push({ data, endOffset });

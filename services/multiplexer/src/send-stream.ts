@@ -51,6 +51,8 @@ export class SendStream {
   readonly #segments: Segment[] = [];
   #segHead = 0;
   readonly #lost: Segment[] = [];
+  /** Segments of the scoreboard (at or after its head) in state `sacked`. */
+  #sacked = 0;
 
   constructor(id: number, peerLimit: number) {
     this.id = id;
@@ -142,6 +144,7 @@ export class SendStream {
   /** Marks a segment lost (timeout, link down) so it is re-sent; returns whether it was in flight. */
   markLost(segment: Segment): boolean {
     if (segment.state === 'lost' || segment.end <= this.acked) return false;
+    if (segment.state === 'sacked') this.#sacked--;
     segment.state = 'lost';
     segment.link = undefined;
     segment.epoch++;
@@ -169,6 +172,7 @@ export class SendStream {
           break;
         }
         if (s.state !== 'sacked') done.push({ segment: s, was: s.state, link: s.link });
+        else this.#sacked--; // leaves the scoreboard
         s.state = 'sacked';
         s.link = undefined;
         s.epoch++;
@@ -190,6 +194,7 @@ export class SendStream {
         if (s.start >= end) break;
         if (s.end <= end && s.start >= start && s.state !== 'sacked') {
           done.push({ segment: s, was: s.state, link: s.link });
+          this.#sacked++;
           s.state = 'sacked';
           s.link = undefined;
           s.epoch++;
@@ -221,10 +226,8 @@ export class SendStream {
 
   /** Whether a sacked segment waits for the cumulative ack. */
   hasSacked(): boolean {
-    for (let i = this.#segHead; i < this.#segments.length; i++) {
-      if ((this.#segments[i] as Segment).state === 'sacked') return true;
-    }
-    return false;
+    // A count, not a scan: the session asks after every ack, with hundreds of segments in flight.
+    return this.#sacked > 0;
   }
 
   #mark(segment: Segment, link: unknown, now: number): void {

@@ -41,6 +41,9 @@ import type { LinkId } from './link-driver.js';
 import { ReceiveStream, type ReassemblyBudget, type ReceiveCounters } from './receive-stream.js';
 import { SendStream, type Segment } from './send-stream.js';
 
+/** The acks of a data frame that carries none. */
+const NO_ACKS: readonly AckEntry[] = Object.freeze([]);
+
 /** A remote peer's id (derived from its public key; see `handshake.ts`). */
 export type PeerId = string & { readonly __peerId: true };
 
@@ -739,11 +742,17 @@ export class PeerSession {
   /** Builds and sends one data frame on `link`. */
   #sendOne(link: SessionLink): 'sent' | 'refused' | 'none' {
     if (link.inflightBytes >= this.#inflightCap(link)) return 'none';
-    const stream = this.#send.find((s) => s.hasWork());
+    let stream: SendStream | undefined;
+    for (const s of this.#send) {
+      if (s.hasWork()) {
+        stream = s;
+        break;
+      }
+    }
     if (stream === undefined) return 'none';
     const p = link.port;
     let room = p.maxFrameBytes - DATA_HEADER_BYTES - (p.crc ? CRC_BYTES : 0);
-    let acks: AckEntry[] = [];
+    let acks: readonly AckEntry[] = NO_ACKS;
     if (this.#ackDue && this.#ackDirty.size > 0) {
       acks = this.#buildAcks(Math.max(0, room - 1));
       room -= ackBlockBytes(acks);
@@ -814,9 +823,13 @@ export class PeerSession {
    * opens the window may have been lost: ask for one with a PING after a timeout.
    */
   #armPersist(): void {
-    const blocked = this.#send.some(
-      (s) => s.end > s.sent && s.sent >= s.peerLimit && s.sent === s.acked,
-    );
+    let blocked = false;
+    for (const s of this.#send) {
+      if (s.end > s.sent && s.sent >= s.peerLimit && s.sent === s.acked) {
+        blocked = true;
+        break;
+      }
+    }
     if (!blocked) {
       this.#persistTimer?.cancel();
       this.#persistTimer = undefined;

@@ -34,7 +34,10 @@ interface Recorder {
 
 function record(driver: LinkDriver): Recorder {
   const events: LinkEvent[] = [];
-  const stop = driver.listen((e) => events.push(e));
+  // A frame's data is valid only during its event (the link contract): keep a copy.
+  const stop = driver.listen((e) =>
+    events.push(e.type === 'frame' ? { ...e, data: new Uint8Array(e.data) } : e),
+  );
   return {
     events,
     up: () => {

@@ -21,9 +21,14 @@
  *   end that dialed the loser may report it up briefly before the BYE `LAN_DUPLICATE_LINK`.
  * - **Backpressure**: `send` takes a frame while the socket's write buffer is under
  *   `highWaterMark` bytes; once over, it refuses frames until the buffer drains, then emits
- *   `writable`. Outgoing records are copied into a 1 MiB slab per connection and what a tick
- *   added is written as one buffer (the socket corked until the next tick), so a burst of frames
- *   costs one allocation per MiB and one syscall.
+ *   `writable`. Outgoing records of small frames are copied into a 1 MiB slab per connection and
+ *   what a tick added is written as one buffer (the socket corked until the next tick), so a
+ *   burst of frames costs one allocation per MiB and one syscall. Frames of 8 KiB or more are
+ *   not copied: the link contract gives a frame to the driver once `send` took it (see
+ *   `LinkDriver.send`), so the socket writes the caller's bytes after the header.
+ * - **Receive**: a record inside one socket read is handed out as a view of it; one split across
+ *   reads (every 64 KiB frame) is assembled in one buffer per connection, reused for the next, so
+ *   a frame event's data is valid only during the event (as the link contract says).
  * - **Reconnect**: a static or discovered peer is redialed after its connection ends, with
  *   exponential backoff and jitter, reset by a successful HELLO; a peer whose instance already
  *   has a link (it dialed us) is not redialed until that link goes down.
@@ -61,6 +66,12 @@ import {
 export const DEFAULT_LAN_PORT = 4040;
 /** Size of the slab outgoing records are copied into (one per connection at a time). */
 const SLAB_BYTES = 1024 * 1024;
+/**
+ * Frames from this size on are handed to the socket as they are (the link contract gives the
+ * driver the frame once `send` took it); smaller ones are copied into the slab, where a burst
+ * costs one write instead of one per frame.
+ */
+const ZERO_COPY_BYTES = 8 * 1024;
 
 /** Default cap on connections (as Ditto). */
 export const DEFAULT_MAX_CONNECTIONS = 6;
@@ -644,22 +655,34 @@ export class LanLinkDriver implements LinkDriver {
   /**
    * Copies a DATA record into the connection's slab; what was added since the last flush is
    * written as one buffer at the end of the tick (or when the slab is full, or at the mark).
+   * A frame of {@link ZERO_COPY_BYTES} or more is not copied: its header goes into the slab and
+   * the frame itself to the socket, which is corked, so both leave in the same `writev`.
    */
   #writeData(c: Connection, frame: Uint8Array): void {
-    const n = RECORD_HEADER_BYTES + frame.length;
+    const length = frame.length;
+    const large = length >= ZERO_COPY_BYTES;
+    const n = RECORD_HEADER_BYTES + (large ? 0 : length);
     this.#cork(c);
     let b = c.batch;
     if (b === undefined || c.batchUsed + n > b.length) {
       this.#flushBatch(c);
-      b = c.batch = Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, n));
+      b = c.batch = Buffer.allocUnsafeSlow(SLAB_BYTES);
       c.batchStart = 0;
       c.batchUsed = 0;
     }
     const at = c.batchUsed;
     b[at] = RecordType.DATA;
-    b.writeUInt32BE(frame.length, at + 1);
-    b.set(frame, at + RECORD_HEADER_BYTES);
+    b[at + 1] = length >>> 24;
+    b[at + 2] = (length >>> 16) & 0xff;
+    b[at + 3] = (length >>> 8) & 0xff;
+    b[at + 4] = length & 0xff;
     c.batchUsed = at + n;
+    if (large) {
+      this.#flushBatch(c);
+      c.socket.write(frame);
+    } else {
+      b.set(frame, at + RECORD_HEADER_BYTES);
+    }
   }
 
   /** Bytes copied into the slab and not yet handed to the socket. */
@@ -680,7 +703,9 @@ export class LanLinkDriver implements LinkDriver {
     if (c.state === 'closed') return;
     if (type === RecordType.DATA && c.state === 'up' && c.info !== undefined) {
       this.counters.framesReceived++;
-      // `payload` is a plain Uint8Array view of the received chunk (never reused by the socket).
+      // `payload` is a plain Uint8Array view of the received chunk, or of the decoder's assembly
+      // buffer, which the next record split across reads overwrites: the link contract makes a
+      // frame event's data valid only during the event.
       this.#emit({ type: 'frame', linkId: c.info.id, data: payload });
       return;
     }

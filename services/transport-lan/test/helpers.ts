@@ -43,7 +43,10 @@ export function recordDriver(driver: LanLinkDriver): {
 } {
   const events: LinkEvent[] = [];
   const diagnostics: LanDriverEvent[] = [];
-  const a = driver.listen((e) => events.push(e));
+  // A frame's data is valid only during its event (the link contract): keep a copy.
+  const a = driver.listen((e) =>
+    events.push(e.type === 'frame' ? { ...e, data: new Uint8Array(e.data) } : e),
+  );
   const b = driver.onDiagnostic((e) => diagnostics.push(e));
   return {
     events,

@@ -56,7 +56,7 @@ async function stillServes(server: LanLinkDriver): Promise<void> {
   const probe = await driver({ port: false, peers: [`tcp://${LOCAL}:${server.port}`] });
   const got: Uint8Array[] = [];
   const stop = server.listen((e) => {
-    if (e.type === 'frame') got.push(e.data);
+    if (e.type === 'frame') got.push(new Uint8Array(e.data)); // valid only during the event
   });
   await untilEvent(
     [probe, server],
