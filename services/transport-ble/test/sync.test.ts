@@ -3,6 +3,7 @@
  * driver; one central, one peripheral) sync documents at a BLE budget of 20 000 B/s and MTU 185,
  * in real time.
  */
+import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '@lattice/testing';
 import { FakeAir } from '../src/testing.js';
@@ -64,10 +65,15 @@ describe('two peers syncing over BLE (fake radio, 20 KB/s, MTU 185)', () => {
   it('a 40-document collection reaches the peripheral through a radio cut mid-sync', async () => {
     const { air, pair } = await world();
     const { a, b } = pair;
-    // ~600 B each, ~24 KB in all: about 1.3 s of air at 20 KB/s.
+    // ~600 B each, ~24 KB in all: about 1.3 s of air at 20 KB/s. Random text, so that the sync
+    // protocol's deflate cannot shrink it to a single short burst.
     for (let i = 0; i < 40; i++) {
       await a.engine.execute('INSERT INTO notes DOCUMENTS (:d)', {
-        d: { _id: `d${String(i).padStart(2, '0')}`, n: i, text: `${i} `.repeat(200).slice(0, 580) },
+        d: {
+          _id: `d${String(i).padStart(2, '0')}`,
+          n: i,
+          text: randomBytes(435).toString('base64'),
+        },
       });
     }
     pair.start();
