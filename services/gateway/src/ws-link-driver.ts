@@ -13,7 +13,11 @@
  * (`Authorization: Bearer` or the `lattice-key.<key>` subprotocol for browsers, which cannot set
  * headers), an Origin allow-list for browsers, a cap on connections, a message size limit
  * (`maxFrameBytes`; a larger message closes the connection with 1009) and a message rate
- * limit per connection (a token bucket; a flood closes it with 1008). TLS (`wss`) is the HTTP
+ * limit per connection (a token bucket; a flood closes it with 1008). A key restricted to some
+ * documents syncs too: its link reports the key's permissions (`LinkInfo.permissions`), which the
+ * multiplexer hands with the peer to its sync session, which sends the peer only what it may
+ * read and refuses what it may not write. A link ends when its key expires or a reload of the
+ * keys revokes it. TLS (`wss`) is the HTTP
  * server's business: attach to an `https` server (`startGateway` does with `tls`); `connect`
  * takes a `wss://` URL and, for a private CA, its certificate (`ca`).
  *
@@ -36,6 +40,7 @@ import type {
 } from '@lattice/multiplexer';
 import { v1 } from '@lattice/proto';
 import { hasCode } from '@lattice/errors';
+import type { PermissionSpec, PermissionsSpec } from '@lattice/dql';
 import type { ApiKeys } from './auth.js';
 import { isFullAccess } from './permissions.js';
 import type { Principal } from './permissions.js';
@@ -153,12 +158,6 @@ export class WebSocketLinkDriver implements LinkDriver {
         refuse(401, 'Unauthorized');
         return;
       }
-      if (!isFullAccess(principal)) {
-        // A sync link carries whatever the mesh holds: per-document permissions on links are
-        // the merge engine's to enforce (not yet), so only keys that may do everything sync.
-        refuse(403, 'Forbidden');
-        return;
-      }
       if (this.#accepted >= this.#maxConnections || this.#closed) {
         refuse(503, 'Service Unavailable');
         return;
@@ -173,7 +172,14 @@ export class WebSocketLinkDriver implements LinkDriver {
           this.#accepted--;
           unwatch();
         });
-        this.#adopt(ws, `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`, true);
+        // A restricted key's peer syncs under its permissions: the link carries them to the
+        // multiplexer, whose peer events hand them to the sync session that enforces them.
+        this.#adopt(
+          ws,
+          `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`,
+          true,
+          isFullAccess(principal) ? undefined : toProtoPermissions(principal.spec ?? {}),
+        );
       });
     };
     server.on('upgrade', onUpgrade);
@@ -213,10 +219,21 @@ export class WebSocketLinkDriver implements LinkDriver {
     });
   }
 
-  #adopt(ws: WebSocket, remoteAddress: string, limited: boolean): LinkId {
+  #adopt(
+    ws: WebSocket,
+    remoteAddress: string,
+    limited: boolean,
+    permissions?: v1.IPermissions,
+  ): LinkId {
     const id = asLinkId(`ws-${++this.#next}`);
     const link: Link = {
-      info: { id, transport: 'ws', capabilities: this.#capabilities, remoteAddress },
+      info: {
+        id,
+        transport: 'ws',
+        capabilities: this.#capabilities,
+        remoteAddress,
+        ...(permissions === undefined ? {} : { permissions }),
+      },
       ws,
       up: true,
       refused: false,
@@ -320,4 +337,15 @@ export class WebSocketLinkDriver implements LinkDriver {
     await Promise.all([...this.#servers].map((s) => new Promise<void>((r) => s.close(() => r()))));
     this.#servers.clear();
   }
+}
+
+/** A key's configured permission as the link contract carries it (`lattice.v1.Permissions`). */
+function toProtoPermissions(spec: PermissionsSpec): v1.IPermissions {
+  const access = (a: PermissionSpec | undefined): v1.IAccessSpec => ({
+    everything: a?.everything === true,
+    queriesByCollection: Object.fromEntries(
+      Object.entries(a?.queriesByCollection ?? {}).map(([c, q]) => [c, { queries: [...q] }]),
+    ),
+  });
+  return { read: access(spec.read), write: access(spec.write) };
 }

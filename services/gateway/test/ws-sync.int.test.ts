@@ -9,7 +9,7 @@ import { MergeEngine, syncOverMultiplexer } from '@lattice/merge';
 import type { v1 } from '@lattice/proto';
 import { DocumentStore, MemoryEngine } from '@lattice/store';
 import { waitFor } from '@lattice/testing';
-import { InProcessPeer, startGateway, WebSocketLinkDriver } from '@lattice/gateway';
+import { InProcessPeer, parseKeys, startGateway, WebSocketLinkDriver } from '@lattice/gateway';
 import * as grpc from '@grpc/grpc-js';
 import { applyBatch, dec, observe, reader } from './helpers.js';
 
@@ -77,6 +77,81 @@ describe('WebSocket sync endpoint, end to end', () => {
     } finally {
       stream.cancel();
       client.close();
+      stopA();
+      stopB();
+      await muxA.close();
+      await muxB.close();
+      await remoteDriver.close();
+      await gateway.close();
+      await a.close();
+      await b.close();
+      await a.store.close();
+      await b.store.close();
+    }
+  });
+  it('a restricted key syncs only what it may read, and its writes outside the permission are refused', async () => {
+    const clock = new SystemClock();
+    const idA = createIdentity(new Uint8Array(32).fill(31));
+    const idB = createIdentity(new Uint8Array(32).fill(32));
+    const a = await engineFor(idA.peerId);
+    const b = await engineFor(idB.peerId);
+    const region1 = { queriesByCollection: { cars: ["_id.region = '1'"] } };
+    const gateway = await startGateway(new InProcessPeer(a), {
+      grpcPort: 0,
+      httpPort: 0,
+      keys: parseKeys({
+        keys: [
+          {
+            name: 'region-1',
+            token: 'region-1-token-0123456789',
+            permission: { read: region1, write: region1 },
+          },
+        ],
+      }),
+      sync: {},
+    });
+    const muxA = new Multiplexer({ identity: idA, clock });
+    const muxB = new Multiplexer({ identity: idB, clock });
+    muxA.attach(gateway.links as WebSocketLinkDriver);
+    const remoteDriver = new WebSocketLinkDriver();
+    muxB.attach(remoteDriver);
+    const errors: unknown[] = [];
+    const stopA = syncOverMultiplexer(a, muxA, { onError: (_p, e) => errors.push(e) });
+    const stopB = syncOverMultiplexer(b, muxB, { onError: (_p, e) => errors.push(e) });
+    try {
+      await a.execute('INSERT INTO cars DOCUMENTS (:x), (:y)', {
+        x: { _id: { region: '1', n: 1 }, make: 'Volvo' },
+        y: { _id: { region: '2', n: 1 }, make: 'Fiat' },
+      });
+      await a.execute("INSERT INTO secrets DOCUMENTS ({'_id': 's', 'pin': 1234})");
+      await a.subscribe('SELECT * FROM cars');
+      await b.subscribe('SELECT * FROM cars');
+      await b.subscribe('SELECT * FROM secrets');
+      await b.execute('INSERT INTO cars DOCUMENTS (:x), (:y)', {
+        x: { _id: { region: '1', n: 2 }, make: 'Saab' },
+        y: { _id: { region: '2', n: 2 }, make: 'Kia' },
+      });
+      await remoteDriver.connect(`ws://127.0.0.1:${gateway.httpPort}/api/v4/sync`, {
+        apiKey: 'region-1-token-0123456789',
+      });
+      const cars = (p: MergeEngine) =>
+        (p.store.select('SELECT * FROM cars ORDER BY _id') as { make: string }[]).map(
+          (d) => d.make,
+        );
+      await waitFor(() => (cars(b).length === 3 ? true : undefined), { what: 'region 1 on b' });
+      await waitFor(() => (cars(a).length === 3 ? true : undefined), { what: 'region 1 on a' });
+      const idle = (p: MergeEngine, remote: string) =>
+        p.syncStatus().find((s) => s.remotePeer === remote)?.state === 'idle';
+      await waitFor(() => (idle(a, idB.peerId) && idle(b, idA.peerId) ? true : undefined), {
+        what: 'both idle',
+      });
+      expect(cars(b).sort()).toEqual(['Saab', 'Volvo', 'Kia'].sort());
+      // b keeps its own region 2 car; it never received a's region 2 car or the secrets.
+      expect(cars(b)).not.toContain('Fiat');
+      expect(b.store.select('SELECT * FROM secrets')).toEqual([]);
+      expect(cars(a).sort()).toEqual(['Fiat', 'Saab', 'Volvo']);
+      expect(errors).toEqual([]);
+    } finally {
       stopA();
       stopB();
       await muxA.close();

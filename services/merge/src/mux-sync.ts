@@ -9,9 +9,17 @@
  * with that peer: it survives links coming and going, and a `session-reset` or a new `peer-up`
  * ends it and starts a fresh one, which resumes from the receiver's durable checkpoint.
  * Inbound messages are queued per peer; the sync protocol's window bounds each queue.
+ *
+ * A peer that came over a link of a restricted principal (the gateway's WebSocket endpoint: an
+ * app's key) carries its permissions on its `peer-up`/`session-reset` event; its session enforces
+ * them (`SessionOptions.permissions`). Permissions that do not compile end nothing but that
+ * peer's sync: it is reported and not synced with.
  */
+import { compilePermissions } from '@lattice/dql';
+import type { Permissions, PermissionSpec } from '@lattice/dql';
 import type { MultiplexerPort, PeerId } from '@lattice/multiplexer';
 import { Priority } from '@lattice/multiplexer';
+import type { v1 } from '@lattice/proto';
 import { InboxChannel } from './channel.js';
 import type { MergeEngine } from './engine.js';
 import { restartHello } from './session.js';
@@ -36,6 +44,20 @@ export function syncOverMultiplexer(
   // before the new channel exists) belong to the next session: they wait here.
   const orphans = new Map<PeerId, Uint8Array[]>();
   let stopped = false;
+  // What each restricted peer may read and write; absent: everything.
+  const permissions = new Map<PeerId, Permissions>();
+  const setPermissions = (peer: PeerId, spec: v1.IPermissions | undefined): boolean => {
+    permissions.delete(peer);
+    if (spec === undefined) return true;
+    try {
+      permissions.set(peer, compilePermissions(fromProto(spec)));
+      return true;
+    } catch (err) {
+      channels.get(peer)?.close();
+      options.onError?.(peer, err);
+      return false;
+    }
+  };
   const start = (peer: PeerId, first?: readonly Uint8Array[]): void => {
     channels.get(peer)?.close();
     // A channel exists from now on, so messages that arrive while the previous session winds
@@ -53,25 +75,28 @@ export function syncOverMultiplexer(
       .then(() => engine.disconnect(peer))
       .then(() => {
         if (stopped || channel.closed) return;
-        engine.connect(peer, channel).catch((err: unknown) => {
-          const hello = restartHello(err);
-          // The remote started over: so do we, handing the new session the remote's hello and
-          // whatever followed it.
-          if (hello) {
-            const after = [...channel.takeUnread(), ...(orphans.get(peer) ?? [])];
-            orphans.delete(peer);
-            start(peer, [hello, ...after]);
-          }
-          // Another failure (a protocol error) is reported; the next peer-up starts again.
-          else if ((err as { code?: string }).code !== 'MERGE_CLOSED') options.onError?.(peer, err);
-        });
+        engine
+          .connect(peer, channel, { permissions: permissions.get(peer) })
+          .catch((err: unknown) => {
+            const hello = restartHello(err);
+            // The remote started over: so do we, handing the new session the remote's hello and
+            // whatever followed it.
+            if (hello) {
+              const after = [...channel.takeUnread(), ...(orphans.get(peer) ?? [])];
+              orphans.delete(peer);
+              start(peer, [hello, ...after]);
+            }
+            // Another failure (a protocol error) is reported; the next peer-up starts again.
+            else if ((err as { code?: string }).code !== 'MERGE_CLOSED')
+              options.onError?.(peer, err);
+          });
       });
     starting.set(peer, next);
   };
   const offEvents = mux.on((event) => {
     if (event.type === 'peer-up' || event.type === 'session-reset') {
       orphans.delete(event.peerId); // The multiplexer started over: nothing before counts.
-      start(event.peerId);
+      if (setPermissions(event.peerId, event.permissions)) start(event.peerId);
     }
   });
   const offMessages = mux.onMessage((m) => {
@@ -85,7 +110,9 @@ export function syncOverMultiplexer(
     if (waiting.length < MAX_ORPHANS) waiting.push(m.data);
     orphans.set(m.peerId, waiting);
   });
-  for (const p of mux.peers()) if (p.connected) start(p.peerId);
+  for (const p of mux.peers()) {
+    if (p.connected && setPermissions(p.peerId, p.permissions)) start(p.peerId);
+  }
   return () => {
     stopped = true;
     offEvents();
@@ -93,4 +120,20 @@ export function syncOverMultiplexer(
     orphans.clear();
     for (const c of [...channels.values()]) c.close();
   };
+}
+
+/** Permissions as the link contract carries them, in the shape `@lattice/dql` compiles. */
+function fromProto(p: v1.IPermissions): { read?: PermissionSpec; write?: PermissionSpec } {
+  const access = (a: v1.IAccessSpec | null | undefined): PermissionSpec | undefined =>
+    a
+      ? {
+          everything: a.everything === true,
+          queriesByCollection: Object.fromEntries(
+            Object.entries(a.queriesByCollection ?? {}).map(([c, l]) => [c, l.queries ?? []]),
+          ),
+        }
+      : undefined;
+  const read = access(p.read);
+  const write = access(p.write);
+  return { ...(read ? { read } : {}), ...(write ? { write } : {}) };
 }

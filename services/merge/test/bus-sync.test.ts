@@ -16,6 +16,7 @@ import {
   type Identity,
   type LoopbackLinkDriver,
 } from '@lattice/multiplexer';
+import { restrictedDriver } from '@lattice/multiplexer/testing';
 import { Subjects } from '@lattice/proto';
 import { waitFor } from '@lattice/testing';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -168,6 +169,81 @@ describe('sync through the multiplexer bus API', () => {
     mergeA.stop();
     await muxA.stop();
   }, 90_000);
+
+  it("carries a restricted peer's permissions through the bus API, live and in the snapshot", async () => {
+    const net = new LoopbackNetwork({ clock: new SystemClock(), seed: 5 });
+    const idHub = createIdentity(new Uint8Array(32).fill(41));
+    const idApp = createIdentity(new Uint8Array(32).fill(42));
+    const busHub = new LocalBus();
+    const busApp = new LocalBus();
+    cleanups.push(
+      () => busHub.close(),
+      () => busApp.close(),
+    );
+    // The hub's transport reports the app as restricted to region 1 (read and write).
+    const region1 = { queriesByCollection: { notes: { queries: ["_id.region = '1'"] } } };
+    const muxHub = new Multiplexer({ identity: idHub, clock: new SystemClock() });
+    const driverHub = net.driver('hub');
+    muxHub.attach(restrictedDriver(driverHub, { read: region1, write: region1 }));
+    const served = serveMultiplexerMessages(busHub, subjects, muxHub, { heartbeatMs: 100 });
+    cleanups.push(async () => {
+      await served.stop();
+      await muxHub.close();
+    });
+    const muxApp = multiplexerHalf(net, busApp, idApp, 'app');
+    cleanups.push(() => muxApp.stop());
+    const hub = await peer(idHub.peerId);
+    const app = await peer(idApp.peerId);
+    cleanups.push(
+      () => hub.close(),
+      () => app.close(),
+    );
+    for (const region of ['1', '2']) {
+      await hub.execute('INSERT INTO notes DOCUMENTS (:d)', { d: { _id: { region, n: 1 } } });
+      await app.execute('INSERT INTO notes DOCUMENTS (:d)', { d: { _id: { region, n: 2 } } });
+    }
+    await hub.subscribe('SELECT * FROM notes');
+    await app.subscribe('SELECT * FROM notes');
+    let mergeHub = mergeHalf(hub, busHub);
+    const mergeApp = mergeHalf(app, busApp);
+    cleanups.push(() => mergeApp.stop());
+    net.connect(driverHub, muxApp.driver, { maxFrameBytes: 512, latencyMs: 1 });
+    const regions = (p: MergeEngine) =>
+      (contents(p, 'notes') as { _id: { region: string; n: number } }[])
+        .map((d) => `${d._id.region}/${d._id.n}`)
+        .sort();
+    await waitFor(
+      () => (regions(app).length === 3 && regions(hub).length === 3 ? true : undefined),
+      {
+        what: 'region 1 both ways (live peer-up event)',
+      },
+    );
+    expect(regions(app)).toEqual(['1/1', '1/2', '2/2']);
+    expect(regions(hub)).toEqual(['1/1', '1/2', '2/1']);
+    const [seen] = mergeHub.client.peers();
+    expect(seen?.peerId).toBe(idApp.peerId);
+    expect(seen?.permissions?.write?.queriesByCollection?.['notes']?.queries).toEqual([
+      "_id.region = '1'",
+    ]);
+
+    // A merge half that joins late learns the permissions from the peers snapshot.
+    mergeHub.stop();
+    mergeHub = mergeHalf(hub, busHub);
+    cleanups.push(() => mergeHub.stop());
+    await hub.execute('INSERT INTO notes DOCUMENTS (:d)', { d: { _id: { region: '2', n: 3 } } });
+    await hub.execute('INSERT INTO notes DOCUMENTS (:d)', { d: { _id: { region: '1', n: 3 } } });
+    await waitFor(() => (regions(app).includes('1/3') ? true : undefined), {
+      what: 'region 1 after the restart (snapshot)',
+    });
+    await waitFor(
+      () =>
+        hub.syncStatus().find((x) => x.remotePeer === idApp.peerId)?.state === 'idle'
+          ? true
+          : undefined,
+      { what: 'hub idle' },
+    );
+    expect(regions(app)).toEqual(['1/1', '1/2', '1/3', '2/2']);
+  }, 60_000);
 
   it('refuses to sync through a multiplexer with another identity, and says so', async () => {
     const net = new LoopbackNetwork({ clock: new SystemClock(), seed: 4 });

@@ -42,8 +42,15 @@ export interface MultiplexerPort {
   on(listener: (event: MultiplexerEvent) => void): () => void;
   /** Every message received, synchronously and in order per peer and stream. */
   onMessage(listener: (message: InboundMessage) => void): () => void;
-  /** The peers with a session, and whether a link reaches them now. */
-  peers(): readonly { readonly peerId: PeerId; readonly connected: boolean }[];
+  /**
+   * The peers with a session, whether a link reaches them now, and what they may read and write
+   * (undefined: everything; see `LinkInfo.permissions`).
+   */
+  peers(): readonly {
+    readonly peerId: PeerId;
+    readonly connected: boolean;
+    readonly permissions?: v1.IPermissions | undefined;
+  }[];
 }
 
 /** Items held while waiting for a peers snapshot; beyond this the sessions start over. */
@@ -90,7 +97,14 @@ export function serveMultiplexerMessages(
   );
   const offEvents = mux.on((event) => {
     if (event.type === 'peer-up' || event.type === 'peer-down' || event.type === 'session-reset') {
-      publish({ event: { peerId: event.peerId, type: PEER_EVENT_TYPES[event.type] } });
+      const permissions = event.type === 'peer-down' ? undefined : event.permissions;
+      publish({
+        event: {
+          peerId: event.peerId,
+          type: PEER_EVENT_TYPES[event.type],
+          ...(permissions === undefined ? {} : { permissions }),
+        },
+      });
     }
   });
   const heartbeat = setInterval(() => publish({}), options.heartbeatMs ?? 2_000);
@@ -117,14 +131,15 @@ export function serveMultiplexerMessages(
       subjects.request('multiplexer', 'peers'),
       (request) => {
         decode(v1.MuxPeersRequest, request.data);
+        const connected = mux.peers().filter((p) => p.connected);
         return v1.MuxPeers.encode({
           instance,
           seq,
           localPeerId: mux.peerId,
-          connected: mux
-            .peers()
-            .filter((p) => p.connected)
-            .map((p) => p.peerId),
+          connected: connected.map((p) => p.peerId),
+          restricted: connected.flatMap((p) =>
+            p.permissions === undefined ? [] : [{ peerId: p.peerId, permissions: p.permissions }],
+          ),
         }).finish();
       },
       { service: 'multiplexer', queue: 'multiplexer' },
@@ -177,7 +192,8 @@ export class MultiplexerClient implements MultiplexerPort {
   readonly #options: MultiplexerClientOptions;
   readonly #listeners = new Set<(event: MultiplexerEvent) => void>();
   readonly #messageListeners = new Set<(message: InboundMessage) => void>();
-  readonly #connected = new Set<PeerId>();
+  /** Connected peers and their permissions (undefined: everything). */
+  readonly #connected = new Map<PeerId, v1.IPermissions | undefined>();
   readonly #sendChains = new Map<PeerId, Promise<unknown>>();
   readonly #subscription;
   readonly #stop = new AbortController();
@@ -210,8 +226,16 @@ export class MultiplexerClient implements MultiplexerPort {
     return () => this.#messageListeners.delete(listener);
   }
 
-  peers(): { readonly peerId: PeerId; readonly connected: boolean }[] {
-    return [...this.#connected].map((peerId) => ({ peerId, connected: true }));
+  peers(): {
+    readonly peerId: PeerId;
+    readonly connected: boolean;
+    readonly permissions?: v1.IPermissions | undefined;
+  }[] {
+    return [...this.#connected].map(([peerId, permissions]) => ({
+      peerId,
+      connected: true,
+      ...(permissions === undefined ? {} : { permissions }),
+    }));
   }
 
   /** Sends one message; messages to one peer go one after another, in call order. */
@@ -302,7 +326,9 @@ export class MultiplexerClient implements MultiplexerPort {
       this.#options.onProblem?.('missed multiplexer feed items: restarting sessions', {
         missed: seq - this.#seq - 1,
       });
-      for (const peerId of this.#connected) this.#emit({ type: 'session-reset', peerId });
+      for (const [peerId, permissions] of this.#connected) {
+        this.#emit({ type: 'session-reset', peerId, permissions });
+      }
     }
     this.#seq = seq;
     if (item.message) {
@@ -314,17 +340,19 @@ export class MultiplexerClient implements MultiplexerPort {
       for (const l of this.#messageListeners) l(message);
     } else if (item.event) {
       const peerId = item.event.peerId as PeerId;
+      const permissions = item.event.permissions ?? undefined;
       switch (item.event.type) {
         case v1.MuxPeerEventType.MUX_PEER_EVENT_TYPE_UP:
-          this.#connected.add(peerId);
-          this.#emit({ type: 'peer-up', peerId });
+          this.#connected.set(peerId, permissions);
+          this.#emit({ type: 'peer-up', peerId, permissions });
           break;
         case v1.MuxPeerEventType.MUX_PEER_EVENT_TYPE_DOWN:
           this.#connected.delete(peerId);
           this.#emit({ type: 'peer-down', peerId });
           break;
         case v1.MuxPeerEventType.MUX_PEER_EVENT_TYPE_RESET:
-          this.#emit({ type: 'session-reset', peerId });
+          if (this.#connected.has(peerId)) this.#connected.set(peerId, permissions);
+          this.#emit({ type: 'session-reset', peerId, permissions });
           break;
         default:
           break;
@@ -337,7 +365,7 @@ export class MultiplexerClient implements MultiplexerPort {
     if (this.#instance !== undefined) this.counters.instances += 1;
     this.#instance = instance;
     this.#seq = 0;
-    for (const peerId of [...this.#connected]) {
+    for (const peerId of [...this.#connected.keys()]) {
       this.#connected.delete(peerId);
       this.#emit({ type: 'peer-down', peerId });
     }
@@ -382,19 +410,24 @@ export class MultiplexerClient implements MultiplexerPort {
     if (held === undefined && instance === this.#instance && seq <= this.#seq) return; // Stale.
     if (instance !== this.#instance) this.#newInstance(instance);
     this.#seq = seq;
+    const restricted = new Map(
+      snapshot.restricted.map((r) => [r.peerId as PeerId, r.permissions ?? undefined] as const),
+    );
     const connected = new Set(snapshot.connected as PeerId[]);
-    for (const peerId of [...this.#connected]) {
+    for (const peerId of [...this.#connected.keys()]) {
       if (!connected.has(peerId)) {
         this.#connected.delete(peerId);
         this.#emit({ type: 'peer-down', peerId });
       }
     }
     for (const peerId of connected) {
+      const permissions = restricted.get(peerId);
       if (!this.#connected.has(peerId)) {
-        this.#connected.add(peerId);
-        this.#emit({ type: 'peer-up', peerId });
+        this.#connected.set(peerId, permissions);
+        this.#emit({ type: 'peer-up', peerId, permissions });
       } else if (overflow) {
-        this.#emit({ type: 'session-reset', peerId });
+        this.#connected.set(peerId, permissions);
+        this.#emit({ type: 'session-reset', peerId, permissions });
       }
     }
     // Items the snapshot already covers are skipped by their seq.

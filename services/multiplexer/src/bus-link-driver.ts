@@ -235,6 +235,7 @@ export class BusLinkDriver implements LinkDriver {
       id,
       transport: up.transport || transport,
       remoteAddress: up.remoteAddress,
+      ...(up.permissions ? { permissions: up.permissions } : {}),
       capabilities: {
         maxFrameBytes: c.maxFrameBytes ?? 0,
         kind: c.kind ?? 0,

@@ -24,6 +24,8 @@ export const MuxErrorCode = {
   MUX_AUTH_FAILED: ErrorKind.UNAUTHENTICATED,
   /** The multiplexer already has as many peers as it accepts. */
   MUX_TOO_MANY_PEERS: ErrorKind.RESOURCE_EXHAUSTED,
+  /** A second link of a connected peer that claims other permissions than its first link. */
+  MUX_PERMISSIONS_MISMATCH: ErrorKind.PERMISSION_DENIED,
   /** The handshake did not finish before its deadline. */
   MUX_HANDSHAKE_TIMEOUT: ErrorKind.DEADLINE_EXCEEDED,
   /** A wait was aborted by its signal. */

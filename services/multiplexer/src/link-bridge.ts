@@ -84,6 +84,7 @@ export function serveLinkDriver(
     transport: info.transport,
     capabilities: info.capabilities,
     remoteAddress: info.remoteAddress,
+    ...(info.permissions === undefined ? {} : { permissions: info.permissions }),
   });
   const publishDown = (linkId: LinkId, reasonCode: string, reason: string): void =>
     bus.publish(

@@ -34,6 +34,13 @@ export interface LinkInfo {
   readonly transport: string;
   readonly capabilities: LinkCapabilities;
   readonly remoteAddress: string;
+  /**
+   * What the peer behind this link may read and write, when the transport authenticated it as a
+   * restricted principal (the gateway's WebSocket endpoint: the app's key). Undefined: a member
+   * of the mesh, trusted with everything. The multiplexer hands it on with the peer's events;
+   * the sync protocol enforces it.
+   */
+  readonly permissions?: v1.IPermissions | undefined;
 }
 
 /** What a driver reports, as a discriminated union. */

@@ -74,7 +74,12 @@ export interface InboundMessage {
 
 /** What happens to peers and links, as a discriminated union. */
 export type MultiplexerEvent =
-  | { readonly type: 'peer-up'; readonly peerId: PeerId }
+  | {
+      readonly type: 'peer-up';
+      readonly peerId: PeerId;
+      /** What the peer may read and write (see `LinkInfo.permissions`); undefined: everything. */
+      readonly permissions?: v1.IPermissions | undefined;
+    }
   | { readonly type: 'peer-down'; readonly peerId: PeerId }
   | { readonly type: 'link-up'; readonly peerId: PeerId; readonly link: LinkInfo }
   | { readonly type: 'link-down'; readonly peerId: PeerId | undefined; readonly linkId: LinkId }
@@ -84,7 +89,11 @@ export type MultiplexerEvent =
       readonly error: MuxError;
       readonly local: boolean;
     }
-  | { readonly type: 'session-reset'; readonly peerId: PeerId };
+  | {
+      readonly type: 'session-reset';
+      readonly peerId: PeerId;
+      readonly permissions?: v1.IPermissions | undefined;
+    };
 
 /** Counters of the multiplexer as a whole. */
 export interface MultiplexerCounters {
@@ -98,6 +107,8 @@ export interface MultiplexerCounters {
 export interface PeerReport {
   readonly peerId: PeerId;
   readonly connected: boolean;
+  /** What the peer may read and write (see `LinkInfo.permissions`); undefined: everything. */
+  readonly permissions?: v1.IPermissions;
   readonly metrics: Readonly<PeerMetrics>;
   readonly links: readonly (Readonly<LinkMetrics> & {
     readonly linkId: LinkId;
@@ -124,6 +135,10 @@ interface LinkState {
 
 interface PeerEntry {
   readonly peerId: PeerId;
+  /** From the link that authenticated the peer first (all its links must agree). */
+  permissions: v1.IPermissions | undefined;
+  /** `permissions` encoded, to compare with another link's. */
+  permissionsKey: string;
   session: PeerSession;
   readonly localSessionId: Uint8Array;
   remoteSessionId: Uint8Array | undefined;
@@ -271,6 +286,7 @@ export class Multiplexer implements MultiplexerPort {
     return [...this.#peers.values()].map((p) => ({
       peerId: p.peerId,
       connected: p.links.size > 0,
+      ...(p.permissions === undefined ? {} : { permissions: p.permissions }),
       metrics: { ...p.session.metrics },
       links: [...p.session.linkMetrics()].map(([linkId, m]) => ({
         ...m,
@@ -534,6 +550,25 @@ export class Multiplexer implements MultiplexerPort {
     link.retry = link.deadline = undefined;
     let peer = this.#peers.get(remote.peerId);
     let stale: LinkState[] = [];
+    const permissionsKey = keyOfPermissions(link.info.permissions);
+    let permissionsChanged = false;
+    if (
+      peer !== undefined &&
+      peer.links.size > 0 &&
+      sameBytes(peer.remoteSessionId, remote.sessionId) &&
+      peer.permissionsKey !== permissionsKey
+    ) {
+      // One peer, one set of permissions: a second link may not claim others while the first
+      // is up (a restricted app may not widen its rights over another transport).
+      link.handshake.refuse(
+        muxError(
+          'MUX_PERMISSIONS_MISMATCH',
+          'the peer is already connected with other permissions on another link',
+          { peerId: remote.peerId },
+        ),
+      );
+      return;
+    }
     if (peer === undefined) {
       if (this.#peers.size >= this.#options.maxPeers) {
         link.handshake.refuse(
@@ -545,6 +580,8 @@ export class Multiplexer implements MultiplexerPort {
       this.#pendingIds.delete(remote.peerId);
       peer = {
         peerId: remote.peerId,
+        permissions: link.info.permissions,
+        permissionsKey,
         session: this.#newSession(remote),
         localSessionId,
         remoteSessionId: remote.sessionId,
@@ -564,14 +601,27 @@ export class Multiplexer implements MultiplexerPort {
       stale = [...peer.links];
       peer.links.clear();
       for (const l of stale) l.peer = undefined;
-      this.#emit({ type: 'session-reset', peerId: peer.peerId });
+      peer.permissions = link.info.permissions;
+      peer.permissionsKey = permissionsKey;
+      this.#emit({ type: 'session-reset', peerId: peer.peerId, permissions: peer.permissions });
+    } else if (peer.permissionsKey !== permissionsKey) {
+      // Back while its session lingered, under other permissions (the app's key changed): the
+      // streams go on, but sync sessions start over under the new permissions.
+      peer.permissions = link.info.permissions;
+      peer.permissionsKey = permissionsKey;
+      permissionsChanged = true;
     }
     peer.linger?.cancel();
     peer.linger = undefined;
     const first = peer.links.size === 0;
     link.peer = peer;
     peer.links.add(link);
-    if (first && stale.length === 0) this.#emit({ type: 'peer-up', peerId: peer.peerId });
+    if (first && stale.length === 0) {
+      this.#emit({ type: 'peer-up', peerId: peer.peerId, permissions: peer.permissions });
+    }
+    if (permissionsChanged) {
+      this.#emit({ type: 'session-reset', peerId: peer.peerId, permissions: peer.permissions });
+    }
     this.#emit({ type: 'link-up', peerId: peer.peerId, link: link.info });
     peer.session.addLink(this.#port(link));
     for (const l of stale) {
@@ -661,4 +711,9 @@ export class Multiplexer implements MultiplexerPort {
 
 function sameBytes(a: Uint8Array | undefined, b: Uint8Array): boolean {
   return a !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** Compares permissions by their encoding ('' for none: a trusted mesh member). */
+function keyOfPermissions(p: v1.IPermissions | undefined): string {
+  return p === undefined ? '' : Buffer.from(v1.Permissions.encode(p).finish()).toString('base64');
 }

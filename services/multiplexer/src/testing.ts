@@ -10,7 +10,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MIN_FRAME_BYTES } from './frame-codec.js';
-import type { LinkDriver, LinkEvent, LinkId, LinkInfo } from './link-driver.js';
+import type { v1 } from '@lattice/proto';
+import type { LinkDriver, LinkEvent, LinkId, LinkInfo, LinkListener } from './link-driver.js';
 
 /** Two connected drivers, as a contract test needs them. */
 export interface LinkDriverHarness {
@@ -219,4 +220,21 @@ export function runLinkDriverContractTests(
       }
     });
   });
+}
+
+/**
+ * `inner`, reporting `permissions` for the peer behind each of its links, as a transport that
+ * authenticated a restricted principal does (the gateway's WebSocket endpoint).
+ */
+export function restrictedDriver(inner: LinkDriver, permissions: v1.IPermissions): LinkDriver {
+  return {
+    name: inner.name,
+    listen: (listener: LinkListener) =>
+      inner.listen((e) =>
+        listener(e.type === 'up' ? { type: 'up', link: { ...e.link, permissions } } : e),
+      ),
+    send: (id, frame) => inner.send(id, frame),
+    closeLink: (id, code, reason) => inner.closeLink(id, code, reason),
+    close: () => inner.close(),
+  };
 }

@@ -15,7 +15,7 @@ import {
   SystemClock,
   type LinkEvent,
 } from '@lattice/multiplexer';
-import { runLinkDriverContractTests } from '@lattice/multiplexer/testing';
+import { restrictedDriver, runLinkDriverContractTests } from '@lattice/multiplexer/testing';
 
 runLinkDriverContractTests('BusLinkDriver over serveLinkDriver', async () => {
   const bus = new LocalBus();
@@ -88,6 +88,33 @@ describe('the link contract across processes', () => {
       },
     ]);
     expect(driver.counters.reconciledUp).toBe(1);
+  });
+
+  it("carries a restricted peer's permissions with the link, live and when asked", async () => {
+    const bus = new LocalBus();
+    cleanups.push(() => bus.close());
+    const ns = new Subjects('restricted-link');
+    const net = new LoopbackNetwork({ clock: new SystemClock(), seed: 3 });
+    const [t, other] = [net.driver('t'), net.driver('o')];
+    const permissions = { read: { everything: true }, write: { everything: false } };
+    const bridge = serveLinkDriver(bus, ns, 'gateway', restrictedDriver(t, permissions));
+    cleanups.push(() => bridge.close());
+    const live = new BusLinkDriver({ bus, subjects: ns, transports: ['gateway'] });
+    cleanups.push(() => live.close());
+    const liveEvents = recorder(live);
+    await live.ready();
+    net.connect(t, other, { maxFrameBytes: 256 });
+    await waitFor(() => (liveEvents.length === 1 ? true : undefined), { what: 'the link up' });
+    // A multiplexer that starts later asks for the links and gets the same.
+    const late = new BusLinkDriver({ bus, subjects: ns, transports: ['gateway'] });
+    cleanups.push(() => late.close());
+    const lateEvents = recorder(late);
+    await late.ready();
+    for (const events of [liveEvents, lateEvents]) {
+      expect(events).toMatchObject([
+        { type: 'up', link: { permissions: { read: { everything: true }, write: {} } } },
+      ]);
+    }
   });
 
   it('a transport that dies without a LinkDown loses its links after deadAfterMs', async () => {
