@@ -49,6 +49,8 @@ export class MergeEngine {
   #subs: SubscriptionSpec[] = [];
   #subsBytes: Uint8Array = v1.SyncSubscriptions.encode({}).finish();
   #subsHash = subscriptionsHash(this.#subsBytes);
+  /** The collections the subscriptions read. */
+  #subsCollections: readonly string[] = [];
   readonly #sessions = new Map<string, { session: SyncSession; done: Promise<void> }>();
   readonly #finished = new Map<string, SyncStatus>();
   #closed = false;
@@ -147,6 +149,9 @@ export class MergeEngine {
         JsonValue
       >,
     }));
+    this.#subsCollections = [
+      ...new Set(this.#subs.map((s) => validateSubscription(s.statement, s.args).collection)),
+    ];
   }
 
   /**
@@ -172,7 +177,11 @@ export class MergeEngine {
         peerId: this.peerId,
         store: this.store,
         clock: this.clock,
-        subscriptions: () => ({ bytes: this.#subsBytes, hash: this.#subsHash }),
+        subscriptions: () => ({
+          bytes: this.#subsBytes,
+          hash: this.#subsHash,
+          collections: this.#subsCollections,
+        }),
         now: this.#now,
         warn: this.#options.warn ?? (() => undefined),
       },

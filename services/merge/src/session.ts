@@ -156,8 +156,12 @@ export interface SessionHost {
   readonly peerId: string;
   readonly store: DocumentStore;
   readonly clock: HybridClock;
-  /** The peer's current subscriptions message (encoded) and its hash. */
-  subscriptions(): { readonly bytes: Uint8Array; readonly hash: string };
+  /** The peer's current subscriptions message (encoded), its hash, and the collections read. */
+  subscriptions(): {
+    readonly bytes: Uint8Array;
+    readonly hash: string;
+    readonly collections: readonly string[];
+  };
   /** Wall clock (Unix ms). */
   now(): number;
   /** Reports a problem that does not end the session (a refused document, a bad query). */
@@ -236,6 +240,11 @@ export class SyncSession {
   readonly #channel: MessageChannel;
   readonly #batchSize: number;
   readonly #permissions: Permissions | undefined;
+  /**
+   * Collections the remote held nothing of when its session started (its hello): the first scan
+   * sends their documents whole without offers. Consumed by that scan.
+   */
+  #remoteEmpty = new Set<string>();
   readonly #window: number;
   readonly #pack: boolean;
   #remote = '';
@@ -327,6 +336,9 @@ export class SyncSession {
           peerId: this.#host.peerId,
           protocolVersion: SYNC_PROTOCOL_VERSION,
           resumeFrom: this.#receivedThrough,
+          emptyCollections: this.#host
+            .subscriptions()
+            .collections.filter((c) => this.#host.store.records(c, { limit: 1 }).length === 0),
         },
       });
       this.sendSubscriptions();
@@ -429,6 +441,7 @@ export class SyncSession {
           );
         }
         this.#resumeFrom = h.resumeFrom;
+        this.#remoteEmpty = new Set(h.emptyCollections.slice(0, MAX_EMPTY_COLLECTIONS));
         this.#state = 'syncing';
         this.#notify();
         return;
@@ -850,11 +863,16 @@ export class SyncSession {
         if (page.length === 0) break;
         after = page.at(-1)?.idBytes;
         // The page's records are what is offered: no second read of the same documents.
-        const entries = page.filter((r) => this.#wants(r));
-        if (entries.length > 0) await this.#offer(entries, cursor, cursor);
+        // A remote that held nothing of the collection gets them whole, without offers (and
+        // no tombstones: it never had those documents).
+        const empty = this.#remoteEmpty.has(collection);
+        const entries = page.filter((r) => this.#wants(r) && !(empty && r.tombstone));
+        if (entries.length > 0) await this.#offer(entries, cursor, cursor, undefined, empty);
         if (page.length < this.#batchSize) break;
       }
     }
+    // Whatever the remote holds now came from this scan or from elsewhere: offers again.
+    this.#remoteEmpty.clear();
     await this.#offer([], through, cursor);
   }
 
@@ -900,6 +918,7 @@ export class SyncSession {
     through: number,
     floor: number,
     trace?: TraceParent,
+    remoteEmpty = false,
   ): Promise<void> {
     // Documents the remote is known to hold go as deltas right away (or not at all when it has
     // everything); the others are offered first.
@@ -907,7 +926,8 @@ export class SyncSession {
     const offers: StoredDocument[] = [];
     const pushes: { doc: StoredDocument; since: VersionVector }[] = [];
     for (const d of stored) {
-      const known = this.#known.get(keyOf(d.collection, d.idBytes));
+      const known =
+        this.#known.get(keyOf(d.collection, d.idBytes)) ?? (remoteEmpty ? NOTHING : undefined);
       if (!known) offers.push(d);
       else if (!covers(known, d.versionVector)) pushes.push({ doc: d, since: known });
     }
@@ -964,6 +984,12 @@ export class SyncSession {
 }
 
 const KNOWN_LIMIT = 100_000;
+
+/** The version vector of a document the remote does not hold. */
+const NOTHING: VersionVector = new Map();
+
+/** Empty collections a hello may name (more are ignored: they go through offers). */
+const MAX_EMPTY_COLLECTIONS = 1_000;
 
 /** Whether `a` holds everything `b` does. */
 function covers(a: VersionVector, b: VersionVector): boolean {

@@ -1,7 +1,12 @@
 import { waitFor } from '@lattice/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { hasCode } from '@lattice/errors';
-import { channelPair, encodeSyncMessage, SYNC_PROTOCOL_VERSION } from '@lattice/merge';
+import {
+  channelPair,
+  decodeSyncMessage,
+  encodeSyncMessage,
+  SYNC_PROTOCOL_VERSION,
+} from '@lattice/merge';
 import type { MergeEngine } from '@lattice/merge';
 import type { v1 } from '@lattice/proto';
 import { contents, link, peer } from './helpers.js';
@@ -106,6 +111,44 @@ describe('sync between two peers', () => {
     // Measured 1,582 bytes: ~16 bytes per document, 8 of them the float64 value itself.
     expect(l.bytes.a + l.bytes.b - before).toBeLessThan(0.9 * minimum);
     expect(contents(b, 'c')).toEqual(contents(a, 'c'));
+  });
+
+  it('sends documents whole to a receiver that held nothing of the collection (no offers), and offers otherwise', async () => {
+    const a = await mk('a');
+    const b = await mk('b');
+    for (let i = 0; i < 120; i++)
+      await a.execute('INSERT INTO cars DOCUMENTS (:d)', { d: { _id: `car${i}`, n: i } });
+    await a.execute("DELETE FROM cars WHERE _id = 'car0'");
+    await b.execute("INSERT INTO people DOCUMENTS ({'_id': 'p1'})");
+    await a.execute("INSERT INTO people DOCUMENTS ({'_id': 'p2'})");
+    await b.subscribe('SELECT * FROM cars');
+    await b.subscribe('SELECT * FROM people');
+    // Count what A sends, by message kind.
+    const kinds = new Map<string, number>();
+    const [ca, cb] = channelPair();
+    const counting = {
+      ...ca,
+      messages: ca.messages,
+      get closed() {
+        return ca.closed;
+      },
+      close: () => ca.close(),
+      send: (m: Uint8Array) => {
+        const body = decodeSyncMessage(m).body ?? 'none';
+        kinds.set(body, (kinds.get(body) ?? 0) + 1);
+        return ca.send(m);
+      },
+    };
+    void a.connect(b.peerId, counting);
+    void b.connect(a.peerId, cb);
+    await settle('initial sync', () => contents(b, 'cars').length === 119);
+    await settle('people', () => contents(b, 'people').length === 2);
+    await settle('idle', () => a.syncStatus()[0]?.state === 'idle');
+    expect(contents(b, 'cars')).toEqual(contents(a, 'cars'));
+    // cars: B held nothing, so 119 documents went whole in pushes and the tombstone not at all;
+    // people: B held p1, so p2 was offered first (one offer).
+    expect(kinds.get('offer')).toBe(1);
+    expect(a.syncStatus()[0]?.documentsSent).toBe(120);
   });
 
   it('goes quiet between two empty peers (no busy loop)', async () => {
