@@ -14,7 +14,15 @@
  * belong to the multiplexer below it (its own property tests cover them), not to this layer.
  * Each run heals, waits until nothing moves, and checks convergence, that every acknowledged write
  * is present (set checker), and that nothing reached a peer that did not subscribe to it.
+ *
+ * With `restrictedLeaves`, some leaves of a star sync with the hub as restricted principals (as
+ * an app behind the gateway's sync endpoint): each may read the hub's documents and its own, and
+ * write only its own. Their edits of the hub's documents stay on them; the checks then also say
+ * that nothing outside its read permission reached such a leaf, that its own documents
+ * converged, and that none of its refused edits reached anyone else.
  */
+import { compilePermissions } from '@lattice/dql';
+import type { Permissions } from '@lattice/dql';
 import { seededRandom } from '@lattice/multiplexer';
 import { DocumentStore, MemoryEngine } from '@lattice/store';
 import { InboxChannel } from './channel.js';
@@ -42,6 +50,11 @@ export interface SimulationOptions {
   readonly maxLatency?: number;
   /** Every third peer subscribes only to the documents of its own shard. */
   readonly partialSubscribers?: boolean;
+  /**
+   * In a star, every third leaf (1, 4, 7, …) is restricted by the hub: it may read the hub's
+   * documents and its own, and write only its own.
+   */
+  readonly restrictedLeaves?: boolean;
 }
 
 /** What a run did and found. */
@@ -92,6 +105,18 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
       i % 3 === 2 &&
       (options.topology === 'star' || (options.topology === 'line' && i === n - 1)),
   );
+  // Restricted leaves, and what the hub (peer 0) lets each read and write.
+  const restricted = names.map(
+    (_, i) => options.restrictedLeaves === true && options.topology === 'star' && i % 3 === 1,
+  );
+  const permissionsOf = (i: number): Permissions =>
+    compilePermissions({
+      read: {
+        queriesByCollection: { [COLLECTION]: [`_id LIKE 'peer0-%'`, `_id LIKE 'peer${i}-%'`] },
+      },
+      write: { queriesByCollection: { [COLLECTION]: [`_id LIKE 'peer${i}-%'`] } },
+    });
+  const ownedBy = (i: number, id: string): boolean => id.startsWith(`${names[i]}-`);
   const report = { writes: 0, flaps: 0, restarts: 0, partitions: 0, bytes: 0, messages: 0 };
   const violations: string[] = [];
 
@@ -158,8 +183,10 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
       l.queues[0].push({ at: latency(), m });
     }, down);
     l.ends = [endA, endB];
+    // In a star the hub is always `a` (links are added as (0, i)).
+    const permissions = l.a === 0 && restricted[l.b] ? permissionsOf(l.b) : undefined;
     l.sessions = Promise.allSettled([
-      ea.connect(names[l.b] as string, endA),
+      ea.connect(names[l.b] as string, endA, { permissions }),
       eb.connect(names[l.a] as string, endB),
     ]).then((rs) => {
       for (const r of rs) {
@@ -213,7 +240,8 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
           v: tick,
           id,
         });
-        if (res.mutatedIds.length > 0) {
+        // A restricted leaf's edit of a document it may not write stays on it.
+        if (res.mutatedIds.length > 0 && (!restricted[i] || ownedBy(i, id))) {
           const set = ackedKeys.get(id) ?? new Set<string>();
           set.add(key);
           ackedKeys.set(id, set);
@@ -221,7 +249,9 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
       } else {
         const id = pick(existing)._id;
         const res = await e.execute(`DELETE FROM ${COLLECTION} WHERE _id = :id`, { id });
-        for (const d of res.mutatedIds) deleted.add(d as string);
+        for (const d of res.mutatedIds) {
+          if (!restricted[i] || ownedBy(i, d as string)) deleted.add(d as string);
+        }
       }
       report.writes++;
     } catch (err) {
@@ -293,7 +323,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
   }
 
   // Checks.
-  const full = engines.filter((_, i) => !partial[i]) as MergeEngine[];
+  const full = engines.filter((_, i) => !partial[i] && !restricted[i]) as MergeEngine[];
   const docsOf = (e: MergeEngine): Map<string, Record<string, unknown>> =>
     new Map(
       (e.store.select(`SELECT * FROM ${COLLECTION}`) as Record<string, unknown>[]).map((d) => [
@@ -336,6 +366,30 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
         violations.push(
           `${e.peerId} received ${id} outside its subscription (${JSON.stringify(doc)})`,
         );
+      }
+    }
+  });
+
+  engines.forEach((e, i) => {
+    if (!e || !restricted[i]) return;
+    const mine = docsOf(e);
+    for (const id of mine.keys()) {
+      if (!ownedBy(i, id) && !ownedBy(0, id)) {
+        violations.push(`${e.peerId} received ${id} outside its read permission`);
+      }
+    }
+    for (const [id, doc] of reference) {
+      if (ownedBy(i, id) && JSON.stringify(mine.get(id)) !== JSON.stringify(doc)) {
+        violations.push(`${e.peerId} lacks or differs on its own ${id}`);
+      }
+    }
+    // Its edits of documents it may not write reached no one: their mark keys are its own.
+    for (const [id, doc] of reference) {
+      if (ownedBy(i, id)) continue;
+      for (const k of Object.keys((doc['marks'] ?? {}) as Record<string, unknown>)) {
+        if (k.startsWith(`${names[i]}_`)) {
+          violations.push(`${e.peerId}'s refused edit ${id}.marks.${k} reached the hub`);
+        }
       }
     }
   });

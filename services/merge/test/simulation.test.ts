@@ -40,6 +40,20 @@ describe('simulated meshes converge and lose nothing', () => {
     }, 240_000);
   }
 
+  it(`star of 10 peers with restricted leaves (permissions on sync links), ${SEEDS} seeds`, async () => {
+    for (let seed = 1; seed <= SEEDS; seed++) {
+      await check({
+        seed,
+        peers: 10,
+        topology: 'star',
+        ticks: 150,
+        partialSubscribers: true,
+        restrictedLeaves: true,
+        restartRate: 0.01,
+      });
+    }
+  }, 240_000);
+
   it('replays the kept regression seeds', async () => {
     for (const r of REGRESSIONS) await check(r);
   });
