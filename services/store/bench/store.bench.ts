@@ -43,12 +43,104 @@ function rawRange(db: RocksLevel, gte: Uint8Array, limit: number): number {
   const it = db._iterator({ gte, keyEncoding: 'buffer', valueEncoding: 'buffer', limit });
   try {
     for (;;) {
-      const { rows, finished } = it._nextvSync(limit, {});
+      const { rows, finished } = it._nextvSync(Math.min(limit, 1000), {});
       k += rows.length / 2;
       if (finished) return k;
     }
   } finally {
     it._closeSync();
+  }
+}
+
+/**
+ * The large case (`LATTICE_BENCH_LARGE=1 pnpm bench store`): 1M documents in a fresh indexed
+ * collection (and the same bytes in the raw database), loaded with progress on stderr; index
+ * ranges of 100 documents and a streamed range of 100k documents, at 100k and at 1M documents.
+ * `LATTICE_BENCH_LARGE_DOCS` sets the count, `LATTICE_BENCH_LARGE_PAD` the padding per document
+ * (default 900 bytes: ~1 KB documents, ~2 GB before compression for both databases).
+ */
+async function large(suite: BenchSuite, raw: RocksLevel, dir: string): Promise<void> {
+  const total = Number(process.env['LATTICE_BENCH_LARGE_DOCS'] ?? 1_000_000);
+  const pad = 'y'.repeat(Number(process.env['LATTICE_BENCH_LARGE_PAD'] ?? 900));
+  const store = await DocumentStore.open(new RocksEngine(`${dir}/large`), { sync: false });
+  await store.createIndex('big', 'by_n', ['n']);
+  const value = (i: number) => ({ _id: `big-${String(i).padStart(9, '0')}`, n: i, pad });
+  const rawKey = (i: number) => enc.encode(`B/${String(i).padStart(9, '0')}`);
+  let loaded = 0;
+  const started = performance.now();
+  const load = async (upTo: number): Promise<void> => {
+    for (; loaded < upTo; loaded += 1000) {
+      const writes: CommitWrite[] = [];
+      const b = raw.batch();
+      for (let i = loaded; i < loaded + 1000; i++) {
+        const v = value(i);
+        const bytes = encodeValue(v);
+        writes.push({
+          collection: 'big',
+          id: v._id,
+          state: bytes,
+          encodedValue: bytes,
+          versionVector: VV,
+        });
+        b._put(rawKey(i), bytes, {});
+        b._put(enc.encode(`S/${v._id}`), bytes, {});
+      }
+      b._writeSync({ sync: false });
+      void b.close();
+      await store.commit({ writes });
+      if ((loaded + 1000) % 100_000 === 0)
+        console.error(
+          `  large: ${loaded + 1000} / ${total} docs loaded (${((performance.now() - started) / 1000).toFixed(0)} s)`,
+        );
+    }
+  };
+  const range = parse('SELECT * FROM big WHERE n >= :a AND n < :b') as SelectStatement;
+  const indexes = store.indexInfo('big');
+  try {
+    for (const size of [100_000, total]) {
+      if (size > total) break;
+      await load(size);
+      const pick = (width: number): number => Math.floor(Math.random() * (size - width));
+      await suite.measure(
+        `large: index range of 100 docs (${size / 1000}k docs)`,
+        {
+          'rocksdb-raw range': () => rawRange(raw, rawKey(pick(100)), 100),
+          'store planned': () => {
+            const a = pick(100);
+            return executePlan(
+              planQuery(range, { args: { a, b: a + 100 }, indexes }),
+              store.source,
+            );
+          },
+        },
+        { anchor: 'rocksdb-raw range', opsPerCall: 100 },
+      );
+      const wide = 100_000;
+      if (size > wide)
+        await suite.measure(
+          `large: streamed index range of 100k docs, pages of 1,000 (${size / 1000}k docs)`,
+          {
+            'rocksdb-raw range': () => rawRange(raw, rawKey(pick(wide)), wide),
+            'store.query + nextPage': () => {
+              const a = pick(wide);
+              let page = store.query(
+                'SELECT * FROM big WHERE n >= :a AND n < :b ORDER BY n',
+                { a, b: a + wide },
+                1000,
+              );
+              let n = page.items.length;
+              while (page.cursor !== undefined) {
+                page = store.nextPage(page.cursor, 1000);
+                n += page.items.length;
+              }
+              return n;
+            },
+          },
+          { anchor: 'rocksdb-raw range', opsPerCall: wide, timeMs: 3000 },
+        );
+    }
+  } finally {
+    await store.close();
   }
 }
 
@@ -206,6 +298,8 @@ export default async function run(): Promise<BenchSuite> {
       { anchor: 'rocksdb-raw range', opsPerCall: 1000 },
     );
     await feed.close();
+
+    if (process.env['LATTICE_BENCH_LARGE'] === '1') await large(suite, raw, dir.path);
   } finally {
     await store.close();
     await synced.close();

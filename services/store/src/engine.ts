@@ -24,12 +24,29 @@ export interface EngineRange {
   readonly reverse?: boolean;
   /** Stop after this many entries. */
   readonly limit?: number;
+  /** `false`: the caller needs keys only (an engine may yield empty values). */
+  readonly values?: boolean;
+  /**
+   * The caller expects at most a few entries (an equality prefix, a `limit` of one): an engine
+   * may answer with a cheaper point-like seek before it sets up a full iteration.
+   */
+  readonly few?: boolean;
 }
 
 /** What an engine promises. */
 export interface EngineCapabilities {
   /** A write with `sync: true` survives a process or machine crash once it returns. */
   readonly durable: boolean;
+}
+
+/** An engine's size estimates for everything it holds. */
+export interface EngineSizes {
+  /** Estimated bytes of live data (what compaction would leave). */
+  readonly liveDataBytes: number;
+  /** Bytes of the engine's files on disk (0 in memory). */
+  readonly diskBytes: number;
+  /** Bytes held in memory for writes not yet in files (memtables; everything in memory). */
+  readonly memoryBytes: number;
 }
 
 /** An ordered key-value store with atomic batches. */
@@ -50,8 +67,13 @@ export interface StorageEngine {
   entries(range: EngineRange): Iterable<readonly [Uint8Array, Uint8Array]>;
   /** Approximate bytes on disk (or in memory) for keys in `[gte, lt)`. */
   approximateSize(gte: Uint8Array, lt: Uint8Array): number;
-  /** Asks the engine to compact `[gte, lt)`; resolves when done (no-op for memory engines). */
+  /**
+   * Asks the engine to compact `[gte, lt)` (drop deleted entries and their markers); resolves
+   * when done. A no-op where the engine cannot (memory; the RocksDB binding lacks it).
+   */
   compactRange(gte: Uint8Array, lt: Uint8Array): Promise<void>;
+  /** Size estimates for the whole engine. */
+  sizes(): EngineSizes;
 }
 
 /** Bytewise comparison of two keys. */
@@ -154,6 +176,12 @@ export class MemoryEngine implements StorageEngine {
 
   async compactRange(): Promise<void> {
     // Nothing to compact in memory.
+  }
+
+  sizes(): EngineSizes {
+    let bytes = 0;
+    for (const k of this.#keys) bytes += k.length + (this.#values.get(hex(k))?.length ?? 0);
+    return { liveDataBytes: bytes, diskBytes: 0, memoryBytes: bytes };
   }
 }
 

@@ -1,5 +1,11 @@
 export { compareKeys, inRange, MemoryEngine } from './engine.js';
-export type { EngineCapabilities, EngineOp, EngineRange, StorageEngine } from './engine.js';
+export type {
+  EngineCapabilities,
+  EngineOp,
+  EngineRange,
+  EngineSizes,
+  StorageEngine,
+} from './engine.js';
 export { StoreErrorCode, storeError } from './errors.js';
 export { MAX_NAME_BYTES } from './keys.js';
 export { RocksEngine } from './rocks-engine.js';

@@ -219,6 +219,11 @@ export function indexEntryKey(
   return w.bytes(docId).finish();
 }
 
+/** The length of `'I' coll name`, the part of an index entry key before the value. */
+export function indexPrefixLength(collection: string, name: string): number {
+  return 3 + nameBytes(collection).length + nameBytes(name).length;
+}
+
 /** `'I' coll name` followed by `tail` (a type tag range bound). */
 export function indexPrefix(collection: string, name: string, tail?: number): Uint8Array {
   const w = prefix(Tag.INDEX, collection).name(name);
@@ -290,6 +295,7 @@ export function collectionOf(key: Uint8Array): string {
 }
 
 const f64 = new DataView(new ArrayBuffer(8));
+const f64Bytes = new Uint8Array(f64.buffer);
 
 /**
  * Appends the order-preserving encoding of a DQL value.
@@ -309,10 +315,12 @@ export function encodeIndexValue(w: KeyWriter, v: unknown, depth: number): void 
     case 'number': {
       w.byte(0x10);
       f64.setFloat64(0, v === 0 ? 0 : v);
-      const b = new Uint8Array(f64.buffer.slice(0));
-      if ((b[0] as number) & 0x80) for (let i = 0; i < 8; i++) b[i] = ~(b[i] as number) & 0xff;
-      else b[0] = (b[0] as number) | 0x80;
-      w.bytes(b);
+      if ((f64Bytes[0] as number) & 0x80)
+        for (let i = 0; i < 8; i++) w.byte(~(f64Bytes[i] as number) & 0xff);
+      else {
+        w.byte((f64Bytes[0] as number) | 0x80);
+        for (let i = 1; i < 8; i++) w.byte(f64Bytes[i] as number);
+      }
       return;
     }
     case 'string':

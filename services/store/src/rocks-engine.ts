@@ -9,7 +9,14 @@
  * write, so the event loop blocks once per group, not once per commit.
  */
 import { RocksLevel } from '@nxtedition/rocksdb';
-import type { EngineCapabilities, EngineOp, EngineRange, StorageEngine } from './engine.js';
+import type { RocksIterator } from '@nxtedition/rocksdb';
+import type {
+  EngineCapabilities,
+  EngineOp,
+  EngineRange,
+  EngineSizes,
+  StorageEngine,
+} from './engine.js';
 import { storeError } from './errors.js';
 
 /** Options of {@link RocksEngine}. */
@@ -21,7 +28,12 @@ export interface RocksEngineOptions {
 }
 
 const PAGE = 256;
+/** Entries read by the first, point-like step of a scan (see `entries`). */
+const FIRST_STEP = 2;
+/** Tailing iterators unused for between one and two of these are closed (ms). */
+const TAIL_IDLE_MS = 5_000;
 const NO_OPTIONS = {};
+const EMPTY = new Uint8Array(0);
 
 /** A {@link StorageEngine} on RocksDB in the folder `location`. */
 export class RocksEngine implements StorageEngine {
@@ -29,6 +41,12 @@ export class RocksEngine implements StorageEngine {
   readonly location: string;
   readonly #db: RocksLevel;
   readonly #options: RocksEngineOptions;
+  /** Long-lived tailing iterators (with and without values) for first steps; see `entries`. */
+  #tail: RocksIterator | undefined;
+  #tailKeys: RocksIterator | undefined;
+  /** Closes idle tailing iterators (see `#closeIdleTails`). */
+  #tailTimer: NodeJS.Timeout | undefined;
+  #tailUsed = false;
 
   constructor(location: string, options: RocksEngineOptions = {}) {
     this.location = location;
@@ -55,6 +73,7 @@ export class RocksEngine implements StorageEngine {
   }
 
   async close(): Promise<void> {
+    this.#closeTails();
     if (this.#db.status === 'open' || this.#db.status === 'opening') await this.#db.close();
   }
 
@@ -84,47 +103,181 @@ export class RocksEngine implements StorageEngine {
   }
 
   *entries(range: EngineRange): Iterable<readonly [Uint8Array, Uint8Array]> {
+    const limit = range.limit ?? -1;
+    const values = range.values !== false;
+    if (limit === 0) return;
+    // The first step answers point-like scans (an index equality, `limit: 1`) without creating
+    // an iterator: RocksDB's NewIterator costs about three point reads, a re-seek of a
+    // long-lived tailing iterator about one, plus ~0.2 of one per entry read (so only a couple
+    // of entries are read that way). Reverse point-like scans use a one-call query.
+    const point = range.few === true || (limit > 0 && limit <= FIRST_STEP);
+    const first = limit > 0 && limit < FIRST_STEP ? limit : FIRST_STEP;
+    const head = !point
+      ? { rows: [] as Buffer[], finished: false }
+      : range.reverse === true || (range.gte === undefined && range.gt === undefined)
+        ? this.#queryStep(range, first, values)
+        : this.#tailStep(range, first, values);
+    for (let i = 0; i < head.rows.length; i += 2)
+      yield [head.rows[i] as Buffer, (values ? head.rows[i + 1] : EMPTY) as Uint8Array];
+    const taken = head.rows.length / 2;
+    if (head.finished || taken === limit) return;
+    // More to read: a dedicated iterator from just after the last key (a snapshot from here on).
+    const last = head.rows[head.rows.length - 2];
+    const rest =
+      last === undefined
+        ? { ...lowerOf(range), ...upperOf(range) }
+        : range.reverse === true
+          ? { lt: last, ...lowerOf(range) }
+          : { gt: last, ...upperOf(range) };
     const it = this.#db._iterator({
-      ...(range.gte ? { gte: range.gte } : {}),
-      ...(range.gt ? { gt: range.gt } : {}),
-      ...(range.lt ? { lt: range.lt } : {}),
-      ...(range.lte ? { lte: range.lte } : {}),
+      ...rest,
       reverse: range.reverse === true,
-      limit: range.limit ?? -1,
+      limit: limit < 0 ? -1 : limit - taken,
       keys: true,
-      values: true,
+      values,
       keyEncoding: 'buffer',
       valueEncoding: 'buffer',
     });
     try {
-      // Small first step (point-like scans stop early), then larger ones.
+      // A small first page (scans that stop early), then larger ones.
       let size = 16;
       for (;;) {
-        const { rows, finished } = it._nextvSync(size, {});
-        for (let i = 0; i < rows.length; i += 2) yield [rows[i] as Buffer, rows[i + 1] as Buffer];
-        if (finished) return;
+        const { rows, finished } = it._nextvSync(size, NO_OPTIONS);
         size = PAGE;
+        for (let i = 0; i < rows.length; i += 2)
+          yield [rows[i] as Buffer, (values ? rows[i + 1] : EMPTY) as Uint8Array];
+        if (finished) return;
       }
     } finally {
       it._closeSync();
     }
   }
 
+  /**
+   * Closes the tailing iterators when they were not used since the last tick of the timer.
+   * @remarks A tailing iterator pins the memtables and files it last saw (until its next seek):
+   * an idle one would keep flushed memtables in memory and compacted files on disk.
+   */
+  #closeIdleTails(): void {
+    if (this.#tailUsed) {
+      this.#tailUsed = false;
+      return;
+    }
+    this.#closeTails();
+  }
+
+  #closeTails(): void {
+    clearInterval(this.#tailTimer);
+    this.#tailTimer = undefined;
+    this.#tail?._closeSync();
+    this.#tailKeys?._closeSync();
+    this.#tail = this.#tailKeys = undefined;
+  }
+
+  /** Up to `n` entries of a forward range through the shared tailing iterator. */
+  #tailStep(range: EngineRange, n: number, values: boolean): { rows: Buffer[]; finished: boolean } {
+    let it = values ? this.#tail : this.#tailKeys;
+    if (!it) {
+      // Created without bounds (they are fixed at creation); bounds are checked here.
+      it = this.#db._iterator({
+        tailing: true,
+        keys: true,
+        values,
+        keyEncoding: 'buffer',
+        valueEncoding: 'buffer',
+      });
+      if (values) this.#tail = it;
+      else this.#tailKeys = it;
+      this.#tailTimer ??= setInterval(() => this.#closeIdleTails(), TAIL_IDLE_MS).unref();
+    }
+    this.#tailUsed = true;
+    it._seekSync((range.gte ?? range.gt) as Uint8Array);
+    // One extra entry: a `gt` bound may be the first key found.
+    const want = range.gte === undefined && range.gt !== undefined ? n + 1 : n;
+    const { rows } = it._nextvSync(want, NO_OPTIONS);
+    const out: Buffer[] = [];
+    let finished = rows.length < want * 2;
+    for (let i = 0; i < rows.length; i += 2) {
+      const k = rows[i] as Buffer;
+      if (range.gte === undefined && range.gt !== undefined && k.equals(range.gt)) continue;
+      if (
+        (range.lt && Buffer.compare(k, range.lt) >= 0) ||
+        (range.lte && Buffer.compare(k, range.lte) > 0)
+      ) {
+        finished = true;
+        break;
+      }
+      if (out.length === n * 2) {
+        finished = false;
+        break;
+      }
+      out.push(k, rows[i + 1] as Buffer);
+    }
+    return { rows: out, finished };
+  }
+
+  /** Up to `n` entries of a range in one call (no iterator object). */
+  #queryStep(
+    range: EngineRange,
+    n: number,
+    values: boolean,
+  ): { rows: Buffer[]; finished: boolean } {
+    // With a limit the binding reports `finished` once the limit is reached, whether or not
+    // more entries follow: ask for one more to know.
+    const { rows } = this.#db.querySync({
+      ...lowerOf(range),
+      ...upperOf(range),
+      reverse: range.reverse === true,
+      limit: n + 1,
+      keys: true,
+      values,
+      keyEncoding: 'buffer',
+      valueEncoding: 'buffer',
+    });
+    if (rows.length <= n * 2) return { rows, finished: true };
+    rows.length = n * 2;
+    return { rows, finished: false };
+  }
+
   approximateSize(gte: Uint8Array, lt: Uint8Array): number {
-    // The binding exposes no GetApproximateSizes; count the bytes of the range instead.
+    // The binding exposes no GetApproximateSizes (per key range); count the bytes of the range.
     let bytes = 0;
     for (const [k, v] of this.entries({ gte, lt })) bytes += k.length + v.length;
     return bytes;
   }
 
   async compactRange(): Promise<void> {
-    // The binding exposes no CompactRange; RocksDB compacts in the background on its own.
+    // The binding exposes no CompactRange (nor CompactFiles or SuggestCompactRange); RocksDB
+    // compacts in the background on its own. The store calls this after reaping regardless.
+  }
+
+  sizes(): EngineSizes {
+    // Whole-database estimates (default column family) through GetProperty, which the binding
+    // does expose.
+    return {
+      liveDataBytes: this.#intProperty('rocksdb.estimate-live-data-size'),
+      diskBytes: this.#intProperty('rocksdb.total-sst-files-size'),
+      memoryBytes: this.#intProperty('rocksdb.cur-size-all-mem-tables'),
+    };
+  }
+
+  #intProperty(name: string): number {
+    const n = Number(this.#db.getProperty(name));
+    return Number.isFinite(n) ? n : 0;
   }
 
   /** A RocksDB property (`rocksdb.estimate-num-keys`, `rocksdb.total-sst-files-size`, …). */
   property(name: string): string {
     return this.#db.getProperty(name);
   }
+}
+
+function lowerOf(range: EngineRange): { gte?: Uint8Array; gt?: Uint8Array } {
+  return range.gte ? { gte: range.gte } : range.gt ? { gt: range.gt } : {};
+}
+
+function upperOf(range: EngineRange): { lt?: Uint8Array; lte?: Uint8Array } {
+  return range.lt ? { lt: range.lt } : range.lte ? { lte: range.lte } : {};
 }
 
 function message(err: unknown): string {

@@ -33,12 +33,18 @@ declare module '@nxtedition/rocksdb' {
     keyEncoding: 'buffer' | 'utf8';
     valueEncoding: 'buffer' | 'utf8';
     fillCache?: boolean;
+    /**
+     * A tailing iterator: re-seeking it sees writes made after it was created (forward only;
+     * bounds are fixed at creation).
+     */
+    tailing?: boolean;
   }
 
   export interface RocksIterator {
     /** Up to `size` entries as a flat array `[k0, v0, k1, v1, …]`. */
     _nextvSync(size: number, options: object): { rows: Buffer[]; finished: boolean };
     _closeSync(): void;
+    _seekSync(target: Uint8Array): void;
   }
 
   export interface RocksChainedBatch {
@@ -67,5 +73,10 @@ declare module '@nxtedition/rocksdb' {
     ): (Buffer | undefined)[];
     _iterator(options: RocksIteratorOptions): RocksIterator;
     getProperty(property: string): string;
+    /**
+     * Creates an iterator, reads the whole range (up to `limit`) and closes it, in one call.
+     * @remarks With a `limit`, `finished` is true once the limit is reached.
+     */
+    querySync(options: RocksIteratorOptions): { rows: Buffer[]; finished: boolean };
   }
 }

@@ -33,11 +33,13 @@ import type {
   IndexInfo,
   IndexScanRequest,
   JsonValue,
+  QueryPlan,
   SourceCapabilities,
+  Statement,
 } from '@lattice/dql';
 import { v1 } from '@lattice/proto';
 import { randomBytes } from 'node:crypto';
-import type { EngineOp, StorageEngine } from './engine.js';
+import type { EngineOp, EngineSizes, StorageEngine } from './engine.js';
 import { storeError } from './errors.js';
 import {
   collectionKey,
@@ -50,6 +52,7 @@ import {
   indexDefKey,
   indexEntryKey,
   indexPrefix,
+  indexPrefixLength,
   indexValuePrefix,
   join2,
   logKey,
@@ -63,12 +66,18 @@ import {
   tombstoneKey,
   valueKey,
 } from './keys.js';
-import { decodeTrustedValue, encodeValue } from './value-codec.js';
+import { streamPlan } from './query-stream.js';
+import type { StreamSource } from './query-stream.js';
+import { decodeTrustedValue, encodeValue, NOT_FOUND, readEncodedPath } from './value-codec.js';
 
 /** A commit sequence number assigned by the store. */
 export type CommitSeq = number;
 
-/** One document written by a commit. */
+/**
+ * One document written by a commit.
+ * @remarks `state` and `encodedValue` are written as given, not copied: do not change their
+ * bytes until the commit has settled.
+ */
 export interface DocumentPut {
   readonly collection: string;
   readonly id: DocId;
@@ -133,7 +142,7 @@ export interface StoredDocument {
   readonly versionVector: VersionVector;
   readonly tombstone: boolean;
   readonly deletedAt?: number;
-  /** The materialized value; undefined for a tombstone. */
+  /** The materialized value (decoded on first access); undefined for a tombstone. */
   readonly value?: Document;
 }
 
@@ -230,8 +239,12 @@ export type CommittedListener = (entry: CommitEntry) => void;
 interface PreparedWrite {
   readonly collection: string;
   readonly idBytes: Uint8Array;
+  /** `collection NUL idBytes(latin1)`: the document's key in per-commit and per-group maps. */
+  readonly okey: string;
   readonly evict: boolean;
-  readonly record?: Uint8Array;
+  /** The CRDT state and the encoded record fields after it (see {@link encodeRecord}). */
+  readonly state?: Uint8Array;
+  readonly tail?: Uint8Array;
   readonly valueBytes?: Uint8Array;
   readonly value?: unknown;
   readonly tombstone: boolean;
@@ -254,13 +267,38 @@ interface PreparedCommit {
   reject(e: unknown): void;
 }
 
+/**
+ * A document's value as index maintenance sees it: the caller's object when it gave one, else
+ * the encoded bytes (read from at the index paths only; see `readEncodedPath`).
+ */
+type IndexedDoc = { readonly value: unknown } | { readonly bytes: Uint8Array };
+
+/** A document written earlier in the same commit group: its seq and value (for indexes). */
+interface OverlayEntry {
+  readonly seq: number;
+  /** Undefined for a tombstone or an evicted document, or where no index needed it. */
+  readonly doc: IndexedDoc | undefined;
+}
+
+/**
+ * An open query cursor: the rest of the result, pulled a page at a time.
+ * @remarks For a streamed plan `rest` reads the engine lazily (it holds an engine iterator, so
+ * it is closed with `return()` when the cursor ends, expires or the store closes); otherwise
+ * it walks the computed result.
+ */
 interface Cursor {
-  readonly items: JsonValue[];
-  pos: number;
+  readonly rest: Iterator<JsonValue>;
+  /** The next item, already pulled (there is always one: a cursor ends when `rest` does). */
+  ahead: JsonValue;
   expires: number;
 }
 
 const BUILD_CHUNK = 1_000;
+/** Values fetched per multi-get by index scans. */
+const FETCH_CHUNK = 256;
+/** Parsed statements kept (LRU) and the longest statement text cached. */
+const STATEMENT_CACHE_SIZE = 256;
+const MAX_CACHED_STATEMENT = 4_096;
 const GROUP_MAX_BYTES = 64 * 1024 * 1024;
 const EMPTY = new Uint8Array(0);
 
@@ -284,6 +322,7 @@ export class DocumentStore {
   #flushing: Promise<void> = Promise.resolve();
   readonly #listeners = new Set<CommittedListener>();
   readonly #cursors = new Map<string, Cursor>();
+  readonly #statements = new Map<string, Statement>();
 
   private constructor(engine: StorageEngine, options: StoreOptions) {
     this.#engine = engine;
@@ -386,14 +425,27 @@ export class DocumentStore {
     }
     return new Promise<CommitResult>((resolve, reject) => {
       this.#queue.push({ ...prepared, resolve, reject });
-      if (!this.#flushScheduled) {
-        this.#flushScheduled = true;
-        setImmediate(() => {
-          this.#flushScheduled = false;
-          this.#flushing = Promise.resolve().then(() => this.#flush());
-        });
-      }
+      this.#scheduleFlush();
     });
+  }
+
+  /**
+   * Flushes the queue soon: durable stores after the current event-loop turn (every request
+   * that arrived in it shares the group's one fsync), others once the current task is done (a
+   * group saves no fsync there; a turn's wait would only add latency).
+   */
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    const run = (): void => {
+      this.#flushScheduled = false;
+      this.#flushing = new Promise<void>((resolve) => {
+        this.#flush();
+        resolve();
+      });
+    };
+    if (this.durable) setImmediate(run);
+    else queueMicrotask(run);
   }
 
   #prepare(request: CommitRequest): Omit<PreparedCommit, 'resolve' | 'reject'> {
@@ -414,7 +466,7 @@ export class DocumentStore {
     for (const w of writes) {
       nameBytes(w.collection);
       const idBytes = encodeId(w.id);
-      const k = w.collection + '\u0000' + Buffer.from(idBytes).toString('latin1');
+      const k = overlayKey(w.collection, idBytes);
       if (seen.has(k)) {
         throw storeError('STORE_INVALID_ARGUMENT', 'a commit writes the same document twice', {
           collection: w.collection,
@@ -425,6 +477,7 @@ export class DocumentStore {
         out.push({
           collection: w.collection,
           idBytes,
+          okey: k,
           evict: true,
           tombstone: false,
           deletedAt: 0,
@@ -437,14 +490,13 @@ export class DocumentStore {
         w.encodedValue ?? (w.value === undefined ? undefined : encodeValue(w.value));
       const tombstone = valueBytes === undefined || valueBytes.length === 0;
       const deletedAt = tombstone ? (w.deletedAt ?? now) : 0;
-      const record = v1.DocRecord.encode({
-        // seq is left out here and prepended once the commit's sequence is known (withSeq)
-        state: w.state,
+      // The fields after seq and state; the record is assembled once its seq is known.
+      const tail = v1.DocRecord.encode({
         versionVector: vvEntries(w.versionVector),
         deletedAtMs: deletedAt,
         tombstone,
       }).finish();
-      const size = record.length + (valueBytes?.length ?? 0);
+      const size = recordLength(w.state.length, tail.length) + (valueBytes?.length ?? 0);
       if (size > this.limits.maxDocumentBytes) {
         throw storeError(
           'STORE_TOO_LARGE',
@@ -459,8 +511,10 @@ export class DocumentStore {
       out.push({
         collection: w.collection,
         idBytes,
+        okey: k,
         evict: false,
-        record,
+        state: w.state,
+        tail,
         ...(tombstone ? {} : { valueBytes: valueBytes as Uint8Array }),
         ...(w.encodedValue === undefined && w.value !== undefined ? { value: w.value } : {}),
         tombstone,
@@ -508,18 +562,12 @@ export class DocumentStore {
       n++;
     }
     const group = this.#queue.splice(0, n);
-    if (this.#queue.length > 0 && !this.#flushScheduled) {
-      this.#flushScheduled = true;
-      setImmediate(() => {
-        this.#flushScheduled = false;
-        this.#flushing = Promise.resolve().then(() => this.#flush());
-      });
-    }
+    if (this.#queue.length > 0) this.#scheduleFlush();
 
     const startSeq = this.#lastSeq;
     const ops: EngineOp[] = [];
     // Documents written earlier in this group: their seq and value, for later commits' checks.
-    const overlay = new Map<string, { seq: number; value: unknown; hasValue: boolean }>();
+    const overlay = new Map<string, OverlayEntry>();
     const newCollections: string[] = [];
     const done: {
       commit: PreparedCommit;
@@ -581,10 +629,7 @@ export class DocumentStore {
     }
   }
 
-  #checkExpectations(
-    c: PreparedCommit,
-    overlay: Map<string, { seq: number; value: unknown; hasValue: boolean }>,
-  ): unknown {
+  #checkExpectations(c: PreparedCommit, overlay: Map<string, OverlayEntry>): unknown {
     if (c.expect.length === 0) return undefined;
     // Documents written earlier in this group answer from the overlay; the rest from the engine.
     const unseen = c.expect.filter((e) => !overlay.has(overlayKey(e.collection, e.idBytes)));
@@ -609,7 +654,7 @@ export class DocumentStore {
     writes: readonly PreparedWrite[],
     seq: number,
     ops: EngineOp[],
-    overlay: Map<string, { seq: number; value: unknown; hasValue: boolean }>,
+    overlay: Map<string, OverlayEntry>,
     newCollections: string[],
   ): CommitEntry {
     const byCollection = new Map<string, Uint8Array[]>();
@@ -617,10 +662,9 @@ export class DocumentStore {
     const needOld: number[] = [];
     writes.forEach((w, i) => {
       const defs = this.#indexes.get(w.collection);
-      if (defs && defs.size > 0 && !overlay.has(overlayKey(w.collection, w.idBytes)))
-        needOld.push(i);
+      if (defs && defs.size > 0 && !overlay.has(w.okey)) needOld.push(i);
     });
-    const oldValues = new Map<number, unknown>();
+    const oldValues = new Map<number, IndexedDoc>();
     if (needOld.length > 0) {
       const got = this.#engine.getMany(
         needOld.map((i) =>
@@ -629,11 +673,11 @@ export class DocumentStore {
       );
       needOld.forEach((i, j) => {
         const b = got[j];
-        if (b) oldValues.set(i, decodeTrustedValue(b));
+        if (b) oldValues.set(i, { bytes: b });
       });
     }
     writes.forEach((w, i) => {
-      const ok = overlayKey(w.collection, w.idBytes);
+      const ok = w.okey;
       let ids = byCollection.get(w.collection);
       if (!ids) byCollection.set(w.collection, (ids = []));
       ids.push(w.idBytes);
@@ -645,11 +689,15 @@ export class DocumentStore {
       const defs = this.#indexes.get(w.collection);
       if (defs && defs.size > 0) {
         const prev = overlay.get(ok);
-        const old = prev ? (prev.hasValue ? prev.value : undefined) : oldValues.get(i);
-        const next = w.valueBytes ? (w.value ?? decodeTrustedValue(w.valueBytes)) : undefined;
+        const old = prev ? prev.doc : oldValues.get(i);
+        const next: IndexedDoc | undefined = w.valueBytes
+          ? w.value !== undefined
+            ? { value: w.value }
+            : { bytes: w.valueBytes }
+          : undefined;
         for (const def of defs.values()) {
-          const ov = old === undefined ? undefined : indexable(old, def.path);
-          const nv = next === undefined ? undefined : indexable(next, def.path);
+          const ov = old === undefined ? undefined : indexableOf(old, def.path);
+          const nv = next === undefined ? undefined : indexableOf(next, def.path);
           if (
             ov !== undefined &&
             (nv === undefined || !sameIndexValue(w.collection, def.name, ov, nv))
@@ -663,18 +711,20 @@ export class DocumentStore {
               value: EMPTY,
             });
         }
-        overlay.set(ok, { seq, value: next, hasValue: next !== undefined });
+        overlay.set(ok, { seq, doc: next });
       } else {
-        overlay.set(ok, { seq, value: undefined, hasValue: false });
+        overlay.set(ok, { seq, doc: undefined });
       }
-      const dk = docKey(w.collection, w.idBytes);
-      const vk = valueKey(w.collection, w.idBytes);
-      const tk = tombstoneKey(w.collection, w.idBytes);
+      const [dk, vk, tk] = documentKeys(w.collection, w.idBytes);
       if (w.evict) {
         ops.push({ type: 'del', key: dk }, { type: 'del', key: vk }, { type: 'del', key: tk });
         return;
       }
-      ops.push({ type: 'put', key: dk, value: withSeq(w.record as Uint8Array, seq) });
+      ops.push({
+        type: 'put',
+        key: dk,
+        value: encodeRecord(seq, w.state as Uint8Array, w.tail as Uint8Array),
+      });
       if (w.valueBytes) {
         ops.push({ type: 'put', key: vk, value: w.valueBytes }, { type: 'del', key: tk });
       } else {
@@ -810,8 +860,17 @@ export class DocumentStore {
    * when the result exceeds `maxResultItems`.
    */
   select(statement: string, args: Readonly<Record<string, JsonValue>> = {}): JsonValue[] {
+    const planned = this.#plan(statement, args);
+    return 'items' in planned ? planned.items : this.#execute(planned.plan);
+  }
+
+  /** Parses and plans a SELECT; EXPLAIN answers right away. */
+  #plan(
+    statement: string,
+    args: Readonly<Record<string, JsonValue>>,
+  ): { readonly plan: QueryPlan } | { readonly items: JsonValue[] } {
     this.#check();
-    const stmt = parse(statement);
+    const stmt = this.#parse(statement);
     const target = stmt.kind === 'explain' ? stmt.statement : stmt;
     if (target.kind !== 'select') {
       throw storeError(
@@ -824,7 +883,11 @@ export class DocumentStore {
     }
     nameBytes(target.from.name);
     const plan = planQuery(target, { args, indexes: this.indexInfo(target.from.name) });
-    if (stmt.kind === 'explain') return [{ plan: explain(plan) }];
+    return stmt.kind === 'explain' ? { items: [{ plan: explain(plan) }] } : { plan };
+  }
+
+  /** Executes a plan in full; throws `STORE_TOO_LARGE` past `maxResultItems`. */
+  #execute(plan: QueryPlan): JsonValue[] {
     const { items } = executePlan(plan, this.source, { now: this.#now });
     if (items.length > this.limits.maxResultItems) {
       throw storeError(
@@ -838,25 +901,64 @@ export class DocumentStore {
     return items;
   }
 
-  /** Runs a query and returns its first page and, if more remain, a cursor. */
+  /**
+   * The parsed statement, from a bounded LRU cache keyed by the statement text.
+   * @remarks Only parsing is cached: a plan depends on the arguments (the planner binds them to
+   * choose index ranges) and on the indexes, and planning is cheap next to parsing.
+   */
+  #parse(statement: string): Statement {
+    const cache = this.#statements;
+    const hit = cache.get(statement);
+    if (hit !== undefined) {
+      // Most recently used last: Map iteration order is insertion order.
+      cache.delete(statement);
+      cache.set(statement, hit);
+      return hit;
+    }
+    const parsed = parse(statement);
+    if (statement.length <= MAX_CACHED_STATEMENT) {
+      if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value as string);
+      cache.set(statement, parsed);
+    }
+    return parsed;
+  }
+
+  /**
+   * Runs a query and returns its first page and, if more remain, a cursor.
+   * @remarks Plans whose result order is the store's read order (see `query-stream.ts`) are
+   * streamed: each page reads only as far into the engine as it needs, so their results are not
+   * bounded by `maxResultItems`. Other plans are computed in full first.
+   */
   query(
     statement: string,
     args: Readonly<Record<string, JsonValue>> = {},
     pageSize: number = this.limits.defaultPageSize,
   ): QueryPage {
     const size = this.#pageSize(pageSize);
-    const items = this.select(statement, args);
-    if (items.length <= size) return { items };
+    const planned = this.#plan(statement, args);
+    let rest: Iterator<JsonValue>;
+    if ('items' in planned) rest = planned.items.values();
+    else {
+      const stream = streamPlan(planned.plan, new StoreSource(this.#engine), { now: this.#now });
+      rest = stream ?? this.#execute(planned.plan).values();
+    }
+    const first = rest.next();
+    if (first.done === true) return { items: [] };
     this.#sweepCursors();
+    const cursor: Cursor = { rest, ahead: first.value, expires: 0 };
+    const { items, done } = this.#pull(cursor, size);
+    if (done) return { items };
     if (this.#cursors.size >= this.limits.maxCursors) {
+      rest.return?.();
       throw storeError(
         'STORE_TOO_MANY_CURSORS',
         `at most ${this.limits.maxCursors} cursors may be open`,
       );
     }
     const id = randomBytes(12).toString('base64url');
-    this.#cursors.set(id, { items, pos: size, expires: this.#now() + this.limits.cursorTtlMs });
-    return { items: items.slice(0, size), cursor: id };
+    cursor.expires = this.#now() + this.limits.cursorTtlMs;
+    this.#cursors.set(id, cursor);
+    return { items, cursor: id };
   }
 
   /** The next page of a cursor. */
@@ -867,14 +969,35 @@ export class DocumentStore {
     const c = this.#cursors.get(cursor);
     if (!c)
       throw storeError('STORE_CURSOR_EXPIRED', 'no such cursor (finished, expired or unknown)');
-    const items = c.items.slice(c.pos, c.pos + size);
-    c.pos += items.length;
-    if (c.pos >= c.items.length) {
+    let page: { items: JsonValue[]; done: boolean };
+    try {
+      page = this.#pull(c, size);
+    } catch (err) {
+      this.#cursors.delete(cursor);
+      c.rest.return?.();
+      throw err;
+    }
+    const { items, done } = page;
+    if (done) {
       this.#cursors.delete(cursor);
       return { items };
     }
     c.expires = this.#now() + this.limits.cursorTtlMs;
     return { items, cursor };
+  }
+
+  /** Up to `size` items of a cursor; `done` when the result ended (else `ahead` is the next). */
+  #pull(c: Cursor, size: number): { items: JsonValue[]; done: boolean } {
+    const items: JsonValue[] = [c.ahead];
+    for (;;) {
+      const next = c.rest.next();
+      if (next.done === true) return { items, done: true };
+      if (items.length === size) {
+        c.ahead = next.value;
+        return { items, done: false };
+      }
+      items.push(next.value);
+    }
   }
 
   #pageSize(n: number): number {
@@ -885,7 +1008,11 @@ export class DocumentStore {
 
   #sweepCursors(): void {
     const now = this.#now();
-    for (const [id, c] of this.#cursors) if (c.expires <= now) this.#cursors.delete(id);
+    for (const [id, c] of this.#cursors) {
+      if (c.expires > now) continue;
+      this.#cursors.delete(id);
+      c.rest.return?.();
+    }
   }
 
   // --- change log --------------------------------------------------------------------------------
@@ -1029,7 +1156,7 @@ export class DocumentStore {
         lt: end,
         limit: BUILD_CHUNK,
       })) {
-        const iv = indexable(decodeTrustedValue(v), def.path);
+        const iv = indexableOf({ bytes: v }, def.path);
         if (iv !== undefined) {
           ops.push({
             type: 'put',
@@ -1096,6 +1223,7 @@ export class DocumentStore {
     this.#check();
     let reaped = 0;
     for (const collection of [...this.#collections]) {
+      const before = reaped;
       const p = collectionPrefix(Tag.TOMBSTONE, collection);
       const end = prefixEnd(p);
       const skip = collectionPrefixLength(p);
@@ -1130,16 +1258,29 @@ export class DocumentStore {
         await new Promise<void>((r) => setImmediate(r));
         this.#check();
       }
+      if (reaped > before) {
+        // Reaping leaves deletion markers over the ranges it emptied; ask the engine to compact
+        // them away (RocksDB would otherwise keep them until background compaction reaches them).
+        for (const tag of [Tag.TOMBSTONE, Tag.DOC]) {
+          const range = collectionPrefix(tag, collection);
+          await this.#engine.compactRange(range, prefixEnd(range));
+          this.#check();
+        }
+      }
     }
     return reaped;
   }
 
-  /** Counts and sizes per collection. */
+  /**
+   * Counts and sizes per collection (bytes of keys and values, counted by a scan), and the
+   * engine's own size estimates for the whole store.
+   */
   stats(): {
     lastSeq: number;
     oldestLogSeq: number;
     collections: CollectionStats[];
     totalBytes: number;
+    engine: EngineSizes;
   } {
     this.#check();
     const collections: CollectionStats[] = [];
@@ -1165,7 +1306,13 @@ export class DocumentStore {
         bytes,
       });
     }
-    return { lastSeq: this.#lastSeq, oldestLogSeq: this.#oldestLogSeq, collections, totalBytes };
+    return {
+      lastSeq: this.#lastSeq,
+      oldestLogSeq: this.#oldestLogSeq,
+      collections,
+      totalBytes,
+      engine: this.#engine.sizes(),
+    };
   }
 
   /** Waits for queued commits, then closes the engine. */
@@ -1177,13 +1324,18 @@ export class DocumentStore {
     }
     await Promise.allSettled([...this.#builds.values()]);
     this.#open = false;
+    for (const c of this.#cursors.values()) c.rest.return?.();
     this.#cursors.clear();
     await this.#engine.close();
   }
 }
 
-/** The DQL document source over an engine. */
-class StoreSource implements DocumentSource {
+/**
+ * The DQL document source over an engine, and the reads of streamed queries.
+ * @remarks Index scans re-check every document against the range: entries always match values
+ * (same batch), but a streamed scan fetches values after reading keys, possibly a page later.
+ */
+class StoreSource implements DocumentSource, StreamSource {
   readonly capabilities: SourceCapabilities = { orderedScan: true, orderedIndex: true };
   readonly #engine: StorageEngine;
 
@@ -1191,10 +1343,15 @@ class StoreSource implements DocumentSource {
     this.#engine = engine;
   }
 
-  *scan(collection: string): Iterable<Document> {
+  scan(collection: string, reverse = false): Iterable<Document> {
+    return this.#values(collection, reverse);
+  }
+
+  *#values(collection: string, reverse: boolean): Iterable<Document> {
     const p = collectionPrefix(Tag.VALUE, collection);
-    for (const [, v] of this.#engine.entries({ gte: p, lt: prefixEnd(p) }))
+    for (const [, v] of this.#engine.entries({ gte: p, lt: prefixEnd(p), reverse })) {
       yield decodeTrustedValue(v) as Document;
+    }
   }
 
   *get(collection: string, ids: readonly JsonValue[]): Iterable<Document> {
@@ -1211,53 +1368,133 @@ class StoreSource implements DocumentSource {
     for (const v of this.#engine.getMany(keys)) if (v) yield decodeTrustedValue(v) as Document;
   }
 
-  *indexScan(r: IndexScanRequest): Iterable<Document> {
-    const reverse = r.direction === 'desc';
-    const ranges: { gte: Uint8Array; lt: Uint8Array }[] = [];
-    if (r.range.kind === 'eq') {
-      const prefixes = r.range.values.map((v) => indexValuePrefix(r.collection, r.index, v));
-      prefixes.sort(Buffer.compare);
-      for (const p of prefixes) ranges.push({ gte: p, lt: prefixEnd(p) });
-      if (reverse) ranges.reverse();
-    } else {
-      const tag = INDEX_TYPE_TAG[r.range.type];
-      const endTag = INDEX_TYPE_END[r.range.type];
-      if (tag === undefined || endTag === undefined) return;
-      const lower = r.range.lower;
-      const upper = r.range.upper;
-      const lo = lower
-        ? indexValuePrefix(r.collection, r.index, lower.value)
-        : indexPrefix(r.collection, r.index, tag);
-      const hi = upper
-        ? indexValuePrefix(r.collection, r.index, upper.value)
-        : indexPrefix(r.collection, r.index, endTag);
-      ranges.push({
-        gte: lower && !lower.inclusive ? prefixEnd(lo) : lo,
-        lt: upper && upper.inclusive ? prefixEnd(hi) : hi,
-      });
+  indexScan(r: IndexScanRequest): Iterable<Document> {
+    const check = (doc: Document): boolean => inIndexRange(valueAtPath(doc, r.path), r.range);
+    if (r.range.kind === 'eq' && r.range.values.length === 1) {
+      // An equality lookup usually matches a few documents: answer with one key read and one
+      // multi-get, without the layers of generators a long scan streams through.
+      const few = this.#fewByIndexKeys(r, check);
+      if (few) return few;
     }
-    const skip = indexPrefix(r.collection, r.index).length;
+    return this.#indexScan(r, check);
+  }
+
+  *#indexScan(r: IndexScanRequest, check: (doc: Document) => boolean): Iterable<Document> {
+    const reverse = r.direction === 'desc';
+    for (const range of indexRanges(r, reverse))
+      yield* this.#byIndexKeys(r.collection, r.index, range, reverse, r.range.kind === 'eq', check);
+  }
+
+  /** The documents of a one-range scan when it holds at most one chunk, else undefined. */
+  #fewByIndexKeys(r: IndexScanRequest, check: (doc: Document) => boolean): Document[] | undefined {
+    const [range] = indexRanges(r, false);
+    if (!range) return [];
+    const skip = indexPrefixLength(r.collection, r.index);
     const vp = collectionPrefix(Tag.VALUE, r.collection);
-    for (const range of ranges) {
-      if (Buffer.compare(range.gte, range.lt) >= 0) continue;
-      let chunk: Uint8Array[] = [];
-      const flush = function* (engine: StorageEngine): Iterable<Document> {
-        const values = engine.getMany(chunk);
-        chunk = [];
-        for (const v of values) {
-          if (!v) continue;
-          const doc = decodeTrustedValue(v) as Document;
-          // Entries always match values (same batch); this guards the exactness contract.
-          if (inIndexRange(valueAtPath(doc, r.path), r.range)) yield doc;
-        }
-      };
-      for (const [k] of this.#engine.entries({ ...range, reverse })) {
-        chunk.push(join2(vp, idAfterIndexValue(k, skip)));
-        if (chunk.length >= 256) yield* flush(this.#engine);
+    const keys: Uint8Array[] = [];
+    for (const [k] of this.#engine.entries({
+      ...range,
+      values: false,
+      few: true,
+      limit: FETCH_CHUNK + 1,
+    }))
+      keys.push(join2(vp, idAfterIndexValue(k, skip)));
+    if (keys.length > FETCH_CHUNK) return undefined;
+    if (r.direction === 'desc') keys.reverse();
+    const out: Document[] = [];
+    for (const v of this.#engine.getMany(keys)) {
+      if (!v) continue;
+      const doc = decodeTrustedValue(v) as Document;
+      if (check(doc)) out.push(doc);
+    }
+    return out;
+  }
+
+  *indexScanById(r: IndexScanRequest): Iterable<Document> {
+    // The matching ids come from the keys alone; only their documents, a chunk at a time.
+    const skip = indexPrefixLength(r.collection, r.index);
+    const ids: Uint8Array[] = [];
+    for (const range of indexRanges(r, false)) {
+      for (const [k] of this.#engine.entries({ ...range, values: false }))
+        ids.push(idAfterIndexValue(k, skip));
+    }
+    ids.sort(Buffer.compare);
+    const vp = collectionPrefix(Tag.VALUE, r.collection);
+    for (let i = 0; i < ids.length; i += FETCH_CHUNK) {
+      const values = this.#engine.getMany(ids.slice(i, i + FETCH_CHUNK).map((id) => join2(vp, id)));
+      for (const v of values) {
+        if (!v) continue;
+        const doc = decodeTrustedValue(v) as Document;
+        if (inIndexRange(valueAtPath(doc, r.path), r.range)) yield doc;
       }
-      if (chunk.length > 0) yield* flush(this.#engine);
     }
   }
+
+  indexAll(collection: string, index: string, reverse: boolean): Iterable<Document> {
+    const p = indexPrefix(collection, index);
+    return this.#byIndexKeys(collection, index, { gte: p, lt: prefixEnd(p) }, reverse, false);
+  }
+
+  /** The documents of the index entries in `range`, in key order, a chunk of values at a time. */
+  *#byIndexKeys(
+    collection: string,
+    index: string,
+    range: { readonly gte: Uint8Array; readonly lt: Uint8Array },
+    reverse: boolean,
+    few: boolean,
+    check?: (doc: Document) => boolean,
+  ): Iterable<Document> {
+    if (Buffer.compare(range.gte, range.lt) >= 0) return;
+    const skip = indexPrefixLength(collection, index);
+    const vp = collectionPrefix(Tag.VALUE, collection);
+    let chunk: Uint8Array[] = [];
+    const engine = this.#engine;
+    const flush = function* (): Iterable<Document> {
+      const values = engine.getMany(chunk);
+      chunk = [];
+      for (const v of values) {
+        if (!v) continue;
+        const doc = decodeTrustedValue(v) as Document;
+        if (!check || check(doc)) yield doc;
+      }
+    };
+    for (const [k] of engine.entries({ ...range, reverse, values: false, few })) {
+      chunk.push(join2(vp, idAfterIndexValue(k, skip)));
+      if (chunk.length >= FETCH_CHUNK) yield* flush();
+    }
+    if (chunk.length > 0) yield* flush();
+  }
+}
+
+/** The key ranges of an index scan, in scan order. */
+function indexRanges(
+  r: IndexScanRequest,
+  reverse: boolean,
+): { readonly gte: Uint8Array; readonly lt: Uint8Array }[] {
+  const ranges: { gte: Uint8Array; lt: Uint8Array }[] = [];
+  if (r.range.kind === 'eq') {
+    const prefixes = r.range.values.map((v) => indexValuePrefix(r.collection, r.index, v));
+    prefixes.sort(Buffer.compare);
+    for (const p of prefixes) ranges.push({ gte: p, lt: prefixEnd(p) });
+    if (reverse) ranges.reverse();
+    return ranges;
+  }
+  const tag = INDEX_TYPE_TAG[r.range.type];
+  const endTag = INDEX_TYPE_END[r.range.type];
+  if (tag === undefined || endTag === undefined) return ranges;
+  const lower = r.range.lower;
+  const upper = r.range.upper;
+  const lo = lower
+    ? indexValuePrefix(r.collection, r.index, lower.value)
+    : indexPrefix(r.collection, r.index, tag);
+  const hi = upper
+    ? indexValuePrefix(r.collection, r.index, upper.value)
+    : indexPrefix(r.collection, r.index, endTag);
+  ranges.push({
+    gte: lower && !lower.inclusive ? prefixEnd(lo) : lo,
+    lt: upper && upper.inclusive ? prefixEnd(hi) : hi,
+  });
+  return ranges;
 }
 
 // --- helpers -------------------------------------------------------------------------------------
@@ -1270,7 +1507,7 @@ function toStored(
   value: Uint8Array | undefined,
 ): StoredDocument {
   const rec = v1.DocRecord.decode(record);
-  return {
+  const doc: StoredDocument = {
     collection,
     id,
     idBytes,
@@ -1281,8 +1518,18 @@ function toStored(
     ) as unknown as VersionVector,
     tombstone: rec.tombstone,
     ...(rec.tombstone ? { deletedAt: rec.deletedAtMs } : {}),
-    ...(value ? { value: decodeTrustedValue(value) as Document } : {}),
   };
+  if (value) {
+    // Decoded on first use: most readers of records (sync, merges) want state and versions,
+    // and a value's decode costs more than the read itself.
+    let decoded: Document | undefined;
+    Object.defineProperty(doc, 'value', {
+      enumerable: true,
+      configurable: true,
+      get: () => (decoded ??= decodeTrustedValue(value) as Document),
+    });
+  }
+  return doc;
 }
 
 function encodeId(id: DocId): Uint8Array {
@@ -1312,21 +1559,72 @@ function vvEntries(vv: VersionVector): { peer: string; counter: number }[] {
     .sort((a, b) => (a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0));
 }
 
-/** The record with its `seq` field (field 1, varint) set; other fields are kept as encoded. */
-function withSeq(record: Uint8Array, seq: number): Uint8Array {
-  // Records are encoded with seq 0, which protobuf omits; prepend field 1 (tag 0x08).
-  const head: number[] = [0x08];
-  let n = seq;
-  while (n >= 0x80) {
-    head.push((n % 0x80) | 0x80);
-    n = Math.floor(n / 0x80);
-  }
-  head.push(n);
-  const out = new Uint8Array(head.length + record.length);
-  out.set(head, 0);
-  out.set(record, head.length);
+/**
+ * A `DocRecord` as protobuf bytes, written in one allocation: field 1 (`seq`, varint), field 2
+ * (`state`, length-delimited), then `tail`, the other fields as protobuf encoded them.
+ * @remarks Commits know a document's seq only when their group is staged, long after the record
+ * was sized; this writes the 1 KB-and-up state once instead of encoding it and copying it again.
+ */
+function encodeRecord(seq: number, state: Uint8Array, tail: Uint8Array): Uint8Array {
+  const out = new Uint8Array(1 + varintLength(seq) + recordLength(state.length, tail.length));
+  let at = 0;
+  out[at++] = 0x08;
+  at = writeVarint(out, at, seq);
+  out[at++] = 0x12;
+  at = writeVarint(out, at, state.length);
+  out.set(state, at);
+  out.set(tail, at + state.length);
   return out;
 }
+
+/** The bytes of a record's state field plus its tail (everything but `seq`). */
+function recordLength(stateLength: number, tailLength: number): number {
+  return 1 + varintLength(stateLength) + stateLength + tailLength;
+}
+
+function varintLength(n: number): number {
+  let len = 1;
+  for (let v = n; v >= 0x80; v = Math.floor(v / 0x80)) len++;
+  return len;
+}
+
+function writeVarint(out: Uint8Array, at: number, n: number): number {
+  let v = n;
+  while (v >= 0x80) {
+    out[at++] = (v % 0x80) | 0x80;
+    v = Math.floor(v / 0x80);
+  }
+  out[at++] = v;
+  return at;
+}
+
+/**
+ * The record, value and tombstone keys of one document, as views of one allocation.
+ * @remarks Three keys per written document; one allocation instead of three.
+ */
+function documentKeys(
+  collection: string,
+  idBytes: Uint8Array,
+): [Uint8Array, Uint8Array, Uint8Array] {
+  let prefixes = documentPrefixes.get(collection);
+  if (!prefixes) {
+    // `D coll`, `V coll`, `T coll` share their length: the name is what follows the tag.
+    const d = collectionPrefix(Tag.DOC, collection);
+    prefixes = Uint8Array.of(...d, Tag.VALUE, ...d.subarray(1), Tag.TOMBSTONE, ...d.subarray(1));
+    if (documentPrefixes.size < 10_000) documentPrefixes.set(collection, prefixes);
+  }
+  const p = prefixes.length / 3;
+  const len = p + idBytes.length;
+  const buf = new Uint8Array(len * 3);
+  for (let i = 0; i < 3; i++) {
+    buf.set(prefixes.subarray(i * p, (i + 1) * p), i * len);
+    buf.set(idBytes, i * len + p);
+  }
+  return [buf.subarray(0, len), buf.subarray(len, 2 * len), buf.subarray(2 * len)];
+}
+
+/** `D coll`, `V coll` and `T coll` back to back, by collection (see {@link documentKeys}). */
+const documentPrefixes = new Map<string, Uint8Array>();
 
 function u64Bytes(n: number): Uint8Array {
   const b = new Uint8Array(8);
@@ -1364,6 +1662,13 @@ function encodeDef(d: IndexDefinition): Uint8Array {
     path: [...d.path],
     ready: d.ready,
   }).finish();
+}
+
+/** {@link indexable} of a value or of its encoded bytes. */
+function indexableOf(doc: IndexedDoc, path: readonly string[]): unknown {
+  if ('value' in doc) return indexable(doc.value, path);
+  const v = readEncodedPath(doc.bytes, path);
+  return v === NOT_FOUND ? undefined : v;
 }
 
 /** The value a document contributes to an index on `path`, or undefined (MISSING: no entry). */

@@ -59,6 +59,11 @@ const queries = fc.tuple(
     'SELECT _id FROM c WHERE a > :v AND b.c < 3 LIMIT 2',
     'SELECT a, count(*) AS n FROM c GROUP BY a',
     'SELECT * FROM c ORDER BY a, _id LIMIT 3 OFFSET 1',
+    'SELECT * FROM c WHERE a > :v ORDER BY a',
+    'SELECT * FROM c ORDER BY a LIMIT 4',
+    'SELECT * FROM c ORDER BY a DESC LIMIT 5 OFFSET 1',
+    'SELECT _id, a FROM c WHERE a >= :v AND b.c IS NOT MISSING',
+    'SELECT * FROM c WHERE a > :v LIMIT 2 OFFSET 1',
   ),
   scalar,
 );
@@ -129,6 +134,14 @@ for (const { name, make } of ENGINES) {
                 const got = store.select(statement, args);
                 const want = reference(model, statement, args);
                 expect(sortIfUnordered(statement, got)).toEqual(sortIfUnordered(statement, want));
+                // The same through a cursor in small pages (streamed where the plan allows).
+                let page = store.query(statement, args, 2);
+                const paged = [...page.items];
+                while (page.cursor !== undefined) {
+                  page = store.nextPage(page.cursor, 3);
+                  paged.push(...page.items);
+                }
+                expect(sortIfUnordered(statement, paged)).toEqual(sortIfUnordered(statement, want));
               }
             } finally {
               await store.close();

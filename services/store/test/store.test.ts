@@ -34,6 +34,30 @@ function counting(engine: StorageEngine): StorageEngine & { writes: number } {
   return wrapped;
 }
 
+/** Counts the document values (`V` keys) a store pulls from an engine, as they are pulled. */
+function reading(engine: StorageEngine): StorageEngine & { values: number } {
+  const wrapped = Object.create(engine) as StorageEngine & { values: number };
+  const V = 0x56;
+  wrapped.values = 0;
+  wrapped.getMany = (keys) => {
+    const got = engine.getMany(keys);
+    got.forEach((v, i) => {
+      if (v && keys[i]?.[0] === V) wrapped.values++;
+    });
+    return got;
+  };
+  wrapped.entries = function* (r) {
+    for (const e of engine.entries(r)) {
+      if (e[0][0] === V && r.values !== false) wrapped.values++;
+      yield e;
+    }
+  };
+  wrapped.write = (ops, o) => engine.write(ops, o);
+  wrapped.open = () => engine.open();
+  wrapped.close = () => engine.close();
+  return wrapped;
+}
+
 for (const { name, make } of ENGINES) {
   describe(`DocumentStore on ${name}`, () => {
     async function open(options: Parameters<typeof DocumentStore.open>[1] = {}) {
@@ -151,6 +175,34 @@ for (const { name, make } of ENGINES) {
       expect(store.get('c', ['a'])).toEqual([]);
       expect(store.get('c', ['b'])[0]?.value).toEqual({ _id: 'b', back: true });
       expect(store.stats().collections[0]).toMatchObject({ documents: 1, tombstones: 0 });
+    });
+
+    it('asks the engine to compact the ranges reaping emptied, only when it reaped', async () => {
+      const made = await make();
+      const compacted: string[] = [];
+      const engine = Object.create(made.engine) as StorageEngine;
+      engine.compactRange = async (gte, lt) => {
+        compacted.push(`${String.fromCharCode(gte[0] as number)}..${lt.length}`);
+        await made.engine.compactRange(gte, lt);
+      };
+      for (const m of ['getMany', 'entries', 'write', 'open', 'close', 'sizes'] as const) {
+        (engine as unknown as Record<string, unknown>)[m] = (...a: unknown[]) =>
+          (made.engine[m] as (...x: unknown[]) => unknown).apply(made.engine, a);
+      }
+      const store = await DocumentStore.open(engine);
+      cleanups.push(async () => {
+        await store.close();
+        await made.dir?.remove();
+      });
+      await store.commit({ writes: [put('c', { _id: 'a' }), put('k', { _id: 'b' })] });
+      await store.commit({ writes: [tomb('c', 'a', 1_000)] });
+      expect(await store.reapTombstones(500)).toBe(0);
+      expect(compacted).toEqual([]);
+      expect(await store.reapTombstones(2_000)).toBe(1);
+      // The tombstone and record ranges of collection `c` (prefix `tag 0x01 'c'`, end 3 bytes).
+      expect(compacted).toEqual(['T..3', 'D..3']);
+      const sizes = store.stats().engine;
+      expect(sizes.liveDataBytes + sizes.memoryBytes).toBeGreaterThan(0);
     });
 
     it('evicts every trace of a document, index entries included', async () => {
@@ -340,6 +392,71 @@ for (const { name, make } of ENGINES) {
       }
       expect(items).toEqual(Array.from({ length: 25 }, (_, i) => ({ _id: i })));
       await expectCode(() => store.nextPage('nope'), 'STORE_CURSOR_EXPIRED');
+    });
+
+    it('streams scans and index ranges past maxResultItems, reading a page at a time', async () => {
+      const made = await make();
+      const engine = reading(made.engine);
+      const limits = { maxResultItems: 100, maxPageSize: 50 };
+      const store = await DocumentStore.open(engine, { limits });
+      cleanups.push(async () => {
+        await store.close();
+        await made.dir?.remove();
+      });
+      const total = 3_000;
+      const docs = Array.from({ length: total }, (_, i) => ({ _id: i, n: total - i, odd: i % 2 }));
+      for (let i = 0; i < total; i += 500)
+        await store.commit({ writes: docs.slice(i, i + 500).map((d) => put('c', d)) });
+      await store.createIndex('c', 'by_n', ['n']);
+      const cases: [string, Record<string, number>[]][] = [
+        // Full scan with a residual filter, `_id` order.
+        ['SELECT * FROM c WHERE odd = 1', docs.filter((d) => d.odd === 1)],
+        // Index range with a residual, in index order, both directions.
+        [
+          'SELECT _id FROM c WHERE n > 100 AND odd = 0 ORDER BY n',
+          docs
+            .filter((d) => d.n > 100 && d.odd === 0)
+            .reverse()
+            .map((d) => ({ _id: d._id })),
+        ],
+        ['SELECT * FROM c WHERE n >= 10 ORDER BY n DESC', docs.filter((d) => d.n >= 10)],
+        // Index range without ORDER BY: `_id` order.
+        ['SELECT * FROM c WHERE n <= 2500', docs.filter((d) => d.n <= 2500)],
+      ];
+      for (const [statement, want] of cases) {
+        await expectCode(() => store.select(statement), 'STORE_TOO_LARGE');
+        engine.values = 0;
+        let page = store.query(statement, {}, 50);
+        const items = [...page.items];
+        let most = engine.values;
+        while (page.cursor !== undefined) {
+          engine.values = 0;
+          page = store.nextPage(page.cursor, 50);
+          items.push(...page.items);
+          most = Math.max(most, engine.values);
+        }
+        expect(items).toEqual(want);
+        expect(items.length).toBeGreaterThan(limits.maxResultItems);
+        expect(most).toBeGreaterThan(0);
+        // A page reads its 50 items' documents (twice as many where the filter drops half), plus
+        // at most one engine step of read-ahead: never the whole collection.
+        expect(most).toBeLessThanOrEqual(2 * 50 + 2 * 256);
+      }
+      // A sort the access path does not give is computed in full, so the limit applies.
+      await expectCode(() => store.query('SELECT * FROM c ORDER BY odd'), 'STORE_TOO_LARGE');
+    });
+
+    it('closes a streamed cursor when it expires or the store closes', async () => {
+      let now = 1_000;
+      const { store } = await open({ now: () => now, limits: { cursorTtlMs: 10 } });
+      await store.commit({ writes: Array.from({ length: 40 }, (_, i) => put('c', { _id: i })) });
+      const first = store.query('SELECT * FROM c', {}, 10);
+      expect(first.cursor).toBeDefined();
+      now += 11;
+      await expectCode(() => store.nextPage(first.cursor as string), 'STORE_CURSOR_EXPIRED');
+      // Writes after the cursor ended, and one left open when the store closes.
+      await store.commit({ writes: [put('c', { _id: 'late' })] });
+      expect(store.query('SELECT * FROM c', {}, 10).cursor).toBeDefined();
     });
 
     it('writes metadata and checkpoints with a commit, without a new sequence when alone', async () => {
