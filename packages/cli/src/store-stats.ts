@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { NatsBus } from '@lattice/bus';
 import { Subjects } from '@lattice/proto';
 import { DocumentStore, RocksEngine, StoreClient } from '@lattice/store';
-import type { CollectionStats } from '@lattice/store';
+import type { CollectionStats, EngineSizes } from '@lattice/store';
 
 /** What `lattice store stats` prints. */
 export interface StoreStatsReport {
@@ -15,6 +15,8 @@ export interface StoreStatsReport {
   readonly oldestLogSeq: number;
   readonly totalBytes: number;
   readonly collections: readonly CollectionStats[];
+  /** The engine's estimates (RocksDB properties). */
+  readonly engine: EngineSizes;
 }
 
 /** Reads the stats of a stopped peer's store in `dataDir` (RocksDB allows one process at a time). */
@@ -41,6 +43,11 @@ export async function statsFromService(
       lastSeq: s.lastSeq,
       oldestLogSeq: s.oldestLogSeq,
       totalBytes: s.totalBytes,
+      engine: {
+        liveDataBytes: Number(s.engineLiveDataBytes),
+        diskBytes: Number(s.engineDiskBytes),
+        memoryBytes: Number(s.engineMemoryBytes),
+      },
       collections: s.collections.map((c) => ({
         collection: c.collection ?? '',
         documents: c.documents ?? 0,
@@ -78,6 +85,7 @@ export function formatStats(r: StoreStatsReport): string {
   return [
     `store: ${r.source}`,
     `commits: ${r.lastSeq} (change log from ${r.oldestLogSeq}), ${r.totalBytes} bytes in collections`,
+    `engine: ${r.engine.liveDataBytes} bytes of live data, ${r.engine.diskBytes} in files, ${r.engine.memoryBytes} in memtables (RocksDB estimates)`,
     r.collections.length === 0 ? '(no collections)' : table,
   ].join('\n');
 }

@@ -223,6 +223,9 @@ export function serveStore(
         oldestLogSeq: s.oldestLogSeq,
         collections: s.collections,
         totalBytes: s.totalBytes,
+        engineLiveDataBytes: s.engine.liveDataBytes,
+        engineDiskBytes: s.engine.diskBytes,
+        engineMemoryBytes: s.engine.memoryBytes,
       }).finish();
     }),
     on('reap', async (data) => {
