@@ -6,7 +6,8 @@
 // - 100k small documents (time and heap per document);
 // - applying 100k remote single-key updates (decode + merge, as bytes arrive);
 // - conflict merge of 1k / 10k / 50k / 100k keys in both tie-break directions, the time per key
-//   at each size (linear: flat) and the 100k/50k time ratio (goal: 2× keys ≤ 2.2× time);
+//   at each size (linear: flat) and the 100k/50k time ratio (goal: 2× keys ≤ 2.2× time), in wall
+//   time and in the process's CPU time (steadier under the neighbours' load);
 // - full-state size, encode, cold load + read;
 // - a delta for 100 changed keys (bytes including the handshake, i.e. the receiver's encoded
 //   version vector) against the minimum bytes, at several document sizes and history lengths, and
@@ -129,21 +130,30 @@ const REPS = Math.max(3, Math.round(Number(process.env['LATTICE_BENCH_TIME'] ?? 
 function interleaved(
   reps: number,
   subjects: Readonly<Record<string, { setup?: () => unknown; run: (x: unknown) => unknown }>>,
+  cpuOut?: Record<string, number>,
 ): Record<string, number> {
   const names = Object.keys(subjects);
   const times: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+  const cpu: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
   for (let r = -1; r < reps; r++) {
     for (let i = 0; i < names.length; i++) {
       const name = names[(i + Math.max(r, 0)) % names.length] as string;
       const s = subjects[name] as { setup?: () => unknown; run: (x: unknown) => unknown };
       const x = s.setup?.();
       gc();
+      const c0 = process.cpuUsage();
       const t0 = performance.now();
       s.run(x);
       const ms = performance.now() - t0;
-      if (r >= 0) times[name]?.push(ms); // round -1 is the warm-up
+      const c = process.cpuUsage(c0);
+      if (r >= 0) {
+        // round -1 is the warm-up
+        times[name]?.push(ms);
+        cpu[name]?.push((c.user + c.system) / 1000);
+      }
     }
   }
+  if (cpuOut !== undefined) for (const n of names) cpuOut[n] = median(cpu[n] as number[]);
   return Object.fromEntries(names.map((n) => [n, median(times[n] as number[])]));
 }
 
@@ -374,6 +384,7 @@ export default async function run(): Promise<BenchSuite> {
     const sizes = [1_000, 10_000, 50_000, 100_000];
     const keysPerRound = 100_000;
     const ms: Record<string, number> = {};
+    const cpuMs: Record<string, number> = {};
     for (const keys of sizes) {
       const docs = keysPerRound / keys;
       for (const incomingWins of [true, false]) {
@@ -394,28 +405,33 @@ export default async function run(): Promise<BenchSuite> {
         const yRemoteBytes = Y.encodeStateAsUpdate(yjsDoc(keys, yRemote));
         const yLocalBytes = Y.encodeStateAsUpdate(yjsDoc(keys, yLocal));
         const many = <T>(make: () => T): T[] => Array.from({ length: docs }, make);
-        const perMerge = interleaved(Math.max(REPS, 7), {
-          lattice: {
-            setup: () => many(() => decodeDocument(localBytes)),
-            run: (ds) => {
-              for (const d of ds as CrdtDocument[]) d.merge(decodeDelta(remoteBytes));
+        const cpuPerRound: Record<string, number> = {};
+        const perMerge = interleaved(
+          Math.max(REPS, 7),
+          {
+            lattice: {
+              setup: () => many(() => decodeDocument(localBytes)),
+              run: (ds) => {
+                for (const d of ds as CrdtDocument[]) d.merge(decodeDelta(remoteBytes));
+              },
+            },
+            yjs: {
+              setup: () =>
+                many(() => {
+                  // The receiving doc's own client id plays no part in the tie-break (the items
+                  // carry theirs); a third id keeps Yjs from warning about a reused one.
+                  const d = new Y.Doc();
+                  d.clientID = 3;
+                  Y.applyUpdate(d, yLocalBytes);
+                  return d;
+                }),
+              run: (ds) => {
+                for (const d of ds as Y.Doc[]) Y.applyUpdate(d, yRemoteBytes);
+              },
             },
           },
-          yjs: {
-            setup: () =>
-              many(() => {
-                // The receiving doc's own client id plays no part in the tie-break (the items
-                // carry theirs); a third id keeps Yjs from warning about a reused one.
-                const d = new Y.Doc();
-                d.clientID = 3;
-                Y.applyUpdate(d, yLocalBytes);
-                return d;
-              }),
-            run: (ds) => {
-              for (const d of ds as Y.Doc[]) Y.applyUpdate(d, yRemoteBytes);
-            },
-          },
-        });
+          cpuPerRound,
+        );
         const both = {
           lattice: (perMerge['lattice'] as number) / docs,
           yjs: (perMerge['yjs'] as number) / docs,
@@ -424,6 +440,12 @@ export default async function run(): Promise<BenchSuite> {
         suite.record(caseName, 'lattice', 'time', lMs, 'ms', 'yjs');
         ms[`${keys}-${incomingWins}`] = lMs;
         suite.record(caseName, 'yjs', 'time', both['yjs'] as number, 'ms');
+        // CPU time of the process (all its threads, GC helpers included): on a shared machine the
+        // wall time of a 100 ms merge swings with the neighbours' load; CPU time much less.
+        const lCpu = (cpuPerRound['lattice'] as number) / docs;
+        suite.record(caseName, 'lattice', 'cpu time', lCpu, 'ms', 'yjs');
+        cpuMs[`${keys}-${incomingWins}`] = lCpu;
+        suite.record(caseName, 'yjs', 'cpu time', (cpuPerRound['yjs'] as number) / docs, 'ms');
 
         if (keys === 10_000) {
           const [aLocal, aRemote] = incomingWins ? ['aaaa', 'bbbb'] : ['bbbb', 'aaaa'];
@@ -451,6 +473,16 @@ export default async function run(): Promise<BenchSuite> {
       const twice = `conflict merge, 100k keys vs 50k keys, incoming ${dir}`;
       suite.record(twice, 'lattice 50k', 'time', at(50_000), 'ms', 'lattice 50k');
       suite.record(twice, 'lattice 100k', 'time', at(100_000), 'ms');
+      const cpuAt = (k: number): number => cpuMs[`${k}-${w}`] as number;
+      const perKeyCpu = `conflict merge CPU time per key, incoming ${dir}`;
+      for (const keys of sizes) {
+        const subject = `lattice ${keys / 1000}k`;
+        const us = (cpuAt(keys) * 1000) / keys;
+        suite.record(perKeyCpu, subject, 'cpu time/key', us, 'µs', 'lattice 1k');
+      }
+      const twiceCpu = `conflict merge CPU time, 100k keys vs 50k keys, incoming ${dir}`;
+      suite.record(twiceCpu, 'lattice 50k', 'cpu time', cpuAt(50_000), 'ms', 'lattice 50k');
+      suite.record(twiceCpu, 'lattice 100k', 'cpu time', cpuAt(100_000), 'ms');
     }
   }
 

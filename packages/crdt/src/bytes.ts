@@ -209,15 +209,37 @@ export class ByteReader {
     const end = start + n;
     this.pos = end;
     if (n <= 32) {
-      let s = '';
-      for (let i = start; i < end; i++) {
-        const c = buf[i] as number;
+      // Short ASCII (nearly every key and many values): one string from the char codes. Appending
+      // char by char built a string per char, garbage that a large decode paid for in scavenges.
+      const codes = asciiCodes[n] as number[];
+      for (let i = 0; i < n; i++) {
+        const c = buf[start + i] as number;
         if (c >= 0x80) return decodeUtf8(buf, start, end);
-        s += String.fromCharCode(c);
+        codes[i] = c;
       }
-      return s;
+      return String.fromCharCode(...codes);
     }
     return decodeUtf8(buf, start, end);
+  }
+
+  /**
+   * The first `prefix` UTF-16 units of `head` followed by `n` bytes of UTF-8: a front-coded key,
+   * built as one string when short and ASCII (no slice and concatenation per key).
+   */
+  utf8After(head: string, prefix: number, n: number): string {
+    if (n > this.end - this.pos) bad('truncated string');
+    if (prefix + n > 32) return head.slice(0, prefix) + this.utf8(n);
+    const buf = this.buf;
+    const start = this.pos;
+    const codes = asciiCodes[prefix + n] as number[];
+    for (let i = 0; i < n; i++) {
+      const c = buf[start + i] as number;
+      if (c >= 0x80) return head.slice(0, prefix) + this.utf8(n);
+      codes[prefix + i] = c;
+    }
+    for (let i = 0; i < prefix; i++) codes[i] = head.charCodeAt(i);
+    this.pos = start + n;
+    return String.fromCharCode(...codes);
   }
 
   /** A length-prefixed UTF-8 string. */
@@ -225,6 +247,12 @@ export class ByteReader {
     return this.utf8(this.varint());
   }
 }
+
+/**
+ * Scratch char codes of {@link ByteReader.utf8}, one array per length up to 32 (setting an array's
+ * length is a runtime call; decoding is synchronous, so one user at a time).
+ */
+const asciiCodes: number[][] = Array.from({ length: 33 }, (_, n) => new Array<number>(n).fill(0));
 
 function decodeUtf8(buf: Uint8Array, start: number, end: number): string {
   try {

@@ -674,8 +674,7 @@ class Decoder {
         let n = packed % 16;
         if (n === 15) n += this.misc.next();
         if (prefix > prev.length || (i === 0 && prefix !== 0)) bad('key prefix out of range');
-        const suffix = this.keys.utf8(n);
-        const k = prefix === 0 ? suffix : prev.slice(0, prefix) + suffix;
+        const k = prefix === 0 ? this.keys.utf8(n) : this.keys.utf8After(prev, prefix, n);
         if (i > 0) {
           if (!(prev < k)) bad('fields not sorted');
           if (sharedPrefix(prev, k) !== prefix) bad('key prefix not canonical');

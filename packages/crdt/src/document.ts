@@ -10,6 +10,7 @@ import type { ChildUndo, Clear, Meter, VersionVector } from './state.js';
 import {
   adoptableBytes,
   addClear,
+  childUndo,
   addCtr,
   addMapDot,
   addReg,
@@ -22,10 +23,13 @@ import {
   isLive,
   mapValue,
   maxTime,
+  mergeField,
+  mergeHeldField,
   mergeSlot,
   Slot,
   slotBytes,
   slotValue,
+  undoChildren,
   visible,
 } from './state.js';
 import type { Value, ValueObject } from './value.js';
@@ -133,14 +137,48 @@ export interface MergeResult {
  * @remarks `root` is the internal state tree; treat it as opaque.
  */
 export class DocDelta {
+  /** The state tree, or what builds it on first use (a local write's delta: see `_lazy`). */
+  #root: Slot | (() => Slot);
+
   constructor(
     readonly id: DocId,
     readonly since: VersionVector,
     readonly versionVector: VersionVector,
-    /** @internal */
-    readonly root: Slot,
-  ) {}
+    root: Slot,
+  ) {
+    this.#root = root;
+  }
+
+  /**
+   * @internal A delta whose tree `build` makes when first read (once).
+   * @remarks For a local write: most callers persist the document and never read the write's
+   * delta, and its tree needs a map of every field the write touched, which a 100k-field write
+   * would otherwise build only to drop it. `build` must return the same tree whenever it runs:
+   * it may only read what nothing changes afterwards (shared slots, the write's own arrays).
+   */
+  static _lazy(
+    id: DocId,
+    since: VersionVector,
+    versionVector: VersionVector,
+    build: () => Slot,
+  ): DocDelta {
+    const d = new DocDelta(id, since, versionVector, EMPTY_ROOT);
+    d.#root = build;
+    return d;
+  }
+
+  /** @internal The state tree (treat it as opaque and never mutate it). */
+  get root(): Slot {
+    const r = this.#root;
+    if (typeof r !== 'function') return r;
+    const built = r();
+    this.#root = built;
+    return built;
+  }
 }
+
+/** Placeholder tree of a lazy delta before it is built (never read). */
+const EMPTY_ROOT = new Slot();
 
 const ID_KEY = '_id';
 
@@ -157,12 +195,81 @@ function tooLarge(bytes: number): Error {
 
 const EMPTY_VV: VersionVector = new Map();
 
+const UNCHANGED: WriteResult = Object.freeze({
+  changed: false,
+  delta: undefined,
+  warning: undefined,
+});
+
+function sizeWarning(bytes: number): SizeWarning | undefined {
+  return bytes > DOC_WARN_BYTES ? { code: 'CRDT_DOC_LARGE', bytes } : undefined;
+}
+
+/**
+ * The key bytes of `src`'s top-level fields that `dst` holds already. A merge does not add them,
+ * so `slotBytes(src)` minus these still bounds what merging `src` into `dst` adds.
+ * @remarks Paid only when the plain bound says the merge might cross the size limit: a tighter
+ * bound that keeps the document under it spares the merge its guarded path (an undo record per
+ * field), the case of a full-state merge of a large document into its replica (every key held,
+ * the result just under the limit). Two states in key order (decoded or snapshots, the usual
+ * case there) are compared in one walk of each, without a probe of the map per field.
+ */
+function heldKeyBytes(dst: Slot, src: Slot): number {
+  const mine = dst.kids;
+  const theirs = src.kids;
+  if (mine === undefined || theirs === undefined) return 0;
+  if (theirs.size * 8 >= mine.size) {
+    const n = heldKeyBytesInOrder(mine, theirs);
+    if (n >= 0) return n;
+  }
+  let n = 0;
+  for (const k of theirs.keys()) if (mine.has(k)) n += k.length + 2;
+  return n;
+}
+
+/** {@link heldKeyBytes} by a merge join of two maps in key order; -1 if either is not. */
+function heldKeyBytesInOrder(
+  mine: ReadonlyMap<string, Slot>,
+  theirs: ReadonlyMap<string, Slot>,
+): number {
+  const it = mine.keys();
+  let r = it.next();
+  let prev: string | undefined;
+  let n = 0;
+  for (const k of theirs.keys()) {
+    if (prev !== undefined && !(prev < k)) return -1;
+    prev = k;
+    while (r.done !== true) {
+      const m = r.value;
+      if (m >= k) {
+        if (m === k) n += k.length + 2;
+        break;
+      }
+      r = it.next();
+      if (r.done !== true && !(m < r.value)) return -1;
+    }
+  }
+  return n;
+}
+
+/** The tree of a write's delta: `root` with the write's top-level fields as children, in order. */
+function opTree(root: Slot, keys: readonly string[], slots: readonly Slot[]): Slot {
+  if (keys.length > 0 && root.kids === undefined) {
+    const kids = new Map<string, Slot>();
+    for (let i = 0; i < keys.length; i++) kids.set(keys[i] as string, slots[i] as Slot);
+    root.kids = kids;
+  }
+  return root;
+}
+
 /**
  * One document's CRDT state.
  *
  * @remarks
  * Writes build a small delta (the operation) and merge it, so local and remote changes go through
- * the same code. Writes cost O(path depth + value size), never a scan of the document.
+ * the same code; a field the document lacks is placed in the document while the operation is
+ * built and adopted at commit, so it costs one map insert, not two (see `OpBuilder`). Writes cost
+ * O(path depth + value size), never a scan of the document.
  * The version vector advances for a peer only when a delta is contiguous with what this document
  * already holds from that peer (its `since` is covered), so it never claims writes it lacks;
  * out-of-order deltas still apply their writes, and a later delta fills the gap.
@@ -324,7 +431,9 @@ export class CrdtDocument {
     }
     // An empty document skips the size estimate (a walk of the whole delta): its guarded path
     // costs nothing, since undoing a merge into it is dropping every field.
-    const incoming = this.#root.kids === undefined ? Infinity : slotBytes(delta.root);
+    let incoming = this.#root.kids === undefined ? Infinity : slotBytes(delta.root);
+    if (incoming !== Infinity && this.byteSize + incoming > DOC_MAX_BYTES)
+      incoming -= heldKeyBytes(this.#root, delta.root);
     return this.#guardSize(delta.root, incoming, (doc, undo) => doc.#mergeRaw(delta, undo));
   }
 
@@ -340,26 +449,63 @@ export class CrdtDocument {
       throw new RangeError(`write time ${at.time} is not after this peer's previous write ${prev}`);
     }
     const op = new OpBuilder(this, at);
-    op.build(intent);
-    if (op.time === -1) return { changed: false, delta: undefined, warning: undefined };
+    try {
+      op.build(intent);
+    } catch (e) {
+      op.abandon();
+      throw e;
+    }
+    if (op.time === -1) {
+      op.abandon();
+      return UNCHANGED;
+    }
+    const since = new Map<PeerId, number>();
+    if (prev !== undefined) since.set(at.peer, prev);
+    const vv = new Map([[at.peer, op.time]]);
+    const root = this.#root;
     // The op's running size (its scratch meter) bounds how much the merge can grow the document.
-    const result = this.#guardSize(op.root, op.bytes, (doc, undo) => {
+    if (
+      op.root.clr === undefined &&
+      root.clr === undefined &&
+      this.byteSize + op.bytes <= DOC_MAX_BYTES
+    ) {
+      // Well under the limit: the op's fields already sit in the document; commit them there.
+      const m: Meter = { bytes: this.#meter.bytes, changed: false };
+      op.commit(root, m);
+      this.#meter.bytes = m.bytes;
+      this.#logWrite(at.peer, op.time, op.keys);
+      if (!m.changed) return UNCHANGED;
+      this.#vv.set(at.peer, op.time);
+      const { root: opRoot, keys, slots } = op;
+      const delta = DocDelta._lazy(this.id, since, vv, () => opTree(opRoot, keys, slots));
+      return { changed: true, delta, warning: sizeWarning(this.byteSize) };
+    }
+    // Near the limit (or a delete): take the op out of the document and merge it as a delta,
+    // undone if the result is too large.
+    op.abandon();
+    const tree = opTree(op.root, op.keys, op.slots);
+    const result = this.#guardSize(tree, op.bytes, (doc, undo) => {
       const m: Meter = { bytes: doc.#meter.bytes, changed: false };
-      mergeSlot(doc.#root, op.root, [], m, undo);
+      mergeSlot(doc.#root, tree, [], m, undo);
       doc.#meter.bytes = m.bytes;
-      // Every entry of an op carries the op's dot, so the log needs one row per top-level field.
-      if (op.root.kids !== undefined) {
-        doc.#log?.addWrite(at.peer, op.time, op.root.kids);
-        doc.#compactLog();
-      }
+      doc.#logWrite(at.peer, op.time, op.keys);
       if (m.changed) doc.#vv.set(at.peer, op.time);
       return m.changed;
     });
-    if (!result.changed) return { changed: false, delta: undefined, warning: undefined };
-    const since = new Map<PeerId, number>();
-    if (prev !== undefined) since.set(at.peer, prev);
-    const delta = new DocDelta(this.id, since, new Map([[at.peer, op.time]]), op.root);
-    return { changed: true, delta, warning: result.warning };
+    if (!result.changed) return UNCHANGED;
+    return {
+      changed: true,
+      delta: new DocDelta(this.id, since, vv, tree),
+      warning: result.warning,
+    };
+  }
+
+  /** Records a local write of the top-level fields `keys` in the change log. */
+  #logWrite(peer: PeerId, time: number, keys: readonly string[]): void {
+    if (keys.length === 0) return;
+    // Every entry of an op carries the op's dot, so the log needs one row per top-level field.
+    this.#log?.addWrite(peer, time, keys);
+    this.#compactLog();
   }
 
   #mergeRaw(delta: DocDelta, undo: ChildUndo | undefined): boolean {
@@ -424,11 +570,7 @@ export class CrdtDocument {
       this.#meter = copy.#meter;
       this.#log = copy.#log;
     }
-    const bytes = this.byteSize;
-    return {
-      changed,
-      warning: bytes > DOC_WARN_BYTES ? { code: 'CRDT_DOC_LARGE', bytes } : undefined,
-    };
+    return { changed, warning: sizeWarning(this.byteSize) };
   }
 
   /** See {@link CrdtDocument.#guardSize}: `apply` in place, undone if the result is too large. */
@@ -438,7 +580,7 @@ export class CrdtDocument {
     const hadKids = root.kids !== undefined;
     // The fields the merge replaces or adds, and what they held, recorded by the merge as it
     // visits them (no pass of its own). With no fields yet, undoing is dropping all of them.
-    const undo: ChildUndo | undefined = hadKids ? { keys: [], previous: [] } : undefined;
+    const undo: ChildUndo | undefined = hadKids ? childUndo() : undefined;
     const bytes = this.#meter.bytes;
     const vv = new Map(this.#vv);
     const changed = apply(this, undo);
@@ -450,16 +592,7 @@ export class CrdtDocument {
     root.rst = rst;
     root.clr = clr;
     if (undo === undefined) root.kids = undefined;
-    else {
-      const kids = root.kids ?? new Map<string, Slot>();
-      root.kids = kids;
-      for (let i = 0; i < undo.keys.length; i++) {
-        const k = undo.keys[i] as string;
-        const kid = undo.previous[i];
-        if (kid === undefined) kids.delete(k);
-        else kids.set(k, kid);
-      }
-    }
+    else undoChildren(root, undo);
     this.#meter.bytes = bytes;
     this.#vv = vv;
     // Rows the merge added to the change log would only be stale, but a rebuild during the merge
@@ -531,18 +664,15 @@ class ChangeLog {
 
   /**
    * Records that the fields `keys` received an entry with this dot (one write).
-   * @remarks One row for the whole write, holding a copy of its key list (the delta's own map
-   * would keep the delta's slots alive): a batch write of n fields costs one copy, not n row
-   * appends.
+   * @remarks One row for the whole write, holding a copy of its key list (exact size: the op's
+   * list has room to grow, which a document holding many small writes would keep), not the
+   * delta's map (which would keep the delta's slots alive): a batch write of n fields costs one
+   * copy, not n row appends.
    */
-  addWrite(peer: PeerId, time: number, keys: ReadonlyMap<string, unknown>): void {
-    if (keys.size === 0) return;
-    this.#add(
-      peer,
-      time,
-      keys.size === 1 ? (keys.keys().next().value as string) : [...keys.keys()],
-    );
-    this.#size += keys.size - 1;
+  addWrite(peer: PeerId, time: number, keys: readonly string[]): void {
+    if (keys.length === 0) return;
+    this.#add(peer, time, keys.length === 1 ? (keys[0] as string) : keys.slice());
+    this.#size += keys.length - 1;
   }
 
   #add(peer: PeerId, time: number, key: string | readonly string[]): void {
@@ -641,11 +771,45 @@ function collectMax(s: Slot): Dot | Map<PeerId, number> | undefined {
   return out;
 }
 
-/** Builds the delta of one intent against the current state. */
+/** Fields one op holds in a short list before it indexes them (see `OpBuilder.#held`). */
+const HELD_SCAN = 8;
+
+// Never pushed to: `OpBuilder` replaces them at its first field.
+const NO_KEYS: string[] = [];
+const NO_SLOTS: Slot[] = [];
+
+/**
+ * Builds the delta of one intent against the current state: a write transaction.
+ *
+ * @remarks
+ * One map per field: a top-level field the document does not hold yet gets the op's slot placed
+ * straight into the document's map (marked with the op as its `shared` token), so the document's
+ * map, probed anyway, is also what finds a field the intent names twice, and committing costs no
+ * second insert. Fields the document holds get a slot of the op's own (in `keys`/`slots`, indexed
+ * once there are more than {@link HELD_SCAN}), joined into the document's at commit as any delta
+ * is. The op's own map of its fields (its delta's tree) is built only if someone reads the delta.
+ *
+ * Invariants, until {@link OpBuilder.commit} or {@link OpBuilder.abandon} (one of which always
+ * runs, also when building throws): reads of the document's state while building
+ * ({@link OpBuilder.#local}) skip the placed slots, so an intent sees the state before it, as a
+ * separate op tree would; `abandon` removes every placed slot, leaving the document exactly as
+ * it was; nothing else runs on the document meanwhile (writes are synchronous).
+ */
 class OpBuilder {
+  /** The op's root: holds a delete's clear; its children are `keys`/`slots` (see `opTree`). */
   readonly root = new Slot();
   /** The op's time, or -1 while nothing was written. */
   time = -1;
+  // The three lists below start as one shared empty list, replaced by a one-element list at the
+  // first field: most writes name one field, and a list grown by `push` reserves 17 slots.
+  /** The op's top-level fields, in the order first written. */
+  keys: string[] = NO_KEYS;
+  /** Per entry of `keys`, the op's slot (placed in the document, or held by the op). */
+  slots: Slot[] = NO_SLOTS;
+  /** Per entry of `keys`, the document's slot of a held field (undefined for a placed one). */
+  #docSlots: (Slot | undefined)[] = NO_SLOTS;
+  /** Index of the held slots by key, once `keys` is too long to scan. */
+  #heldIndex: Map<string, Slot> | undefined = undefined;
   readonly #doc: CrdtDocument;
   readonly #at: Timestamp;
   #t: number;
@@ -655,6 +819,94 @@ class OpBuilder {
     this.#doc = doc;
     this.#at = at;
     this.#t = at.time;
+  }
+
+  /** The op's slot of top-level field `key` (created on first use). */
+  #top(key: string): Slot {
+    const root = this.#doc._root;
+    const kids = (root.kids ??= new Map());
+    const d = kids.get(key);
+    if (d !== undefined && d.shared === this) return d;
+    let s = d === undefined ? undefined : this.#held(key);
+    if (s === undefined) {
+      s = new Slot();
+      if (d === undefined) {
+        s.shared = this;
+        kids.set(key, s);
+      } else this.#heldIndex?.set(key, s);
+      if (this.keys.length === 0) {
+        this.keys = [key];
+        this.slots = [s];
+        this.#docSlots = [d];
+      } else {
+        this.keys.push(key);
+        this.slots.push(s);
+        this.#docSlots.push(d);
+      }
+      this.#scratch.bytes += key.length + 2;
+    }
+    return s;
+  }
+
+  /** The op's own slot of a field the document holds, if the op wrote it already. */
+  #held(key: string): Slot | undefined {
+    const n = this.keys.length;
+    if (n <= HELD_SCAN) {
+      for (let i = 0; i < n; i++) if (this.keys[i] === key) return this.slots[i];
+      return undefined;
+    }
+    let index = this.#heldIndex;
+    if (index === undefined) {
+      index = new Map();
+      for (let i = 0; i < n; i++) {
+        const s = this.slots[i] as Slot;
+        if (s.shared !== this) index.set(this.keys[i] as string, s);
+      }
+      this.#heldIndex = index;
+    }
+    return index.get(key);
+  }
+
+  /**
+   * Commits the op into `root` (the document's): the placed slots become the document's (shared
+   * with the op's delta), the held ones are joined into the document's fields.
+   */
+  commit(root: Slot, m: Meter): void {
+    const kids = root.kids;
+    for (let i = 0; i < this.keys.length; i++) {
+      const k = this.keys[i] as string;
+      const s = this.slots[i] as Slot;
+      const d = this.#docSlots[i];
+      if (d !== undefined) {
+        mergeHeldField(root, k, d, s, m);
+        continue;
+      }
+      s.shared = false;
+      const bytes = adoptableBytes(s);
+      if (bytes >= 0) {
+        s.shared = true;
+        m.bytes += bytes + k.length + 2;
+        m.changed = true;
+      } else {
+        // Not what a merge would build (an empty slot): merged like any other field.
+        kids?.delete(k);
+        mergeField(root, k, s, m);
+      }
+    }
+    if (kids?.size === 0) root.kids = undefined;
+  }
+
+  /** Takes the op's placed slots out of the document again (it is as before the op). */
+  abandon(): void {
+    const root = this.#doc._root;
+    const kids = root.kids;
+    for (let i = 0; i < this.keys.length; i++) {
+      const s = this.slots[i] as Slot;
+      if (s.shared !== this) continue;
+      s.shared = false;
+      kids?.delete(this.keys[i] as string);
+    }
+    if (kids?.size === 0) root.kids = undefined;
   }
 
   /** The op's size estimate (an upper bound of what merging it adds to a document). */
@@ -747,8 +999,8 @@ class OpBuilder {
       checkPath(p);
       const local = this.#local(p);
       if (local === undefined || !isLive(local)) continue;
-      let s = this.root;
-      for (const k of p) s = s.ensureChild(k, this.#scratch);
+      let s = this.#top(p[0] as string);
+      for (let i = 1; i < p.length; i++) s = s.ensureChild(p[i] as string, this.#scratch);
       addClear(
         s,
         { peer: this.#at.peer, time: this.#t, ctx: new Map(this.#doc.versionVector) },
@@ -865,19 +1117,20 @@ class OpBuilder {
   #leaf(path: Path): Slot {
     if (path.length > MAX_FIELD_DEPTH)
       throw crdtError('CRDT_INVALID_VALUE', `fields nested deeper than ${MAX_FIELD_DEPTH}`);
-    let s = this.root;
-    for (let i = 0; i < path.length; i++) {
+    let s = this.#top(path[0] as string);
+    for (let i = 1; i < path.length; i++) {
+      addMapDot(s, { peer: this.#at.peer, time: this.#t }, this.#scratch);
       s = s.ensureChild(path[i] as string, this.#scratch);
-      if (i < path.length - 1) addMapDot(s, { peer: this.#at.peer, time: this.#t }, this.#scratch);
     }
     return s;
   }
 
+  /** The document's slot at `path` as it was before this op (the op's placed slots skipped). */
   #local(path: Path): Slot | undefined {
     let s: Slot | undefined = this.#doc._root;
     for (const k of path) {
       s = s.child(k);
-      if (s === undefined) return undefined;
+      if (s === undefined || s.shared === this) return undefined;
     }
     return s;
   }

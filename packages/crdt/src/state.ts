@@ -84,8 +84,12 @@ export function regEntries(list: readonly RegEntry[]): RegEntries | undefined {
  * that needs to change one first replaces it with a copy ({@link ownChild}).
  */
 export class Slot {
-  /** Part of more than one tree: copy before mutating (see {@link ownChild}). */
-  shared = false;
+  /**
+   * Part of more than one tree: copy before mutating (see {@link ownChild}). While a local write
+   * is being built, a top-level slot it placed in the document holds that write's token instead
+   * (truthy, so it counts as shared; see `OpBuilder` in `document.ts`).
+   */
+  shared: boolean | object = false;
   reg: RegEntries | undefined = undefined;
   mdots: readonly DotEntry[] | undefined = undefined;
   kids: Map<string, Slot> | undefined = undefined;
@@ -338,12 +342,46 @@ export function isEmpty(s: Slot): boolean {
 /**
  * What a merge that may have to be undone records (see `CrdtDocument`'s size guard): every child
  * of the merged slot that it visits, and what that child was before (undefined: absent).
- * @remarks The recorded children are marked shared before the merge touches them, so the merge
- * copies them instead of changing them, and putting the recorded ones back undoes it.
+ * @remarks A child with children of its own, or shared, is marked shared before the merge
+ * touches it, so the merge copies it instead of changing it, and putting the recorded one back
+ * (`keys`, `previous`) undoes it. A leaf the document owns alone (nearly every field) is merged
+ * in place, and `leaves` records it and its entry lists, which a merge never mutates, only
+ * replaces: restoring the five references undoes it without a copy of the slot or a second
+ * probe of the map.
  */
 export interface ChildUndo {
   readonly keys: string[];
   readonly previous: (Slot | undefined)[];
+  /** Per leaf merged in place: the slot, then its `reg`, `mdots`, `ctr`, `rst`, `clr` before. */
+  readonly leaves: unknown[];
+}
+
+/** An empty {@link ChildUndo}. */
+export function childUndo(): ChildUndo {
+  return { keys: [], previous: [], leaves: [] };
+}
+
+/** Undoes what a merge into `dst` that recorded `undo` did to `dst`'s children. */
+export function undoChildren(dst: Slot, undo: ChildUndo): void {
+  const f = undo.leaves;
+  for (let i = 0; i < f.length; i += 6) {
+    const s = f[i] as Slot;
+    s.reg = f[i + 1] as RegEntries | undefined;
+    s.mdots = f[i + 2] as readonly DotEntry[] | undefined;
+    s.ctr = f[i + 3] as readonly CtrEntry[] | undefined;
+    s.rst = f[i + 4] as readonly RestartEntry[] | undefined;
+    s.clr = f[i + 5] as readonly Clear[] | undefined;
+    // A leaf had no children; any the merge gave it are dropped with it.
+    s.kids = undefined;
+  }
+  const kids = (dst.kids ??= new Map<string, Slot>());
+  for (let i = 0; i < undo.keys.length; i++) {
+    const k = undo.keys[i] as string;
+    const kid = undo.previous[i];
+    if (kid === undefined) kids.delete(k);
+    else kids.set(k, kid);
+  }
+  if (kids.size === 0) dst.kids = undefined;
 }
 
 /**
@@ -388,6 +426,24 @@ export function mergeSlot(
   }
 }
 
+/**
+ * Merges `kid` into `dst`'s child `k`, as {@link mergeSlot} does for each child of a merged slot;
+ * `dst` has no ancestors (a document root).
+ */
+export function mergeField(dst: Slot, k: string, kid: Slot, m: Meter): void {
+  const kids = (dst.kids ??= new Map());
+  mergeChild(dst, kids, k, kid, dst.clr ?? [], m, undefined);
+  if (kids.size === 0) dst.kids = undefined;
+}
+
+/**
+ * {@link mergeField} for a child the caller looked up already: `d` is `dst`'s child `k`. Spares
+ * a second probe of `dst`'s map (a cache miss in a large document).
+ */
+export function mergeHeldField(dst: Slot, k: string, d: Slot, kid: Slot, m: Meter): void {
+  mergeSlot(ownChild(dst, k, d), kid, dst.clr ?? [], m);
+}
+
 /** Merges `src`'s child `kid` (key `k`) into `dst`, whose children are `kids`. */
 function mergeChild(
   dst: Slot,
@@ -400,6 +456,11 @@ function mergeChild(
 ): void {
   const d = kids.get(k);
   if (undo !== undefined) {
+    if (d !== undefined && d.shared === false && d.kids === undefined) {
+      undo.leaves.push(d, d.reg, d.mdots, d.ctr, d.rst, d.clr);
+      mergeSlot(d, kid, clears, m);
+      return;
+    }
     if (d !== undefined) d.shared = true;
     undo.keys.push(k);
     undo.previous.push(d);
