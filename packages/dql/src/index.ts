@@ -87,6 +87,7 @@ export {
 export type { Access, PermissionSpec, Permissions, PermissionsSpec } from './permissions.js';
 export {
   bindParams,
+  compileProjection,
   executePlan,
   executePlanAsync,
   explain,

@@ -16,7 +16,7 @@ import { containsAggregate, walkExpr } from './ast.js';
 import type { Expr, OrderKey, ProjectionItem, SelectStatement } from './ast.js';
 import { dqlError } from './errors.js';
 import { compileExpr, compilePredicate } from './evaluator.js';
-import type { Compiled, Row } from './evaluator.js';
+import type { Compiled, EvalOptions, Row } from './evaluator.js';
 import { printExpression, printValue } from './printer.js';
 import {
   compareValues,
@@ -712,6 +712,42 @@ function accessAccepts(a: AccessPath): (doc: Document) => boolean {
   }
 }
 
+/**
+ * A SELECT's projection as a function of a row: `*` is the document itself, other items are
+ * named by their alias or {@link outputName}, and MISSING values are left out.
+ */
+export function compileProjection(
+  projection: readonly ProjectionItem[],
+  options: EvalOptions,
+): (row: Row) => JsonValue {
+  if (projection.length === 1 && projection[0]?.kind === 'star')
+    return (row) => row.doc as JsonValue;
+  const items = projection.map((p, i) =>
+    p.kind === 'star'
+      ? undefined
+      : { name: p.alias ?? outputName(p.expr, i), f: compileExpr(p.expr, options) },
+  );
+  return (row) => {
+    const out: Record<string, JsonValue> = {};
+    for (const it of items) {
+      if (it === undefined) {
+        if (isObject(row.doc)) Object.assign(out, row.doc);
+        continue;
+      }
+      const v = it.f(row);
+      // defineProperty: a field named `__proto__` is a field, not the prototype.
+      if (v !== MISSING)
+        Object.defineProperty(out, it.name, {
+          value: v,
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
+    }
+    return out;
+  };
+}
+
 function prepare(plan: QueryPlan, options: ExecuteOptions): Prepared {
   const base = {
     ...(plan.alias === undefined ? {} : { alias: plan.alias }),
@@ -720,34 +756,10 @@ function prepare(plan: QueryPlan, options: ExecuteOptions): Prepared {
   const eo = plan.aggregation ? { ...base, aggregates: plan.aggregation.aggregates } : base;
   const residual = plan.residual && compilePredicate(plan.residual, base);
   const keys = plan.orderBy.map((k) => compileExpr(k.expr, eo));
-  const items = plan.projection.map((p, i) =>
-    p.kind === 'star'
-      ? undefined
-      : { name: p.alias ?? outputName(p.expr, i), f: compileExpr(p.expr, eo) },
-  );
-  const onlyStar = plan.projection.length === 1 && plan.projection[0]?.kind === 'star';
   return {
     where: residual ?? (() => true),
     key: (row) => keys.map((k) => k(row)),
-    project: (row) => {
-      if (onlyStar) return row.doc as JsonValue;
-      const out: Record<string, JsonValue> = {};
-      for (const it of items) {
-        if (it === undefined) {
-          if (isObject(row.doc)) Object.assign(out, row.doc);
-          continue;
-        }
-        const v = it.f(row);
-        if (v !== MISSING)
-          Object.defineProperty(out, it.name, {
-            value: v,
-            enumerable: true,
-            writable: true,
-            configurable: true,
-          });
-      }
-      return out;
-    },
+    project: compileProjection(plan.projection, eo),
     directions: plan.orderBy.map((k) => k.direction),
     groupKeys: (plan.aggregation?.groupBy ?? []).map((g) => compileExpr(g, base)),
     ...(plan.aggregation?.having ? { having: compileExpr(plan.aggregation.having, eo) } : {}),

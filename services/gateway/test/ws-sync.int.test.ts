@@ -10,6 +10,7 @@ import type { v1 } from '@lattice/proto';
 import { DocumentStore, MemoryEngine } from '@lattice/store';
 import { waitFor } from '@lattice/testing';
 import { InProcessPeer, parseKeys, startGateway, WebSocketLinkDriver } from '@lattice/gateway';
+import type { GatewayOptions } from '@lattice/gateway';
 import * as grpc from '@grpc/grpc-js';
 import { applyBatch, dec, observe, reader } from './helpers.js';
 
@@ -17,27 +18,56 @@ async function engineFor(peerId: string): Promise<MergeEngine> {
   return MergeEngine.open({ peerId, store: await DocumentStore.open(new MemoryEngine()) });
 }
 
+/** Peer A behind a gateway with a sync endpoint, and remote peer B with its own multiplexer. */
+async function world(seed: number, options: Omit<GatewayOptions, 'sync'>) {
+  const clock = new SystemClock();
+  const idA = createIdentity(new Uint8Array(32).fill(seed));
+  const idB = createIdentity(new Uint8Array(32).fill(seed + 1));
+  const a = await engineFor(idA.peerId);
+  const b = await engineFor(idB.peerId);
+  const gateway = await startGateway(new InProcessPeer(a), {
+    grpcPort: 0,
+    httpPort: 0,
+    ...options,
+    sync: {},
+  });
+  const muxA = new Multiplexer({ identity: idA, clock });
+  const muxB = new Multiplexer({ identity: idB, clock });
+  muxA.attach(gateway.links as WebSocketLinkDriver);
+  const remoteDriver = new WebSocketLinkDriver();
+  muxB.attach(remoteDriver);
+  const errors: unknown[] = [];
+  const stopA = syncOverMultiplexer(a, muxA, { onError: (_p, e) => errors.push(e) });
+  const stopB = syncOverMultiplexer(b, muxB, { onError: (_p, e) => errors.push(e) });
+  return {
+    idA,
+    idB,
+    a,
+    b,
+    gateway,
+    remoteDriver,
+    errors,
+    /** Connects B to the gateway's sync endpoint with `apiKey`. */
+    connect: (apiKey: string) =>
+      remoteDriver.connect(`ws://127.0.0.1:${gateway.httpPort}/api/v4/sync`, { apiKey }),
+    async close() {
+      stopA();
+      stopB();
+      await muxA.close();
+      await muxB.close();
+      await remoteDriver.close();
+      await gateway.close();
+      await a.close();
+      await b.close();
+      await a.store.close();
+      await b.store.close();
+    },
+  };
+}
+
 describe('WebSocket sync endpoint, end to end', () => {
   it('a remote peer syncs through the gateway; its transaction reaches an Observe stream whole', async () => {
-    const clock = new SystemClock();
-    const idA = createIdentity(new Uint8Array(32).fill(21));
-    const idB = createIdentity(new Uint8Array(32).fill(22));
-    const a = await engineFor(idA.peerId);
-    const b = await engineFor(idB.peerId);
-    const gateway = await startGateway(new InProcessPeer(a), {
-      grpcPort: 0,
-      httpPort: 0,
-      apiKeys: ['k'],
-      sync: {},
-    });
-    const muxA = new Multiplexer({ identity: idA, clock });
-    const muxB = new Multiplexer({ identity: idB, clock });
-    muxA.attach(gateway.links as WebSocketLinkDriver);
-    const remoteDriver = new WebSocketLinkDriver();
-    muxB.attach(remoteDriver);
-    const errors: unknown[] = [];
-    const stopA = syncOverMultiplexer(a, muxA, { onError: (_p, e) => errors.push(e) });
-    const stopB = syncOverMultiplexer(b, muxB, { onError: (_p, e) => errors.push(e) });
+    const { idB, a, b, gateway, errors, ...w } = await world(21, { apiKeys: ['k'] });
     const client = new grpc.Client(
       `127.0.0.1:${gateway.grpcPort}`,
       grpc.credentials.createInsecure(),
@@ -50,9 +80,7 @@ describe('WebSocket sync endpoint, end to end', () => {
       const next = reader<v1.ObserveResponse>(stream);
       let items = applyBatch([], await next());
       expect(items).toEqual([]);
-      await remoteDriver.connect(`ws://127.0.0.1:${gateway.httpPort}/api/v4/sync`, {
-        apiKey: 'k',
-      });
+      await w.connect('k');
       await b.execute('INSERT INTO notes DOCUMENTS (:x), (:y)', {
         x: { _id: 'n1', text: 'from afar' },
         y: { _id: 'n2', text: 'also' },
@@ -77,28 +105,12 @@ describe('WebSocket sync endpoint, end to end', () => {
     } finally {
       stream.cancel();
       client.close();
-      stopA();
-      stopB();
-      await muxA.close();
-      await muxB.close();
-      await remoteDriver.close();
-      await gateway.close();
-      await a.close();
-      await b.close();
-      await a.store.close();
-      await b.store.close();
+      await w.close();
     }
   });
   it('a restricted key syncs only what it may read, and its writes outside the permission are refused', async () => {
-    const clock = new SystemClock();
-    const idA = createIdentity(new Uint8Array(32).fill(31));
-    const idB = createIdentity(new Uint8Array(32).fill(32));
-    const a = await engineFor(idA.peerId);
-    const b = await engineFor(idB.peerId);
     const region1 = { queriesByCollection: { cars: ["_id.region = '1'"] } };
-    const gateway = await startGateway(new InProcessPeer(a), {
-      grpcPort: 0,
-      httpPort: 0,
+    const { idA, idB, a, b, errors, ...w } = await world(31, {
       keys: parseKeys({
         keys: [
           {
@@ -108,16 +120,7 @@ describe('WebSocket sync endpoint, end to end', () => {
           },
         ],
       }),
-      sync: {},
     });
-    const muxA = new Multiplexer({ identity: idA, clock });
-    const muxB = new Multiplexer({ identity: idB, clock });
-    muxA.attach(gateway.links as WebSocketLinkDriver);
-    const remoteDriver = new WebSocketLinkDriver();
-    muxB.attach(remoteDriver);
-    const errors: unknown[] = [];
-    const stopA = syncOverMultiplexer(a, muxA, { onError: (_p, e) => errors.push(e) });
-    const stopB = syncOverMultiplexer(b, muxB, { onError: (_p, e) => errors.push(e) });
     try {
       await a.execute('INSERT INTO cars DOCUMENTS (:x), (:y)', {
         x: { _id: { region: '1', n: 1 }, make: 'Volvo' },
@@ -131,9 +134,7 @@ describe('WebSocket sync endpoint, end to end', () => {
         x: { _id: { region: '1', n: 2 }, make: 'Saab' },
         y: { _id: { region: '2', n: 2 }, make: 'Kia' },
       });
-      await remoteDriver.connect(`ws://127.0.0.1:${gateway.httpPort}/api/v4/sync`, {
-        apiKey: 'region-1-token-0123456789',
-      });
+      await w.connect('region-1-token-0123456789');
       const cars = (p: MergeEngine) =>
         (p.store.select('SELECT * FROM cars ORDER BY _id') as { make: string }[]).map(
           (d) => d.make,
@@ -152,16 +153,7 @@ describe('WebSocket sync endpoint, end to end', () => {
       expect(cars(a).sort()).toEqual(['Fiat', 'Saab', 'Volvo']);
       expect(errors).toEqual([]);
     } finally {
-      stopA();
-      stopB();
-      await muxA.close();
-      await muxB.close();
-      await remoteDriver.close();
-      await gateway.close();
-      await a.close();
-      await b.close();
-      await a.store.close();
-      await b.store.close();
+      await w.close();
     }
   });
 });

@@ -18,21 +18,13 @@
  * it in full, bounded by `maxResultItems`. The residual filter, projection, OFFSET and LIMIT
  * apply per document, as in `executePlan`.
  */
-import {
-  compileExpr,
-  compilePredicate,
-  isObject,
-  MISSING,
-  outputName,
-  valueAtPath,
-} from '@lattice/dql';
+import { compilePredicate, compileProjection, MISSING, valueAtPath } from '@lattice/dql';
 import type {
   Document,
   EvalOptions,
   IndexScanRequest,
   JsonValue,
   QueryPlan,
-  Row,
 } from '@lattice/dql';
 
 /** The reads a streamed query needs from the store. */
@@ -119,33 +111,8 @@ function* pipeline(
 
 /** A document's result item (as `executePlan` projects it). */
 function projector(plan: QueryPlan, base: EvalOptions): (doc: Document) => JsonValue {
-  const onlyStar = plan.projection.length === 1 && plan.projection[0]?.kind === 'star';
-  if (onlyStar) return (doc) => doc as JsonValue;
-  const items = plan.projection.map((p, i) =>
-    p.kind === 'star'
-      ? undefined
-      : { name: p.alias ?? outputName(p.expr, i), f: compileExpr(p.expr, base) },
-  );
-  return (doc) => {
-    const row: Row = { doc, vars: [] };
-    const out: Record<string, JsonValue> = {};
-    for (const it of items) {
-      if (it === undefined) {
-        if (isObject(doc)) Object.assign(out, doc);
-        continue;
-      }
-      const v = it.f(row);
-      // defineProperty: a field named `__proto__` is a field, not the prototype.
-      if (v !== MISSING)
-        Object.defineProperty(out, it.name, {
-          value: v,
-          enumerable: true,
-          writable: true,
-          configurable: true,
-        });
-    }
-    return out;
-  };
+  const project = compileProjection(plan.projection, base);
+  return (doc) => project({ doc, vars: [] });
 }
 
 function* filter<T>(items: Iterable<T>, keep: (item: T) => boolean): Generator<T> {
