@@ -197,10 +197,13 @@ async function throttled(
   await b.subscribe('SELECT * FROM c');
   const stopA = syncOverMultiplexer(a, ma);
   const stopB = syncOverMultiplexer(b, mb);
+  // A few ms of transmit buffer, as a radio or UART has: with real timers, a link that may only
+  // take the next frame when the previous one is out idles whenever a timer fires late.
   const link = net.connect(da, db, {
     maxFrameBytes: mtu,
     bandwidthBytesPerS: bytesPerS,
     latencyMs,
+    transmitBufferMs: 5,
   });
   const t0 = performance.now();
   await until(

@@ -52,6 +52,13 @@ export interface LoopbackLinkOptions {
   readonly checksummed?: boolean;
   /** Transport name reported in link events (default `loopback`). */
   readonly transport?: string;
+  /**
+   * How far ahead of its transmitter the link accepts frames, in ms of transmit time (a UART
+   * FIFO, a socket buffer; default 0: one frame at a time). Throughput stays capped at the
+   * bandwidth either way; with a real clock a few ms absorb timer lateness, which otherwise
+   * idles the transmitter between frames of a fast link.
+   */
+  readonly transmitBufferMs?: number;
 }
 
 /** Counters of one direction of a loopback link. */
@@ -123,6 +130,7 @@ export class LoopbackNetwork {
       jitterMs: options.jitterMs ?? 0,
       checksummed: options.checksummed ?? true,
       transport: options.transport ?? 'loopback',
+      transmitBufferMs: options.transmitBufferMs ?? 0,
     };
     const id = asLinkId(`lo${this.#nextId++}`);
     const stats = (): LoopbackDirectionStats => ({
@@ -176,13 +184,14 @@ export class LoopbackNetwork {
   _send(record: LinkRecord, dir: Direction, frame: Uint8Array): boolean {
     if (!record.up) return false;
     const now = this.clock.now();
-    if (dir.busyUntil > now) {
+    const ahead = record.options.transmitBufferMs;
+    if (dir.busyUntil > now + ahead) {
       dir.blocked = true;
       if (!dir.wakePending) {
-        // Wake the sender when the transmitter is free. A real clock may fire a little early;
+        // Wake the sender when the transmitter has room. A real clock may fire a little early;
         // the refused retry then schedules the next wake, so a sender is never left waiting.
         dir.wakePending = true;
-        this.clock.setTimer(dir.busyUntil - now, () => {
+        this.clock.setTimer(dir.busyUntil - ahead - now, () => {
           dir.wakePending = false;
           if (!record.up || !dir.blocked) return;
           dir.blocked = false;
@@ -200,14 +209,17 @@ export class LoopbackNetwork {
     const txMs = Number.isFinite(o.bandwidthBytesPerS)
       ? (frame.length * 1000) / o.bandwidthBytesPerS
       : 0;
-    dir.busyUntil = now + txMs;
+    // Transmission starts when the frames accepted before it are out.
+    const start = Math.max(now, dir.busyUntil);
+    dir.busyUntil = start + txMs;
     dir.stats.framesSent++;
     dir.stats.bytesSent += frame.length;
     dir.stats.busyMs += txMs;
     const copies = this.random() < o.loss ? 0 : this.random() < o.duplicate ? 2 : 1;
     if (copies === 0) dir.stats.framesLost++;
     for (let i = 0; i < copies; i++) {
-      const delay = txMs + o.latencyMs + (o.jitterMs > 0 ? this.random() * o.jitterMs : 0);
+      const delay =
+        start - now + txMs + o.latencyMs + (o.jitterMs > 0 ? this.random() * o.jitterMs : 0);
       const data = new Uint8Array(frame); // a copy, even of a Buffer
       this.clock.setTimer(delay, () => {
         if (!record.up) return;
