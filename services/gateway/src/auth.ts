@@ -249,20 +249,24 @@ export class ApiKeys {
         end(error);
       },
     };
-    const left = this.remainingMs(p);
-    const timer =
-      left === Infinity
-        ? undefined
-        : setTimeout(
-            () => {
-              try {
-                this.assertLive(p);
-              } catch (error) {
-                watcher.end(error as Error);
-              }
-            },
-            Math.min(Math.max(left, 0), 2 ** 31 - 1),
-          );
+    // A timer may fire a little before the clock reaches the expiry (or the expiry may lie
+    // beyond the longest timeout): then it is armed again for what is left.
+    const arm = (): NodeJS.Timeout | undefined => {
+      const left = this.remainingMs(p);
+      if (left === Infinity) return undefined;
+      return setTimeout(
+        () => {
+          try {
+            this.assertLive(p);
+            timer = arm();
+          } catch (error) {
+            watcher.end(error as Error);
+          }
+        },
+        Math.min(Math.max(left, 0), 2 ** 31 - 1),
+      );
+    };
+    let timer = arm();
     const stop = (): void => {
       clearTimeout(timer);
       this.#watchers.delete(watcher);

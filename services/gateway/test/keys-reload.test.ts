@@ -77,6 +77,28 @@ describe('reloading keys', () => {
     expect(hasCode(errors[0], 'GATEWAY_TOKEN_EXPIRED')).toBe(true);
   });
 
+  it('a timer that fires before the clock reaches the expiry is armed again', async () => {
+    const t0 = Date.now();
+    const soon = parseKeys({
+      keys: [
+        {
+          name: 'soon',
+          token: 'soon-token-0123456789',
+          expiresAt: new Date(t0 + 40).toISOString(),
+          permission: { read: { everything: true } },
+        },
+      ],
+    });
+    let lag = 0;
+    const keys = new ApiKeys([], soon, () => Date.now() - lag);
+    const errors: unknown[] = [];
+    keys.watch(keys.check('Bearer soon-token-0123456789'), (e) => errors.push(e));
+    lag = 25; // the clock now reads 25 ms behind the timers: the first one fires "early"
+    await new Promise((r) => setTimeout(r, 150));
+    expect(errors).toHaveLength(1);
+    expect(hasCode(errors[0], 'GATEWAY_TOKEN_EXPIRED')).toBe(true);
+  });
+
   it('refuses a reload that would leave no key (authentication off), changing nothing', () => {
     const keys = new ApiKeys(['admin-0123456789']);
     let error: unknown;
