@@ -19,13 +19,7 @@
  * apply per document, as in `executePlan`.
  */
 import { compilePredicate, compileProjection, MISSING, valueAtPath } from '@lattice/dql';
-import type {
-  Document,
-  EvalOptions,
-  IndexScanRequest,
-  JsonValue,
-  QueryPlan,
-} from '@lattice/dql';
+import type { Document, EvalOptions, IndexScanRequest, JsonValue, QueryPlan } from '@lattice/dql';
 
 /** The reads a streamed query needs from the store. */
 export interface StreamSource {
