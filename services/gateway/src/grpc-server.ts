@@ -156,10 +156,6 @@ export function addDqlService(server: grpc.Server, options: DqlServiceOptions): 
     return keys.check(typeof value === 'string' ? value : undefined);
   };
 
-  /** Ends a stream when its key expires or a reload revokes it. */
-  const onExpiry = (p: Principal, fail: (error: unknown) => void): (() => void) =>
-    keys.watch(p, fail);
-
   const unary =
     <Req, Res>(
       handler: (request: Req, principal: Principal) => Promise<Res>,
@@ -290,7 +286,8 @@ export function addDqlService(server: grpc.Server, options: DqlServiceOptions): 
       const req = call.request;
       const args = decodeArgs(req.args);
       const statement = authorizeStatement(principal, req.statement, args);
-      stopExpiry = onExpiry(principal, fail);
+      // The stream ends when its key expires or a reload revokes it.
+      stopExpiry = keys.watch(principal, fail);
       const start = (): void => {
         if (done) return;
         observer = hub.observe(statement, args, {
@@ -342,7 +339,7 @@ export function addDqlService(server: grpc.Server, options: DqlServiceOptions): 
     }
     send();
     const timer = setInterval(send, options.presenceIntervalMs ?? 1000);
-    const stopExpiry = onExpiry(principal, (error) => {
+    const stopExpiry = keys.watch(principal, (error) => {
       stop();
       call.emit('error', toServiceError(error));
     });

@@ -40,7 +40,7 @@ import type {
 } from '@lattice/multiplexer';
 import { v1 } from '@lattice/proto';
 import { hasCode } from '@lattice/errors';
-import type { PermissionSpec, PermissionsSpec } from '@lattice/dql';
+import { permissionsToProto } from '@lattice/merge';
 import type { ApiKeys } from './auth.js';
 import { isFullAccess } from './permissions.js';
 import type { Principal } from './permissions.js';
@@ -178,7 +178,7 @@ export class WebSocketLinkDriver implements LinkDriver {
           ws,
           `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`,
           true,
-          isFullAccess(principal) ? undefined : toProtoPermissions(principal.spec ?? {}),
+          isFullAccess(principal) ? undefined : permissionsToProto(principal.spec ?? {}),
         );
       });
     };
@@ -337,15 +337,4 @@ export class WebSocketLinkDriver implements LinkDriver {
     await Promise.all([...this.#servers].map((s) => new Promise<void>((r) => s.close(() => r()))));
     this.#servers.clear();
   }
-}
-
-/** A key's configured permission as the link contract carries it (`lattice.v1.Permissions`). */
-function toProtoPermissions(spec: PermissionsSpec): v1.IPermissions {
-  const access = (a: PermissionSpec | undefined): v1.IAccessSpec => ({
-    everything: a?.everything === true,
-    queriesByCollection: Object.fromEntries(
-      Object.entries(a?.queriesByCollection ?? {}).map(([c, q]) => [c, { queries: [...q] }]),
-    ),
-  });
-  return { read: access(spec.read), write: access(spec.write) };
 }

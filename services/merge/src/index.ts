@@ -41,4 +41,5 @@ export {
 export type { MergeConfig, MergeOp, MergeServiceInstance } from './service.js';
 export { MergeClient } from './client.js';
 export { syncOverMultiplexer } from './mux-sync.js';
+export { permissionsFromProto, permissionsToProto } from './permissions.js';
 export { busChannel } from './bus-channel.js';

@@ -16,11 +16,12 @@
  * peer's sync: it is reported and not synced with.
  */
 import { compilePermissions } from '@lattice/dql';
-import type { Permissions, PermissionSpec } from '@lattice/dql';
+import type { Permissions } from '@lattice/dql';
 import type { MultiplexerPort, PeerId } from '@lattice/multiplexer';
 import { Priority } from '@lattice/multiplexer';
 import type { v1 } from '@lattice/proto';
 import { InboxChannel } from './channel.js';
+import { permissionsFromProto } from './permissions.js';
 import type { MergeEngine } from './engine.js';
 import { restartHello } from './session.js';
 
@@ -50,7 +51,7 @@ export function syncOverMultiplexer(
     permissions.delete(peer);
     if (spec === undefined) return true;
     try {
-      permissions.set(peer, compilePermissions(fromProto(spec)));
+      permissions.set(peer, compilePermissions(permissionsFromProto(spec)));
       return true;
     } catch (err) {
       channels.get(peer)?.close();
@@ -120,20 +121,4 @@ export function syncOverMultiplexer(
     orphans.clear();
     for (const c of [...channels.values()]) c.close();
   };
-}
-
-/** Permissions as the link contract carries them, in the shape `@lattice/dql` compiles. */
-function fromProto(p: v1.IPermissions): { read?: PermissionSpec; write?: PermissionSpec } {
-  const access = (a: v1.IAccessSpec | null | undefined): PermissionSpec | undefined =>
-    a
-      ? {
-          everything: a.everything === true,
-          queriesByCollection: Object.fromEntries(
-            Object.entries(a.queriesByCollection ?? {}).map(([c, l]) => [c, l.queries ?? []]),
-          ),
-        }
-      : undefined;
-  const read = access(p.read);
-  const write = access(p.write);
-  return { ...(read ? { read } : {}), ...(write ? { write } : {}) };
 }
