@@ -137,8 +137,6 @@ interface PeerEntry {
   readonly peerId: PeerId;
   /** From the link that authenticated the peer first (all its links must agree). */
   permissions: v1.IPermissions | undefined;
-  /** `permissions` encoded, to compare with another link's. */
-  permissionsKey: string;
   session: PeerSession;
   readonly localSessionId: Uint8Array;
   remoteSessionId: Uint8Array | undefined;
@@ -550,13 +548,15 @@ export class Multiplexer implements MultiplexerPort {
     link.retry = link.deadline = undefined;
     let peer = this.#peers.get(remote.peerId);
     let stale: LinkState[] = [];
-    const permissionsKey = keyOfPermissions(link.info.permissions);
+    const samePermissions =
+      peer === undefined ||
+      keyOfPermissions(peer.permissions) === keyOfPermissions(link.info.permissions);
     let permissionsChanged = false;
     if (
       peer !== undefined &&
       peer.links.size > 0 &&
       sameBytes(peer.remoteSessionId, remote.sessionId) &&
-      peer.permissionsKey !== permissionsKey
+      !samePermissions
     ) {
       // One peer, one set of permissions: a second link may not claim others while the first
       // is up (a restricted app may not widen its rights over another transport).
@@ -581,7 +581,6 @@ export class Multiplexer implements MultiplexerPort {
       peer = {
         peerId: remote.peerId,
         permissions: link.info.permissions,
-        permissionsKey,
         session: this.#newSession(remote),
         localSessionId,
         remoteSessionId: remote.sessionId,
@@ -602,13 +601,11 @@ export class Multiplexer implements MultiplexerPort {
       peer.links.clear();
       for (const l of stale) l.peer = undefined;
       peer.permissions = link.info.permissions;
-      peer.permissionsKey = permissionsKey;
       this.#emit({ type: 'session-reset', peerId: peer.peerId, permissions: peer.permissions });
-    } else if (peer.permissionsKey !== permissionsKey) {
+    } else if (!samePermissions) {
       // Back while its session lingered, under other permissions (the app's key changed): the
       // streams go on, but sync sessions start over under the new permissions.
       peer.permissions = link.info.permissions;
-      peer.permissionsKey = permissionsKey;
       permissionsChanged = true;
     }
     peer.linger?.cancel();
