@@ -123,6 +123,7 @@ describe('tracing across two peers of service processes', () => {
       grpc.credentials.createInsecure(),
     ) as unknown as grpc.Client;
     let seenOnB = false;
+    let liveOnB = false;
     const stream = clientB.makeServerStreamRequest(
       '/lattice.v1.DqlService/Observe',
       (r: v1.IObserveRequest) => Buffer.from(v1.ObserveRequest.encode(r).finish()),
@@ -130,9 +131,13 @@ describe('tracing across two peers of service processes', () => {
       { statement: 'SELECT * FROM traced' },
     );
     stream.on('data', (m: v1.ObserveResponse) => {
+      if (m.kind === v1.ObserveBatchKind.OBSERVE_BATCH_KIND_INITIAL) liveOnB = true;
       if (m.changes.length > 0) seenOnB = true;
     });
     stream.on('error', () => undefined);
+    // The observer is live (its initial result sent) before the write: a write that reached B
+    // earlier would be in that initial result, not a change with the trace's update span.
+    await waitFor(() => (liveOnB ? true : undefined), { timeoutMs: 30_000, what: 'B observing' });
 
     // The write on A, in a trace the test chose.
     const traceId = randomBytes(16).toString('hex');
