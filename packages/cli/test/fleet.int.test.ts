@@ -26,13 +26,32 @@ async function converged<T>(
   accept: (v: T) => boolean,
   what: string,
 ): Promise<T> {
-  return waitFor(
-    async () => {
-      const [x, y] = await Promise.all([read(a), read(b)]);
-      return JSON.stringify(x) === JSON.stringify(y) && accept(x) ? x : undefined;
-    },
-    { timeoutMs: 60_000, intervalMs: 250, what },
-  );
+  try {
+    return await waitFor(
+      async () => {
+        const [x, y] = await Promise.all([read(a), read(b)]);
+        return JSON.stringify(x) === JSON.stringify(y) && accept(x) ? x : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 250, what },
+    );
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n${await diagnostics()}`, { cause: e });
+  }
+}
+
+/** Each peer's sync status and what its processes logged, for a failure message. */
+async function diagnostics(): Promise<string> {
+  const parts: string[] = [];
+  for (const p of [a, b]) {
+    const info = await p
+      .dql('SELECT * FROM system:data_sync_info')
+      .then((r) => JSON.stringify(r.items))
+      .catch((e: unknown) => String(e));
+    parts.push(`${p.options.name} data_sync_info: ${info}`);
+    for (const [service, log] of p.logs)
+      if (log) parts.push(`${p.options.name} ${service}:\n${log}`);
+  }
+  return parts.join('\n');
 }
 
 beforeAll(async () => {
@@ -112,9 +131,16 @@ describe('a fleet of service processes on NATS', () => {
       o: { _id: 'o1', items: { i1: { sku: 'apple', qty: 1 } }, payments: {} },
     });
     await a.dql("INSERT INTO shipments DOCUMENTS ({'_id': 's1', 'status_log': {}})");
+    // Every starting document, on both: B's partitioned writes update them.
     await converged(
-      async (p) => [await p.one('projects', 'p1'), await p.one('orders', 'o1')],
-      ([x, y]) => x !== undefined && y !== undefined,
+      (p) =>
+        Promise.all([
+          p.one('projects', 'p1'),
+          p.one('docs', 'd1'),
+          p.one('orders', 'o1'),
+          p.one('shipments', 's1'),
+        ]),
+      (docs) => docs.every((d) => d !== undefined),
       'the starting documents on both peers',
     );
 

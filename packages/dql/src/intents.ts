@@ -237,8 +237,9 @@ function refuse(reason: string, message: string): never {
  * Validates a subscription (`SELECT * FROM c [WHERE …]`) and returns its matcher.
  * @remarks Refused, each with its own `reason`: non-SELECT (`statement`), projections
  * (`projection`), DISTINCT (`distinct`), GROUP BY/HAVING/aggregates (`group_by`), USE IDS
- * (`use_ids`), and ORDER BY/LIMIT/OFFSET (`order_limit`: what a peer receives is the union of
- * what matches, which has no order or window). Joins do not parse (`DQL_UNSUPPORTED`).
+ * (`use_ids`), ORDER BY/LIMIT/OFFSET (`order_limit`: what a peer receives is the union of
+ * what matches, which has no order or window), and system collections (`system`: computed by
+ * each peer, never synced). Joins do not parse (`DQL_UNSUPPORTED`).
  */
 export function validateSubscription(
   statement: Statement | string,
@@ -247,6 +248,8 @@ export function validateSubscription(
   const s = typeof statement === 'string' ? parse(statement) : statement;
   if (s.kind !== 'select')
     refuse('statement', `only SELECT can be a subscription, got ${s.kind.toUpperCase()}`);
+  if (s.from.name.startsWith('system:'))
+    refuse('system', `${s.from.name} is a system collection: it is local to each peer`);
   if (s.distinct) refuse('distinct', 'DISTINCT is not allowed');
   if (s.projection.length !== 1 || s.projection[0]?.kind !== 'star')
     refuse('projection', 'subscriptions select whole documents: use SELECT *');

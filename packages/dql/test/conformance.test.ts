@@ -312,6 +312,7 @@ describe('subscriptions', () => {
     ['SELECT * FROM cars GROUP BY color', 'group_by'],
     ['DELETE FROM cars WHERE a = 1', 'statement'],
     ['SELECT * FROM cars ORDER BY a LIMIT 1', 'order_limit'],
+    ['SELECT * FROM system:data_sync_info', 'system'],
   ])('refuses %s (%s)', (text, reason) => {
     expect(() => validateSubscription(text)).toThrow(
       expect.objectContaining({ code: 'DQL_INVALID_SUBSCRIPTION', details: { reason } }),

@@ -302,8 +302,8 @@ export class ObserverHub {
 
   /**
    * Starts a live query; its first batch (the full result) is queued before this returns.
-   * @throws DQL errors for a bad statement, `DQL_INVALID_QUERY` for a non-SELECT,
-   * `GATEWAY_LIMIT` when too many observers are open.
+   * @throws DQL errors for a bad statement, `DQL_INVALID_QUERY` for a non-SELECT or a system
+   * collection, `GATEWAY_LIMIT` when too many observers are open.
    */
   observe(
     statement: string,
@@ -315,6 +315,14 @@ export class ObserverHub {
       throw dqlError('DQL_INVALID_QUERY', `an observer needs a SELECT; got ${stmt.kind}`, {
         statement: stmt.kind,
       });
+    }
+    if (stmt.from.name.startsWith('system:')) {
+      // Computed on each read (`system:data_sync_info`), with no commits to follow: poll it.
+      throw dqlError(
+        'DQL_INVALID_QUERY',
+        `${stmt.from.name} cannot be observed; run the query again to read it`,
+        { collection: stmt.from.name },
+      );
     }
     if (this.#count >= this.#maxObservers) {
       throw gatewayError('GATEWAY_LIMIT', `at most ${this.#maxObservers} observers`, {

@@ -245,10 +245,11 @@ describe('gRPC Observe', () => {
     expect(countItems).toEqual([{ c: 3 }]);
   });
 
-  it('refuses a non-SELECT and a bad statement with INVALID_ARGUMENT', async () => {
+  it('refuses a non-SELECT, a system collection and a bad statement with INVALID_ARGUMENT', async () => {
     fx = await startFixture();
     for (const [statement, code] of [
       ["DELETE FROM cars WHERE _id = 'a'", 'DQL_INVALID_QUERY'],
+      ['SELECT * FROM system:data_sync_info', 'DQL_INVALID_QUERY'],
       ['SELECT FROM', 'DQL_SYNTAX'],
     ] as const) {
       const stream = observe(fx.client, { statement });

@@ -68,6 +68,7 @@ export class MergeEngine {
     });
     this.#writer = new LocalWriter(options.store, this.clock, {
       now: this.#now,
+      system: { syncStatus: () => this.syncStatus() },
       ...(options.newId ? { newId: options.newId } : {}),
     });
   }
@@ -162,7 +163,11 @@ export class MergeEngine {
   connect(
     remotePeer: string,
     channel: MessageChannel,
-    options: { readonly permissions?: Permissions | undefined } = {},
+    options: {
+      readonly permissions?: Permissions | undefined;
+      /** Keep this session id (a session that replaces one the remote restarted: `restartOf`). */
+      readonly sessionId?: Uint8Array | undefined;
+    } = {},
   ): Promise<void> {
     if (this.#closed)
       return Promise.reject(mergeError('MERGE_CLOSED', 'the merge engine is closed'));
@@ -187,7 +192,7 @@ export class MergeEngine {
       },
       remotePeer,
       channel,
-      { ...this.#options.session, permissions: options.permissions },
+      { ...this.#options.session, permissions: options.permissions, sessionId: options.sessionId },
     );
     const done = session.run().finally(() => {
       this.#finished.set(remotePeer, session.status());

@@ -23,6 +23,8 @@ export const MergeErrorCode = {
   MERGE_CHANNEL_CLOSED: ErrorKind.UNAVAILABLE,
   /** The engine is closed. */
   MERGE_CLOSED: ErrorKind.UNAVAILABLE,
+  /** A write to a read-only system collection, or a system collection that does not exist. */
+  MERGE_SYSTEM_COLLECTION: ErrorKind.INVALID_ARGUMENT,
   /** Too many subscriptions, or a subscription too large. */
   MERGE_LIMIT: ErrorKind.RESOURCE_EXHAUSTED,
 } as const;

@@ -13,12 +13,12 @@ export {
   decodeSyncStatus,
   encodeSyncStatus,
   readCheckpoint,
-  restartHello,
+  restartOf,
   subscriptionsHash,
   SYNC_PROTOCOL_VERSION,
   SyncSession,
 } from './session.js';
-export type { SessionHost, SessionOptions, SyncStatus } from './session.js';
+export type { SessionHost, SessionOptions, SessionRestart, SyncStatus } from './session.js';
 export {
   decodeClockMeta,
   encodeClockMeta,
@@ -43,3 +43,9 @@ export { MergeClient } from './client.js';
 export { syncOverMultiplexer } from './mux-sync.js';
 export { permissionsFromProto, permissionsToProto } from './permissions.js';
 export { busChannel } from './bus-channel.js';
+export {
+  dataSyncInfo,
+  isSystemCollection,
+  SYSTEM_COLLECTION_PREFIX,
+  SYSTEM_COLLECTIONS,
+} from './system-collections.js';

@@ -23,7 +23,7 @@ import type { v1 } from '@lattice/proto';
 import { InboxChannel } from './channel.js';
 import { permissionsFromProto } from './permissions.js';
 import type { MergeEngine } from './engine.js';
-import { restartHello } from './session.js';
+import { restartOf } from './session.js';
 
 /** Messages kept per peer between two sessions (the sync window bounds what is in flight). */
 const MAX_ORPHANS = 10_000;
@@ -59,7 +59,7 @@ export function syncOverMultiplexer(
       return false;
     }
   };
-  const start = (peer: PeerId, first?: readonly Uint8Array[]): void => {
+  const start = (peer: PeerId, first?: readonly Uint8Array[], sessionId?: Uint8Array): void => {
     channels.get(peer)?.close();
     // A channel exists from now on, so messages that arrive while the previous session winds
     // down are kept for the new one.
@@ -77,15 +77,15 @@ export function syncOverMultiplexer(
       .then(() => {
         if (stopped || channel.closed) return;
         engine
-          .connect(peer, channel, { permissions: permissions.get(peer) })
+          .connect(peer, channel, { permissions: permissions.get(peer), sessionId })
           .catch((err: unknown) => {
-            const hello = restartHello(err);
-            // The remote started over: so do we, handing the new session the remote's hello and
-            // whatever followed it.
-            if (hello) {
+            const restart = restartOf(err);
+            // The remote started over: so do we (under the same session id), handing the new
+            // session the remote's hello and whatever followed it.
+            if (restart) {
               const after = [...channel.takeUnread(), ...(orphans.get(peer) ?? [])];
               orphans.delete(peer);
-              start(peer, [hello, ...after]);
+              start(peer, [restart.hello, ...after], restart.sessionId);
             }
             // Another failure (a protocol error) is reported; the next peer-up starts again.
             else if ((err as { code?: string }).code !== 'MERGE_CLOSED')

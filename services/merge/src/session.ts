@@ -6,9 +6,11 @@
  *
  * ```
  *  A                                              B
- *  Hello{peer A, version 2, resume_from: cpA[B]} →      (cpA[B]: how far A holds B's commits)
+ *  Hello{peer A, version 3, session a}           →
+ *                                                ← Hello{peer B, session b}
+ *  Hello{session a, seen b, resume_from: cpA[B]} →      (cpA[B]: how far A holds B's commits)
  *  Subscriptions{A's queries}                    →
- *                                                ← Hello{…}, Subscriptions{…}
+ *                                                ← Hello{session b, seen a, …}, Subscriptions{…}
  *                                                ← Offer{batch n, [(coll, id, vv, tombstone)]}
  *  Need{batch n, [(wanted, A's vv)]}             →
  *                                                ← Deltas{batch n, [delta vs A's vv], through, hash}
@@ -17,6 +19,15 @@
  *                                                ← Deltas{batch m, [delta vs known vv], through}
  *  Ack{batch m, through}                         →      (a push: no offer, no need)
  * ```
+ *
+ * - The handshake: each session has a random id. A session answers the remote's first hello
+ *   with a hello that names the remote's session, and sends nothing else before it; it takes the
+ *   remote's other messages only after a hello that names its own session. So what arrives
+ *   before (the end of the remote's previous session, or what it sent before it knew this one)
+ *   is skipped, and a hello lost on the way (a bus feed that dropped it before this session
+ *   existed) costs nothing: the remote answers this session's hello with another. A hello from
+ *   a new session of the remote ends this one; the replacement keeps this session's id, so the
+ *   remote does not start over in turn (no restart ping-pong).
  *
  * Any message but the hello may travel packed (`SyncPacked`: the message raw-deflated, see
  * `message-codec.ts`) when it is at least 256 bytes and that makes it smaller.
@@ -53,11 +64,11 @@
  *   when offered and refused on arrival when pushed or relayed (`MERGE_PERMISSION_DENIED`,
  *   counted in `documentsRefused`). Its local edits outside its permission stay on it.
  *
- * Versions: 1 sent every message plain and every hash; 2 (this one) packs messages and elides
- * repeated hashes. A peer refuses a hello of another version: peers of versions 1 and 2 do not
- * sync with each other.
+ * Versions: 1 sent every message plain and every hash; 2 packs messages and elides repeated
+ * hashes; 3 (this one) adds session ids to the handshake. A peer refuses a hello of another
+ * version: peers of different versions do not sync with each other.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { decodeDelta, decodeDocId, encodeDelta, encodeDocId } from '@lattice/crdt';
 import type {
   CrdtDocument,
@@ -97,9 +108,10 @@ const tracer = otel.getTracer('@lattice/merge');
 /**
  * The protocol version this code speaks; a peer refuses a hello with another one.
  * @remarks 2: packed (deflated) messages and `subscriptions_hash` elided in deltas after the first
- * of a session. Peers of versions 1 and 2 do not sync with each other (upgrade a fleet together).
+ * of a session; 3: session ids in the hello. Peers of different versions do not sync with each
+ * other (upgrade a fleet together).
  */
-export const SYNC_PROTOCOL_VERSION = 2;
+export const SYNC_PROTOCOL_VERSION = 3;
 
 /** What a session reports about its remote peer (`system:data_sync_info`). */
 export interface SyncStatus {
@@ -186,6 +198,11 @@ export interface SessionOptions {
    * never asks for) documents it may not write, also when they are relayed from elsewhere.
    */
   readonly permissions?: Permissions | undefined;
+  /**
+   * The id of the session this one replaces because the remote started over (`restartOf`);
+   * absent: a new random id.
+   */
+  readonly sessionId?: Uint8Array | undefined;
 }
 
 interface Outstanding {
@@ -208,15 +225,23 @@ interface Outstanding {
   wanted: boolean[];
 }
 
-const restartHellos = new WeakMap<object, Uint8Array>();
-
-/**
- * The remote's new hello carried by a `MERGE_REMOTE_RESTARTED` failure: deliver it first to the
- * session that replaces the failed one.
- */
-export function restartHello(err: unknown): Uint8Array | undefined {
-  return typeof err === 'object' && err !== null ? restartHellos.get(err) : undefined;
+/** What a session that ends because the remote started over hands the one that replaces it. */
+export interface SessionRestart {
+  /** The remote's new hello: deliver it first to the new session. */
+  readonly hello: Uint8Array;
+  /** The ended session's id: the new session keeps it (`SessionOptions.sessionId`). */
+  readonly sessionId: Uint8Array;
 }
+
+const restarts = new WeakMap<object, SessionRestart>();
+
+/** What a `MERGE_REMOTE_RESTARTED` failure carries for the session that replaces the failed one. */
+export function restartOf(err: unknown): SessionRestart | undefined {
+  return typeof err === 'object' && err !== null ? restarts.get(err) : undefined;
+}
+
+/** Length of a session id. */
+const SESSION_ID_BYTES = 8;
 
 /** The hash that tags checkpoints: SHA-256 of the subscriptions message bytes. */
 export function subscriptionsHash(bytes: Uint8Array): string {
@@ -248,7 +273,14 @@ export class SyncSession {
   readonly #window: number;
   readonly #pack: boolean;
   #remote = '';
+  /** This session's id (see `SyncHello.session_id`). */
+  readonly #id: Uint8Array;
+  /** The remote's session, from its first hello. */
+  #remoteSession: Uint8Array | undefined;
+  /** Whether a hello naming the remote's session went out: only then may other messages. */
+  #introduced = false;
   #state: SyncStatus['state'] = 'connecting';
+  /** Set by the remote's hello that names this session: from then on its messages count. */
   #resumeFrom: number | undefined;
   #remoteSubs: Subscription[] = [];
   #remoteSubsHash = '';
@@ -298,6 +330,7 @@ export class SyncSession {
     this.#window = options.window ?? 4;
     this.#pack = options.pack ?? true;
     this.#permissions = options.permissions;
+    this.#id = options.sessionId ?? new Uint8Array(randomBytes(SESSION_ID_BYTES));
   }
 
   /** The remote peer id. */
@@ -331,37 +364,15 @@ export class SyncSession {
     try {
       const cp = readCheckpoint(this.#host.store, this.#remote);
       this.#receivedThrough = cp.hash === this.#host.subscriptions().hash ? cp.through : 0;
-      await this.#send({
-        hello: {
-          peerId: this.#host.peerId,
-          protocolVersion: SYNC_PROTOCOL_VERSION,
-          resumeFrom: this.#receivedThrough,
-          emptyCollections: this.#host
-            .subscriptions()
-            .collections.filter((c) => this.#host.store.records(c, { limit: 1 }).length === 0),
-        },
-      });
-      this.sendSubscriptions();
+      await this.#sendHello();
       for await (const bytes of this.#channel.messages) {
         this.#bytesReceived += bytes.length;
         this.#lastReceivedAt = this.#host.now();
         const msg = decodeSyncMessage(bytes);
-        if (msg.body !== 'hello' && this.#resumeFrom === undefined) {
-          // Trailing messages of the remote's previous session on this channel: its new session
-          // starts with a hello.
-          continue;
-        }
-        if (msg.body === 'hello' && this.#resumeFrom !== undefined) {
-          // The remote started over on this channel: end this session; the caller starts a new
-          // one and hands it this hello (see `restartHello`).
-          const err = mergeError(
-            'MERGE_REMOTE_RESTARTED',
-            `${this.#remote} restarted its sync session`,
-          );
-          restartHellos.set(err, bytes);
-          throw err;
-        }
-        await this.#receive(msg);
+        if (msg.body === 'hello') await this.#hello(msg.hello as v1.SyncHello, bytes);
+        // Before the remote's hello that names this session, a message is the trailing end of
+        // an earlier session, or was sent before the remote knew this one: not for us.
+        else if (this.#resumeFrom !== undefined) await this.#receive(msg);
       }
     } catch (err) {
       if (!hasCode(err, 'MERGE_CHANNEL_CLOSED')) throw err;
@@ -381,6 +392,7 @@ export class SyncSession {
    * evicted documents that still match come back).
    */
   sendSubscriptions(again = false): void {
+    if (!this.#introduced) return; // Sent once the remote's session is known.
     const subs = this.#host.subscriptions();
     if (subs.hash === this.#sentSubsHash && !again) return;
     this.#sentSubsHash = subs.hash;
@@ -422,30 +434,71 @@ export class SyncSession {
     return new Promise<void>((r) => (this.#wake = r));
   }
 
+  /** Sends this session's hello, naming the remote's session once known. */
+  async #sendHello(): Promise<void> {
+    await this.#send({
+      hello: {
+        peerId: this.#host.peerId,
+        protocolVersion: SYNC_PROTOCOL_VERSION,
+        resumeFrom: this.#receivedThrough,
+        emptyCollections: this.#host
+          .subscriptions()
+          .collections.filter((c) => this.#host.store.records(c, { limit: 1 }).length === 0),
+        sessionId: this.#id,
+        ...(this.#remoteSession ? { seenSessionId: this.#remoteSession } : {}),
+      },
+    });
+  }
+
   // --- receiving -------------------------------------------------------------------------------
+
+  /**
+   * The handshake (see `SyncHello.session_id`): the remote's first hello is answered with a hello
+   * that names its session, and only then do other messages go out; the remote's messages count
+   * from its hello that names this session. A hello from another session of the remote ends
+   * this one (`MERGE_REMOTE_RESTARTED`, see {@link restartOf}); the replacement keeps this id,
+   * so the remote has no reason to start over in turn. A lost hello (a feed that dropped it
+   * before this session existed) thus costs nothing: the remote answers this session's own.
+   */
+  async #hello(h: v1.SyncHello, bytes: Uint8Array): Promise<void> {
+    if (h.protocolVersion !== SYNC_PROTOCOL_VERSION) {
+      throw mergeError(
+        'MERGE_PROTOCOL_VERSION',
+        `remote speaks sync protocol ${h.protocolVersion}, this peer ${SYNC_PROTOCOL_VERSION}`,
+      );
+    }
+    if (h.peerId !== this.#remote) {
+      throw mergeError(
+        'MERGE_PROTOCOL',
+        `expected peer ${this.#remote}, the hello names ${h.peerId}`,
+      );
+    }
+    if (h.sessionId.length !== SESSION_ID_BYTES) {
+      throw mergeError('MERGE_PROTOCOL', `a hello's session id is ${SESSION_ID_BYTES} bytes`);
+    }
+    if (this.#remoteSession === undefined) {
+      this.#remoteSession = h.sessionId;
+      await this.#sendHello();
+      this.#introduced = true;
+      this.sendSubscriptions();
+    } else if (!sameBytes(h.sessionId, this.#remoteSession)) {
+      const err = mergeError(
+        'MERGE_REMOTE_RESTARTED',
+        `${this.#remote} restarted its sync session`,
+      );
+      restarts.set(err, { hello: bytes, sessionId: this.#id });
+      throw err;
+    }
+    if (this.#resumeFrom === undefined && sameBytes(h.seenSessionId, this.#id)) {
+      this.#resumeFrom = h.resumeFrom;
+      this.#remoteEmpty = new Set(h.emptyCollections.slice(0, MAX_EMPTY_COLLECTIONS));
+      this.#state = 'syncing';
+      this.#notify();
+    }
+  }
 
   async #receive(msg: v1.SyncMessage): Promise<void> {
     switch (msg.body) {
-      case 'hello': {
-        const h = msg.hello as v1.SyncHello;
-        if (h.protocolVersion !== SYNC_PROTOCOL_VERSION) {
-          throw mergeError(
-            'MERGE_PROTOCOL_VERSION',
-            `remote speaks sync protocol ${h.protocolVersion}, this peer ${SYNC_PROTOCOL_VERSION}`,
-          );
-        }
-        if (h.peerId !== this.#remote) {
-          throw mergeError(
-            'MERGE_PROTOCOL',
-            `expected peer ${this.#remote}, the hello names ${h.peerId}`,
-          );
-        }
-        this.#resumeFrom = h.resumeFrom;
-        this.#remoteEmpty = new Set(h.emptyCollections.slice(0, MAX_EMPTY_COLLECTIONS));
-        this.#state = 'syncing';
-        this.#notify();
-        return;
-      }
       case 'subscriptions': {
         const s = msg.subscriptions as v1.SyncSubscriptions;
         const subs: Subscription[] = [];
@@ -1014,4 +1067,8 @@ function groupBy<T>(items: readonly T[], key: (t: T) => string): Map<string, T[]
     else m.set(k, [it]);
   }
   return m;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.compare(a, b) === 0;
 }

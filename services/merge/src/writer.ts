@@ -26,6 +26,8 @@ import type {
 } from '@lattice/store';
 import { mergeError } from './errors.js';
 import { KeyedLocks } from './locks.js';
+import type { SystemState } from './system-collections.js';
+import { isSystemCollection, refuseSystemWrite, selectSystem } from './system-collections.js';
 
 /** Metadata key of the persisted HLC high-water mark. */
 export const HLC_META_KEY = 'hlc';
@@ -51,6 +53,8 @@ export interface LocalWriterOptions {
   readonly newId?: () => string;
   /** Re-runs of a statement that met a concurrent write (default 16). */
   readonly maxRetries?: number;
+  /** What the system collections (`system:data_sync_info`) are computed from. */
+  readonly system?: SystemState;
 }
 
 /** Encodes the clock's high-water mark for the metadata key {@link HLC_META_KEY}. */
@@ -114,6 +118,7 @@ export class LocalWriter {
   readonly #now: () => number;
   readonly #newId: () => string;
   readonly #maxRetries: number;
+  readonly #system: SystemState | undefined;
   readonly #locks = new KeyedLocks();
 
   constructor(store: DocumentStore, clock: HybridClock, options: LocalWriterOptions = {}) {
@@ -122,6 +127,7 @@ export class LocalWriter {
     this.#now = options.now ?? Date.now;
     this.#newId = options.newId ?? randomUUID;
     this.#maxRetries = options.maxRetries ?? 16;
+    this.#system = options.system;
   }
 
   /** Runs one statement: SELECT/EXPLAIN read, INSERT/UPDATE/DELETE/EVICT write. */
@@ -140,6 +146,17 @@ export class LocalWriter {
     args: Readonly<Record<string, JsonValue>>,
   ): Promise<Omit<ExecuteResult, 'queryType'>> {
     const target = stmt.kind === 'explain' ? stmt.statement : stmt;
+    const collection = targetCollection(target);
+    if (collection !== undefined && isSystemCollection(collection)) {
+      if (target.kind !== 'select' || stmt.kind === 'explain' || !this.#system)
+        refuseSystemWrite(collection, stmt.kind === 'explain' ? 'explain' : target.kind);
+      return {
+        items: selectSystem(target, args, this.#system, this.#now),
+        mutatedIds: [],
+        commitSeq: this.#store.lastSeq,
+        warnings: [],
+      };
+    }
     if (target.kind === 'select') {
       return {
         items: this.#store.select(statement, args),
@@ -366,4 +383,22 @@ function toTypedefs(defs: readonly TypeDef[]): Typedefs {
   const out: Record<string, TypeDef['type']> = {};
   for (const d of defs) out[d.path.join('.')] = d.type;
   return out;
+}
+
+/** The collection a statement reads or writes (undefined: DROP INDEX, which names none). */
+function targetCollection(stmt: Exclude<Statement, { kind: 'explain' }>): string | undefined {
+  switch (stmt.kind) {
+    case 'select':
+      return stmt.from.name;
+    case 'insert':
+      return stmt.into.name;
+    case 'update':
+      return stmt.collection.name;
+    case 'delete':
+    case 'evict':
+    case 'createIndex':
+      return stmt.collection;
+    case 'dropIndex':
+      return undefined;
+  }
 }

@@ -5,9 +5,10 @@ import {
   channelPair,
   decodeSyncMessage,
   encodeSyncMessage,
+  restartOf,
   SYNC_PROTOCOL_VERSION,
 } from '@lattice/merge';
-import type { MergeEngine } from '@lattice/merge';
+import type { MergeEngine, MessageChannel } from '@lattice/merge';
 import type { v1 } from '@lattice/proto';
 import { contents, link, peer } from './helpers.js';
 
@@ -301,28 +302,121 @@ describe('sync between two peers', () => {
       'idle again',
       () => a.syncStatus().find((s) => s.remotePeer === 'b')?.state === 'idle',
     );
-    // Only the one changed document was sent, not the 200.
+    // Only the one changed document was sent, not the 200 (the rest is the handshake).
     expect(a.syncStatus().find((s) => s.remotePeer === 'b')?.documentsSent).toBe(1);
-    expect(second.bytes.a).toBeLessThan(first.bytes.a / 10);
+    expect(second.bytes.a).toBeLessThan(first.bytes.a / 8);
+  });
+
+  it("syncs when the remote's first hello was lost (a feed that dropped it before the session existed)", async () => {
+    const a = await mk('a');
+    const b = await mk('b');
+    await a.subscribe('SELECT * FROM c');
+    await b.subscribe('SELECT * FROM c');
+    await a.execute("INSERT INTO c DOCUMENTS ({'_id': 'from-a'})");
+    await b.execute("INSERT INTO c DOCUMENTS ({'_id': 'from-b'})");
+    const [ca, cb] = channelPair();
+    // b's first message (its hello) never reaches a.
+    let dropped = 0;
+    const lossy: MessageChannel = {
+      get closed() {
+        return cb.closed;
+      },
+      messages: cb.messages,
+      close: () => cb.close(),
+      send: (m) => (dropped++ === 0 ? Promise.resolve() : cb.send(m)),
+    };
+    void a.connect('b', ca).catch(() => undefined);
+    void b.connect('a', lossy).catch(() => undefined);
+    await settle(
+      'both documents on both',
+      () => contents(a, 'c').length === 2 && contents(b, 'c').length === 2,
+    );
+    expect(dropped).toBeGreaterThan(1);
+    ca.close();
+  });
+
+  it('answers system:data_sync_info with each remote and what it acknowledged, read-only', async () => {
+    const a = await mk('a');
+    const b = await mk('b');
+    const c = await mk('c');
+    await b.subscribe('SELECT * FROM c');
+    const { commitSeq } = await a.execute("INSERT INTO c DOCUMENTS ({'_id': 1})");
+    link(a, b);
+    const toC = link(a, c);
+    const info = async (where = 'true') =>
+      (await a.execute(`SELECT * FROM system:data_sync_info WHERE ${where} ORDER BY _id`))
+        .items as { _id: string; documents: Record<string, unknown> }[];
+    await settle('both sessions up', () => a.syncStatus().length === 2);
+    await waitFor(
+      async () =>
+        (await info("_id = 'b'"))[0]?.documents['synced_up_to_local_commit_id'] === commitSeq ||
+        undefined,
+      { timeoutMs: 10_000, what: 'b acknowledged the insert' },
+    );
+    const rows = await info();
+    expect(rows.map((r) => r._id)).toEqual(['b', 'c']);
+    expect(rows[0]).toMatchObject({
+      is_ditto_server: false,
+      documents: { sync_session_status: 'Connected', documents_sent: 1 },
+    });
+    expect(rows[0]?.documents['last_update_received_time']).toBeGreaterThan(0);
+    toC.close();
+    await toC.done;
+    expect(
+      (
+        await a.execute(
+          "SELECT _id FROM system:data_sync_info WHERE documents.sync_session_status = 'Not Connected'",
+        )
+      ).items,
+    ).toEqual([{ _id: 'c' }]);
+    for (const statement of [
+      "INSERT INTO system:data_sync_info DOCUMENTS ({'_id': 'x'})",
+      "UPDATE system:data_sync_info SET is_ditto_server = true WHERE _id = 'b'",
+      'DELETE FROM system:data_sync_info',
+      'SELECT * FROM system:nothing',
+    ]) {
+      await expect(a.execute(statement), statement).rejects.toSatisfy((e) =>
+        hasCode(e, 'MERGE_SYSTEM_COLLECTION'),
+      );
+    }
+    await expect(a.subscribe('SELECT * FROM system:data_sync_info')).rejects.toSatisfy((e) =>
+      hasCode(e, 'DQL_INVALID_SUBSCRIPTION'),
+    );
   });
 });
 
 describe('sync protocol 2 on the wire', () => {
-  /** Runs a session of a fresh peer against scripted messages; returns how it ended. */
-  async function against(messages: v1.ISyncMessage[]): Promise<unknown> {
+  /**
+   * Runs a session of a fresh peer against scripted messages (made knowing the session's id,
+   * from its first hello); returns how it ended.
+   */
+  async function against(messages: (session: Uint8Array) => v1.ISyncMessage[]): Promise<unknown> {
     const a = await mk('a');
     const [mine, theirs] = channelPair();
     const done = a.connect('z', mine).then(
       () => undefined,
       (err: unknown) => err,
     );
-    for (const m of messages) await theirs.send(encodeSyncMessage(m, { pack: true }));
+    const first = await theirs.messages[Symbol.asyncIterator]().next();
+    const session = decodeSyncMessage(first.value as Uint8Array).hello?.sessionId;
+    for (const m of messages(session as Uint8Array))
+      await theirs.send(encodeSyncMessage(m, { pack: true }));
     const outcome = await done;
     theirs.close();
     return outcome;
   }
-  const hello = (protocolVersion: number): v1.ISyncMessage => ({
-    hello: { peerId: 'z', protocolVersion, resumeFrom: 0 },
+  const hello = (
+    protocolVersion: number,
+    seen?: Uint8Array,
+    sessionId = new Uint8Array(8).fill(7),
+  ): v1.ISyncMessage => ({
+    hello: {
+      peerId: 'z',
+      protocolVersion,
+      resumeFrom: 0,
+      sessionId,
+      ...(seen ? { seenSessionId: seen } : {}),
+    },
   });
 
   it('syncs between a peer that packs and one that does not', async () => {
@@ -347,15 +441,47 @@ describe('sync protocol 2 on the wire', () => {
   });
 
   it('refuses a protocol 1 peer', async () => {
-    expect(hasCode(await against([hello(1)]), 'MERGE_PROTOCOL_VERSION')).toBe(true);
+    expect(hasCode(await against(() => [hello(1)]), 'MERGE_PROTOCOL_VERSION')).toBe(true);
   });
 
   it('refuses deltas that elide the hash before any deltas named one', async () => {
     const deltas: v1.ISyncMessage = {
       deltas: { batch: 1, deltas: [], throughCommit: 1, subscriptionsHash: '' },
     };
-    const err = await against([hello(SYNC_PROTOCOL_VERSION), { subscriptions: {} }, deltas]);
+    const err = await against((session) => [
+      hello(SYNC_PROTOCOL_VERSION, session),
+      { subscriptions: {} },
+      deltas,
+    ]);
     expect(hasCode(err, 'MERGE_PROTOCOL')).toBe(true);
     expect((err as Error).message).toContain('carry no hash');
+  });
+
+  it('skips what comes before the hello that names the session; a hello of another remote session ends it, keeping its id', async () => {
+    const bad: v1.ISyncMessage = {
+      deltas: { batch: 1, deltas: [], throughCommit: 1, subscriptionsHash: '' },
+    };
+    let id: Uint8Array | undefined;
+    const err = await against((session) => {
+      id = session;
+      return [
+        bad, // before any hello: skipped
+        hello(SYNC_PROTOCOL_VERSION), // names no session of ours: its messages do not count yet
+        bad,
+        hello(SYNC_PROTOCOL_VERSION), // the same remote session again: not a restart
+        hello(SYNC_PROTOCOL_VERSION, undefined, new Uint8Array(8).fill(9)), // a new one
+      ];
+    });
+    expect(hasCode(err, 'MERGE_REMOTE_RESTARTED')).toBe(true);
+    const restart = restartOf(err);
+    expect([...(restart?.sessionId ?? [])]).toEqual([...(id ?? [0])]);
+    expect([...(decodeSyncMessage(restart?.hello as Uint8Array).hello?.sessionId ?? [])]).toEqual(
+      Array(8).fill(9),
+    );
+  });
+
+  it('refuses a hello without a session id', async () => {
+    const err = await against(() => [hello(SYNC_PROTOCOL_VERSION, undefined, new Uint8Array(0))]);
+    expect(hasCode(err, 'MERGE_PROTOCOL')).toBe(true);
   });
 });
