@@ -35,8 +35,10 @@ export interface Unsubscribe {
   (): void;
 }
 
-// Services publish on a handful of subjects over and over: remember the ones already checked.
+// Services publish on a handful of subjects over and over: remember the ones already checked
+// (bounded: reply inboxes are many and used once).
 const validSubjects = new Set<string>();
+const MAX_VALID_SUBJECTS = 1_024;
 
 /** Checks a subject to publish on: tokens of visible characters, no wildcards. */
 export function assertPublishSubject(subject: string): void {
@@ -50,6 +52,8 @@ export function assertPublishSubject(subject: string): void {
       },
     );
   }
+  if (validSubjects.size >= MAX_VALID_SUBJECTS) validSubjects.clear();
+  validSubjects.add(subject);
 }
 
 /** Checks a subject to subscribe to: like a publish subject, with `*` tokens and a final `>`. */
