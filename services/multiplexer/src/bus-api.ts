@@ -17,7 +17,9 @@
  *   nothing follows it. A new `instance` means the multiplexer restarted and every session with
  *   it ended.
  * - `multiplexer.req.peers` (`MuxPeersRequest` → `MuxPeers`): the connected peers and the `seq`
- *   they are current at, for a client that starts (or restarts) while the multiplexer runs.
+ *   they are current at, for a client that starts (or restarts) while the multiplexer runs. The
+ *   snapshot has the peers but not the messages before it, so a client that has read the feed
+ *   from its first item (it started first) replays the items instead.
  *
  * Messages travel whole on the bus, so the NATS server must accept payloads as large as the
  * largest sync message (the configurations in `deploy/nats` allow 8 MB).
@@ -408,6 +410,19 @@ export class MultiplexerClient implements MultiplexerPort {
     const instance = Buffer.from(snapshot.instance).toString('hex');
     const seq = Number(snapshot.seq);
     if (held === undefined && instance === this.#instance && seq <= this.#seq) return; // Stale.
+    const first = held?.[0];
+    if (
+      !overflow &&
+      first !== undefined &&
+      Number(first.seq) === 1 &&
+      Buffer.from(first.instance).toString('hex') === instance
+    ) {
+      // This client has read the multiplexer's feed from its first item: the items themselves
+      // say more than the snapshot (which has the peers, but not the messages before it, such as
+      // a remote's hello).
+      for (const item of held ?? []) this.#apply(item);
+      return;
+    }
     if (instance !== this.#instance) this.#newInstance(instance);
     this.#seq = seq;
     const restricted = new Map(
