@@ -96,6 +96,22 @@ describe('HTTP API (Ditto-compatible)', () => {
     expect(((await all.json()) as { items: unknown[] }).items).toEqual([{ _id: 1 }]);
   });
 
+  it('reads system:data_sync_info and refuses writes to it with 400', async () => {
+    fx = await startFixture({ apiKeys: [KEY] });
+    const read = await post(
+      JSON.stringify({ statement: 'SELECT COUNT(*) AS n FROM system:data_sync_info' }),
+    );
+    expect(read.status).toBe(200);
+    expect(((await read.json()) as { items: unknown[] }).items).toEqual([{ n: 0 }]);
+    const write = await post(
+      JSON.stringify({ statement: "INSERT INTO system:data_sync_info DOCUMENTS ({'_id': 'x'})" }),
+    );
+    expect(write.status).toBe(400);
+    expect(((await write.json()) as { error: { code: string } }).error.code).toBe(
+      'MERGE_SYSTEM_COLLECTION',
+    );
+  });
+
   it('refuses malformed JSON and malformed requests with 400', async () => {
     fx = await startFixture({ apiKeys: [KEY] });
     for (const body of [
