@@ -76,8 +76,8 @@ export function serve(bus: Bus, subject: string, handler: Handler, options: Serv
     );
     const deadlineHeader = request.headers[DEADLINE_HEADER];
     const deadline = deadlineHeader === undefined ? undefined : Number(deadlineHeader);
-    const signals = [stopController.signal];
     let timer: NodeJS.Timeout | undefined;
+    let signal: AbortSignal | undefined;
     try {
       if (request.data.byteLength > maxRequestBytes) {
         throw busError(
@@ -86,18 +86,24 @@ export function serve(bus: Bus, subject: string, handler: Handler, options: Serv
           { limit: String(maxRequestBytes), bytes: String(request.data.byteLength) },
         );
       }
-      if (deadline !== undefined && Number.isFinite(deadline)) {
-        const left = deadline - Date.now();
-        if (left <= 0)
-          throw busError('BUS_TIMEOUT', `request to ${request.subject} arrived after its deadline`);
-        const deadlineController = new AbortController();
-        timer = setTimeout(
-          () => deadlineController.abort(busError('BUS_TIMEOUT', 'deadline passed')),
-          left,
-        );
-        signals.push(deadlineController.signal);
-      }
-      const ctx: HandlerContext = { deadline, signal: AbortSignal.any(signals) };
+      const finite = deadline !== undefined && Number.isFinite(deadline);
+      if (finite && deadline - Date.now() <= 0)
+        throw busError('BUS_TIMEOUT', `request to ${request.subject} arrived after its deadline`);
+      const ctx: HandlerContext = {
+        deadline,
+        // Made when the handler first asks for it: most handlers answer without looking, and a
+        // timer plus a combined signal per request cost more than many handlers do.
+        get signal(): AbortSignal {
+          if (signal !== undefined) return signal;
+          if (!finite) return (signal = stopController.signal);
+          const deadlineController = new AbortController();
+          const passed = (): Error => busError('BUS_TIMEOUT', 'deadline passed');
+          const left = (deadline as number) - Date.now();
+          if (left <= 0) deadlineController.abort(passed());
+          else timer = setTimeout(() => deadlineController.abort(passed()), left);
+          return (signal = AbortSignal.any([stopController.signal, deadlineController.signal]));
+        },
+      };
       const reply = await context.with(trace.setSpan(parent, span), () => handler(request, ctx));
       // The caller stops waiting at its deadline; a reply after it would race the caller's timer,
       // so a late handler always answers BUS_TIMEOUT and the caller sees one outcome.
