@@ -40,6 +40,7 @@ interface UpOptions {
   httpPort: number;
   subscribe: string[];
   keysFile?: string;
+  meshKeyFile?: string;
   syncEndpoint?: boolean;
   logLevel: string;
 }
@@ -85,6 +86,10 @@ program
     '--keys-file <file>',
     'API keys with per-collection permissions and expiry (JSON, see the README); SIGHUP reloads it',
   )
+  .option(
+    '--mesh-key-file <file>',
+    "the mesh's shared key (hex, `openssl rand -hex 32`): only peers holding it get a link",
+  )
   .option('--sync-endpoint', 'serve the WebSocket sync endpoint /api/v4/sync to remote peers')
   .option('--log-level <level>', 'log level (trace, debug, info, warn, error, silent)', 'warn')
   .action(async (options: UpOptions) => {
@@ -114,6 +119,7 @@ program
         grpcPort: String(options.grpcPort),
         httpPort: String(options.httpPort),
         ...(options.keysFile === undefined ? {} : { keysFile: options.keysFile }),
+        ...(options.meshKeyFile === undefined ? {} : { meshKeyFile: options.meshKeyFile }),
         syncEndpoint: options.syncEndpoint ? 'on' : 'off',
       },
       subscribe: options.subscribe,

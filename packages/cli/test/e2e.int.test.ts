@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, tempDir, waitFor } from '@lattice/testing';
@@ -121,6 +122,36 @@ describe('two peers as two processes over the LAN transport', () => {
     } finally {
       const codes = await Promise.all([stop(a), stop(b)]);
       expect(codes, a.output() + b.output()).toEqual([0, 0]);
+    }
+  }, 120_000);
+
+  it('with a mesh key, syncs with a peer that holds it and refuses one that holds another', async () => {
+    await using dirA = await tempDir('lattice-mesh-a-');
+    await using dirB = await tempDir('lattice-mesh-b-');
+    await using dirC = await tempDir('lattice-mesh-c-');
+    const key = join(dirA.path, 'mesh.key');
+    const other = join(dirC.path, 'mesh.key');
+    writeFileSync(key, `${'ab'.repeat(32)}\n`, { mode: 0o600 });
+    writeFileSync(other, `${'cd'.repeat(32)}\n`, { mode: 0o600 });
+    const lanA = await freePort();
+    const dial = ['--lan-port', '0', '--peer', `tcp://127.0.0.1:${lanA}`];
+    const a = await up('mesha', dirA.path, ['--lan-port', String(lanA), '--mesh-key-file', key]);
+    const b = await up('meshb', dirB.path, [...dial, '--mesh-key-file', key]);
+    const c = await up('meshc', dirC.path, [...dial, '--mesh-key-file', other]);
+    try {
+      await execute(a, "INSERT INTO notes DOCUMENTS ({'_id': 'n1', 'text': 'members only'})");
+      await waitFor(
+        async () => (await execute(b, 'SELECT * FROM notes')).items.length === 1 || undefined,
+        { timeoutMs: 20_000, what: 'the note on b (same mesh key)' },
+      );
+      await waitFor(() => /MUX_NOT_IN_MESH/.test(c.output()) || undefined, {
+        timeoutMs: 20_000,
+        what: `c's link refused (${c.output()})`,
+      });
+      expect((await execute(c, 'SELECT * FROM notes')).items).toEqual([]);
+    } finally {
+      const codes = await Promise.all([stop(a), stop(b), stop(c)]);
+      expect(codes, a.output() + b.output() + c.output()).toEqual([0, 0, 0]);
     }
   }, 120_000);
 });

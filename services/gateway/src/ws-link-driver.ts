@@ -16,7 +16,9 @@
  * limit per connection (a token bucket; a flood closes it with 1008). A key restricted to some
  * documents syncs too: its link reports the key's permissions (`LinkInfo.permissions`), which the
  * multiplexer hands with the peer to its sync session, which sends the peer only what it may
- * read and refuses what it may not write. A link ends when its key expires or a reload of the
+ * read and refuses what it may not write. Its link names the key (`LinkInfo.principal`), so a
+ * peer whose mesh has a shared key admits the app on its key alone. A link ends when its key
+ * expires or a reload of the
  * keys revokes it. TLS (`wss`) is the HTTP
  * server's business: attach to an `https` server (`startGateway` does with `tls`); `connect`
  * takes a `wss://` URL and, for a private CA, its certificate (`ca`).
@@ -173,12 +175,14 @@ export class WebSocketLinkDriver implements LinkDriver {
           unwatch();
         });
         // A restricted key's peer syncs under its permissions: the link carries them to the
-        // multiplexer, whose peer events hand them to the sync session that enforces them.
+        // multiplexer, whose peer events hand them to the sync session that enforces them. The
+        // key's name is the link's principal: the key admits the peer, not a mesh key.
         this.#adopt(
           ws,
           `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`,
           true,
           isFullAccess(principal) ? undefined : permissionsToProto(principal.spec ?? {}),
+          principal.name,
         );
       });
     };
@@ -224,6 +228,7 @@ export class WebSocketLinkDriver implements LinkDriver {
     remoteAddress: string,
     limited: boolean,
     permissions?: v1.IPermissions,
+    principal?: string,
   ): LinkId {
     const id = asLinkId(`ws-${++this.#next}`);
     const link: Link = {
@@ -233,6 +238,7 @@ export class WebSocketLinkDriver implements LinkDriver {
         capabilities: this.#capabilities,
         remoteAddress,
         ...(permissions === undefined ? {} : { permissions }),
+        ...(principal === undefined ? {} : { principal }),
       },
       ws,
       up: true,

@@ -19,7 +19,7 @@ async function engineFor(peerId: string): Promise<MergeEngine> {
 }
 
 /** Peer A behind a gateway with a sync endpoint, and remote peer B with its own multiplexer. */
-async function world(seed: number, options: Omit<GatewayOptions, 'sync'>) {
+async function world(seed: number, options: Omit<GatewayOptions, 'sync'>, meshKeyA?: Uint8Array) {
   const clock = new SystemClock();
   const idA = createIdentity(new Uint8Array(32).fill(seed));
   const idB = createIdentity(new Uint8Array(32).fill(seed + 1));
@@ -31,7 +31,7 @@ async function world(seed: number, options: Omit<GatewayOptions, 'sync'>) {
     ...options,
     sync: {},
   });
-  const muxA = new Multiplexer({ identity: idA, clock });
+  const muxA = new Multiplexer({ identity: idA, clock, meshKey: meshKeyA });
   const muxB = new Multiplexer({ identity: idB, clock });
   muxA.attach(gateway.links as WebSocketLinkDriver);
   const remoteDriver = new WebSocketLinkDriver();
@@ -66,6 +66,27 @@ async function world(seed: number, options: Omit<GatewayOptions, 'sync'>) {
 }
 
 describe('WebSocket sync endpoint, end to end', () => {
+  it('admits an app on its key alone when the gateway peer is in a mesh with a shared key', async () => {
+    const { idA, idB, a, b, errors, ...w } = await world(
+      25,
+      { apiKeys: ['k'] },
+      new Uint8Array(32).fill(9),
+    );
+    try {
+      await a.subscribe('SELECT * FROM notes');
+      await w.connect('k');
+      await b.execute("INSERT INTO notes DOCUMENTS ({'_id': 'n1'})");
+      await waitFor(() => (a.store.get('notes', ['n1'])[0]?.value ? true : undefined), {
+        what: "the app's note on the gateway peer",
+      });
+      expect(a.syncStatus().map((s) => s.remotePeer)).toEqual([idB.peerId]);
+      expect(b.syncStatus().map((s) => s.remotePeer)).toEqual([idA.peerId]);
+      expect(errors).toEqual([]);
+    } finally {
+      await w.close();
+    }
+  });
+
   it('a remote peer syncs through the gateway; its transaction reaches an Observe stream whole', async () => {
     const { idB, a, b, gateway, errors, ...w } = await world(21, { apiKeys: ['k'] });
     const client = new grpc.Client(

@@ -236,6 +236,7 @@ export class BusLinkDriver implements LinkDriver {
       transport: up.transport || transport,
       remoteAddress: up.remoteAddress,
       ...(up.permissions ? { permissions: up.permissions } : {}),
+      ...(up.principal ? { principal: up.principal } : {}),
       capabilities: {
         maxFrameBytes: c.maxFrameBytes ?? 0,
         kind: c.kind ?? 0,

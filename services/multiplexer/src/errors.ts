@@ -22,6 +22,8 @@ export const MuxErrorCode = {
   MUX_VERSION_MISMATCH: ErrorKind.FAILED_PRECONDITION,
   /** The remote side failed to prove its identity. */
   MUX_AUTH_FAILED: ErrorKind.UNAUTHENTICATED,
+  /** The remote proved no membership of this peer's mesh (no mesh key, or another one). */
+  MUX_NOT_IN_MESH: ErrorKind.PERMISSION_DENIED,
   /** The multiplexer already has as many peers as it accepts. */
   MUX_TOO_MANY_PEERS: ErrorKind.RESOURCE_EXHAUSTED,
   /** A second link of a connected peer that claims other permissions than its first link. */

@@ -13,18 +13,27 @@
  * ```
  *
  * so a signature is bound to this link's two challenges and cannot be replayed elsewhere. A link
- * is authenticated once each side verified the other's AUTH. Any failure sends a REFUSE
+ * is authenticated once each side verified the other's AUTH.
+ *
+ * A mesh with a shared key: a side that has the key adds to its AUTH the HMAC-SHA256 of the
+ * same transcript under the key (`mesh_proof`), and a side that requires membership refuses an
+ * AUTH without a valid one (`MUX_NOT_IN_MESH`). The proof is bound to the link's challenges like
+ * the signature, so watching a handshake teaches nothing reusable. Links whose transport
+ * authenticated the remote itself (an app's key at the gateway, `LinkInfo.principal`) are not
+ * asked for it. Any failure sends a REFUSE
  * (`lattice.v1.MuxRefuse`) with a `MUX_*` code. Messages travel in ≤ 16 chunks
  * (`encodeChunks`), so links with 20-byte frames run the same handshake; lost chunks are
  * re-sent on a timer until the deadline.
  */
 import {
   createHash,
+  createHmac,
   createPrivateKey,
   createPublicKey,
   generateKeyPairSync,
   randomBytes,
   sign,
+  timingSafeEqual,
   verify,
   type KeyObject,
 } from 'node:crypto';
@@ -94,6 +103,11 @@ function transcript(
   ]);
 }
 
+/** The mesh membership proof of a transcript: HMAC-SHA256 under the mesh key. */
+function meshProof(meshKey: Uint8Array, signed: Uint8Array): Buffer {
+  return createHmac('sha256', meshKey).update(signed).digest();
+}
+
 /** What the handshake learned about the other side. */
 export interface RemoteHello {
   readonly peerId: PeerId;
@@ -121,6 +135,8 @@ export class LinkHandshake {
   readonly #hooks: HandshakeHooks;
   readonly #maxBody: number;
   readonly #crc: boolean;
+  readonly #meshKey: Uint8Array | undefined;
+  readonly #requireMeshProof: boolean;
   readonly #nonce = new Uint8Array(randomBytes(16));
   readonly #hello: Uint8Array;
   readonly #assemblers = new Map<number, ChunkAssembler>();
@@ -137,7 +153,15 @@ export class LinkHandshake {
     readonly receiveWindowBytes: number;
     readonly maxMessageBytes: number;
     readonly hooks: HandshakeHooks;
+    /** This peer's mesh key: its AUTH proves membership with it. */
+    readonly meshKey?: Uint8Array | undefined;
+    /** Refuse a remote that does not prove membership of the mesh of `meshKey`. */
+    readonly requireMeshProof?: boolean;
   }) {
+    if (init.requireMeshProof === true && init.meshKey === undefined)
+      throw new RangeError('requiring a mesh proof needs a mesh key');
+    this.#meshKey = init.meshKey;
+    this.#requireMeshProof = init.requireMeshProof ?? false;
     this.#identity = init.identity;
     this.#hooks = init.hooks;
     this.#crc = init.crc;
@@ -257,18 +281,29 @@ export class LinkHandshake {
       format: 'der',
       type: 'spki',
     });
-    const ok =
+    const signed =
       auth.sessionId.length >= 8 &&
       auth.sessionId.length <= 32 &&
-      verify(
-        null,
-        transcript(this.#nonce, remote.nonce, remote.peerId, this.#identity.peerId, auth.sessionId),
-        key,
-        auth.signature,
-      );
-    if (!ok) {
+      transcript(this.#nonce, remote.nonce, remote.peerId, this.#identity.peerId, auth.sessionId);
+    if (!signed || !verify(null, signed, key, auth.signature)) {
       this.refuse(muxError('MUX_AUTH_FAILED', 'bad signature', { peerId: remote.peerId }));
       return;
+    }
+    if (this.#requireMeshProof) {
+      const expected = meshProof(this.#meshKey as Uint8Array, signed);
+      const proof = auth.meshProof;
+      if (proof.length !== expected.length || !timingSafeEqual(proof, expected)) {
+        this.refuse(
+          muxError(
+            'MUX_NOT_IN_MESH',
+            proof.length === 0
+              ? 'the remote has no mesh key: this mesh needs one'
+              : 'the remote proves membership of another mesh (another mesh key)',
+            { peerId: remote.peerId },
+          ),
+        );
+        return;
+      }
     }
     this.#remoteAuth = message;
     this.#finished = true;
@@ -286,12 +321,22 @@ export class LinkHandshake {
     const remote = this.#remote;
     if (remote === undefined) return;
     const sessionId = this.#hooks.sessionIdFor(remote.peerId as PeerId);
-    const signature = sign(
-      null,
-      transcript(remote.nonce, this.#nonce, this.#identity.peerId, remote.peerId, sessionId),
-      this.#identity.privateKey,
+    const signed = transcript(
+      remote.nonce,
+      this.#nonce,
+      this.#identity.peerId,
+      remote.peerId,
+      sessionId,
     );
-    this.#sendMessage(ControlType.AUTH, v1.MuxAuth.encode({ signature, sessionId }).finish());
+    const signature = sign(null, signed, this.#identity.privateKey);
+    this.#sendMessage(
+      ControlType.AUTH,
+      v1.MuxAuth.encode({
+        signature,
+        sessionId,
+        ...(this.#meshKey === undefined ? {} : { meshProof: meshProof(this.#meshKey, signed) }),
+      }).finish(),
+    );
   }
 
   #sendMessage(type: ControlType, message: Uint8Array): void {

@@ -39,3 +39,27 @@ function parseSeed(text: string, path: string): Uint8Array {
   }
   return new Uint8Array(Buffer.from(hex, 'hex'));
 }
+
+/**
+ * Reads a mesh's shared key from `path` (hex digits, at least 32: 128 bits; `openssl rand -hex
+ * 32` makes one). Unlike an identity, a mesh key is never created here: every peer of the mesh
+ * must hold the same one.
+ * @throws MuxError MUX_BAD_REQUEST when the file is missing or holds no key.
+ */
+export function meshKeyFromFile(path: string): Uint8Array {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw muxError('MUX_BAD_REQUEST', `cannot read the mesh key file ${path}`, { path }, err);
+  }
+  const hex = text.trim();
+  if (!/^([0-9a-fA-F]{2}){16,}$/.test(hex)) {
+    throw muxError(
+      'MUX_BAD_REQUEST',
+      `mesh key file ${path} must hold at least 32 hex digits (an even number), e.g. from \`openssl rand -hex 32\``,
+      { path },
+    );
+  }
+  return new Uint8Array(Buffer.from(hex, 'hex'));
+}

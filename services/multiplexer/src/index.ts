@@ -43,7 +43,7 @@ export type {
 } from './link-driver.js';
 export { LoopbackLinkDriver, LoopbackNetwork, seededRandom } from './loopback.js';
 export type { LoopbackDirectionStats, LoopbackLink, LoopbackLinkOptions } from './loopback.js';
-export { Multiplexer, Priority } from './multiplexer.js';
+export { MIN_MESH_KEY_BYTES, Multiplexer, Priority } from './multiplexer.js';
 export type {
   InboundMessage,
   MultiplexerCounters,
@@ -80,7 +80,7 @@ export type {
   MultiplexerClientOptions,
   MultiplexerPort,
 } from './bus-api.js';
-export { identitySeedFromFile } from './identity-file.js';
+export { identitySeedFromFile, meshKeyFromFile } from './identity-file.js';
 export { BusLinkDriver } from './bus-link-driver.js';
 export { serveLinkDriver } from './link-bridge.js';
 export type { LinkBridge, LinkBridgeCounters, LinkBridgeOptions } from './link-bridge.js';

@@ -85,6 +85,7 @@ export function serveLinkDriver(
     capabilities: info.capabilities,
     remoteAddress: info.remoteAddress,
     ...(info.permissions === undefined ? {} : { permissions: info.permissions }),
+    ...(info.principal ? { principal: info.principal } : {}),
   });
   const publishDown = (linkId: LinkId, reasonCode: string, reason: string): void =>
     bus.publish(

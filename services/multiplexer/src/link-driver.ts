@@ -41,6 +41,12 @@ export interface LinkInfo {
    * the sync protocol enforces it.
    */
   readonly permissions?: v1.IPermissions | undefined;
+  /**
+   * The credential the transport authenticated the remote with, when it did (the gateway's
+   * WebSocket endpoint: the app key's name). Such a link is admitted on what the transport
+   * checked, without the mesh key (`MultiplexerOptions.meshKey`); undefined: a mesh link.
+   */
+  readonly principal?: string | undefined;
 }
 
 /** What a driver reports, as a discriminated union. */

@@ -63,7 +63,16 @@ export interface MultiplexerOptions {
   readonly maxBufferedBytes?: number;
   /** Streams with out-of-order data over all peers (default 1 024). */
   readonly maxReassemblies?: number;
+  /**
+   * The mesh's shared key (at least {@link MIN_MESH_KEY_BYTES} bytes): links to peers that do
+   * not prove they hold it are refused (`MUX_NOT_IN_MESH`), except links whose transport
+   * authenticated the remote itself (`LinkInfo.principal`). Without it, any peer may join.
+   */
+  readonly meshKey?: Uint8Array | undefined;
 }
+
+/** Shortest mesh key accepted (128 bits). */
+export const MIN_MESH_KEY_BYTES = 16;
 
 /** A message from a remote peer. */
 export interface InboundMessage {
@@ -154,8 +163,11 @@ export class Multiplexer implements MultiplexerPort {
     handshakesFailed: 0,
     sessionResets: 0,
   };
-  readonly #options: Required<Omit<MultiplexerOptions, 'identity' | 'clock' | 'session'>>;
+  readonly #options: Required<
+    Omit<MultiplexerOptions, 'identity' | 'clock' | 'session' | 'meshKey'>
+  >;
   readonly #session: SessionOptions;
+  readonly #meshKey: Uint8Array | undefined;
   readonly #budget: ReassemblyBudget;
   readonly #links = new Map<LinkId, LinkState>();
   readonly #peers = new Map<PeerId, PeerEntry>();
@@ -168,6 +180,10 @@ export class Multiplexer implements MultiplexerPort {
   #closed = false;
 
   constructor(options: MultiplexerOptions) {
+    if (options.meshKey !== undefined && options.meshKey.length < MIN_MESH_KEY_BYTES) {
+      throw new RangeError(`a mesh key has at least ${MIN_MESH_KEY_BYTES} bytes`);
+    }
+    this.#meshKey = options.meshKey;
     this.identity = options.identity;
     this.clock = options.clock ?? new SystemClock();
     this.#session = { ...DEFAULT_SESSION_OPTIONS, ...options.session };
@@ -413,6 +429,8 @@ export class Multiplexer implements MultiplexerPort {
         crc,
         receiveWindowBytes: this.#session.receiveWindowBytes,
         maxMessageBytes: this.#session.maxMessageBytes,
+        meshKey: this.#meshKey,
+        requireMeshProof: this.#meshKey !== undefined && !info.principal,
         hooks: {
           send: (frame) => this.#sendControl(link, frame),
           sessionIdFor: (peerId) => this.#sessionIdFor(peerId),

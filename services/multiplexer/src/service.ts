@@ -16,7 +16,8 @@
  * and the composition turns the bus message API off. The peer identity comes from
  * `--identity-seed` (64 hex digits, the ed25519 seed) or `--identity-file` (created when missing,
  * shared with the merge service of the same peer); without either, a new identity is made at
- * each start.
+ * each start. With `--mesh-key-file`, links to peers that do not hold the same mesh key are
+ * refused (`MUX_NOT_IN_MESH`, see `handshake.ts`).
  */
 import { z } from 'zod';
 import { serve, type Server } from '@lattice/bus';
@@ -29,7 +30,7 @@ import {
 import { SERVICE_NAMES, v1, type ServiceName } from '@lattice/proto';
 import { serveMultiplexerMessages } from './bus-api.js';
 import { BusLinkDriver } from './bus-link-driver.js';
-import { identitySeedFromFile } from './identity-file.js';
+import { identitySeedFromFile, meshKeyFromFile } from './identity-file.js';
 import { createIdentity } from './handshake.js';
 import { Multiplexer, type MultiplexerOptions } from './multiplexer.js';
 
@@ -66,6 +67,13 @@ export const multiplexerConfigSchema = baseConfigSchema.extend({
       'file holding the peer identity, created when missing; share it with the merge service ' +
         '(a new identity each start when neither this nor --identity-seed is given)',
     ),
+  meshKeyFile: text
+    .min(1)
+    .optional()
+    .describe(
+      "file holding the mesh's shared key (hex, e.g. `openssl rand -hex 32`): only peers with " +
+        'the same key get a link (apps at the gateway get in with their API key)',
+    ),
   busMessages: z
     .enum(['true', 'false'])
     .default('true')
@@ -97,7 +105,10 @@ export async function startMultiplexerService(
 ): Promise<MultiplexerServiceInstance> {
   const { bus, config, subjects, logger } = ctx;
   const identity = options.identity ?? createIdentity(configuredSeed(config));
-  const multiplexer = new Multiplexer({ ...options, identity });
+  const meshKey =
+    options.meshKey ??
+    (config.meshKeyFile === undefined ? undefined : meshKeyFromFile(config.meshKeyFile));
+  const multiplexer = new Multiplexer({ ...options, identity, meshKey });
   const driver = new BusLinkDriver({ bus, subjects, transports: config.transports });
   await driver.ready();
   const detach = multiplexer.attach(driver);
@@ -128,7 +139,10 @@ export async function startMultiplexerService(
   const interval =
     config.presenceIntervalMs > 0 ? setInterval(publish, config.presenceIntervalMs) : undefined;
   interval?.unref();
-  logger.info({ peerId: multiplexer.peerId, transports: config.transports }, 'multiplexer ready');
+  logger.info(
+    { peerId: multiplexer.peerId, transports: config.transports, meshKey: meshKey !== undefined },
+    'multiplexer ready',
+  );
   return {
     multiplexer,
     driver,

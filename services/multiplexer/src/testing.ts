@@ -223,15 +223,31 @@ export function runLinkDriverContractTests(
 }
 
 /**
- * `inner`, reporting `permissions` for the peer behind each of its links, as a transport that
- * authenticated a restricted principal does (the gateway's WebSocket endpoint).
+ * `inner`, reporting `permissions` (undefined: everything) and the principal `principal` for the
+ * peer behind each of its links, as a transport that authenticated an app does (the gateway's
+ * WebSocket endpoint).
  */
-export function restrictedDriver(inner: LinkDriver, permissions: v1.IPermissions): LinkDriver {
+export function restrictedDriver(
+  inner: LinkDriver,
+  permissions: v1.IPermissions | undefined,
+  principal = 'app-key',
+): LinkDriver {
   return {
     name: inner.name,
     listen: (listener: LinkListener) =>
       inner.listen((e) =>
-        listener(e.type === 'up' ? { type: 'up', link: { ...e.link, permissions } } : e),
+        listener(
+          e.type === 'up'
+            ? {
+                type: 'up',
+                link: {
+                  ...e.link,
+                  principal,
+                  ...(permissions === undefined ? {} : { permissions }),
+                },
+              }
+            : e,
+        ),
       ),
     send: (id, frame) => inner.send(id, frame),
     closeLink: (id, code, reason) => inner.closeLink(id, code, reason),

@@ -90,7 +90,7 @@ describe('the link contract across processes', () => {
     expect(driver.counters.reconciledUp).toBe(1);
   });
 
-  it("carries a restricted peer's permissions with the link, live and when asked", async () => {
+  it("carries a restricted peer's permissions and principal with the link, live and when asked", async () => {
     const bus = new LocalBus();
     cleanups.push(() => bus.close());
     const ns = new Subjects('restricted-link');
@@ -112,7 +112,13 @@ describe('the link contract across processes', () => {
     await late.ready();
     for (const events of [liveEvents, lateEvents]) {
       expect(events).toMatchObject([
-        { type: 'up', link: { permissions: { read: { everything: true }, write: {} } } },
+        {
+          type: 'up',
+          link: {
+            permissions: { read: { everything: true }, write: {} },
+            principal: 'app-key',
+          },
+        },
       ]);
     }
   });
