@@ -24,6 +24,7 @@ import { PEER_SERVICES, startPeer } from './peer.js';
 import { formatStats, statsFromData, statsFromService } from './store-stats.js';
 import { storeService } from '@lattice/store';
 import { storeProgressPrinter } from './store-progress.js';
+import { authority, issue, readIdentityFile } from './identity.js';
 
 const program = new Command('lattice')
   .description('Lattice: CRDT documents synced peer to peer, queried with DQL.')
@@ -41,6 +42,8 @@ interface UpOptions {
   subscribe: string[];
   keysFile?: string;
   meshKeyFile?: string;
+  authorityKeys?: string;
+  certificateFile?: string;
   syncEndpoint?: boolean;
   logLevel: string;
 }
@@ -90,6 +93,14 @@ program
     '--mesh-key-file <file>',
     "the mesh's shared key (hex, `openssl rand -hex 32`): only peers holding it get a link",
   )
+  .option(
+    '--authority-keys <hex,…>',
+    'public keys of authorities whose certificates admit a peer (`lattice identity authority`)',
+  )
+  .option(
+    '--certificate-file <file>',
+    "this peer's identity certificate (`lattice identity issue`), shown on every link",
+  )
   .option('--sync-endpoint', 'serve the WebSocket sync endpoint /api/v4/sync to remote peers')
   .option('--log-level <level>', 'log level (trace, debug, info, warn, error, silent)', 'warn')
   .action(async (options: UpOptions) => {
@@ -120,6 +131,10 @@ program
         httpPort: String(options.httpPort),
         ...(options.keysFile === undefined ? {} : { keysFile: options.keysFile }),
         ...(options.meshKeyFile === undefined ? {} : { meshKeyFile: options.meshKeyFile }),
+        ...(options.authorityKeys === undefined ? {} : { authorityKeys: options.authorityKeys }),
+        ...(options.certificateFile === undefined
+          ? {}
+          : { certificateFile: options.certificateFile }),
         syncEndpoint: options.syncEndpoint ? 'on' : 'off',
       },
       subscribe: options.subscribe,
@@ -145,6 +160,73 @@ program
       process.exit(0);
     });
   });
+
+/** Runs a tool command: a failure prints `lattice: CODE: message` and exits 1, no stack. */
+function tool<A extends unknown[]>(fn: (...args: A) => void): (...args: A) => void {
+  return (...args) => {
+    try {
+      fn(...args);
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      process.stderr.write(
+        `lattice: ${typeof code === 'string' ? code : 'ERROR'}: ${(err as Error).message}\n`,
+      );
+      process.exitCode = 1;
+    }
+  };
+}
+
+const identity = program
+  .command('identity')
+  .description('peer ids, an authority key, and the identity certificates it issues');
+
+identity
+  .command('show')
+  .description('print the peer id of an identity file (what a certificate names)')
+  .requiredOption('--identity-file <file>', "the peer's identity file")
+  .action(
+    tool((flags: { identityFile: string }) => {
+      process.stdout.write(`${readIdentityFile(flags.identityFile).peerId}\n`);
+    }),
+  );
+
+identity
+  .command('authority')
+  .description("print an authority's public key, creating its key file (mode 0600) when missing")
+  .requiredOption('--key-file <file>', "the authority's key file: keep it off the mesh")
+  .action(
+    tool((flags: { keyFile: string }) => {
+      process.stdout.write(`${authority(flags.keyFile).publicKey}\n`);
+    }),
+  );
+
+identity
+  .command('issue')
+  .description('certify a peer id with permissions and an expiry; writes the certificate (base64)')
+  .requiredOption('--authority-key-file <file>', "the authority's key file")
+  .requiredOption('--peer-id <id>', 'the peer to certify (`lattice identity show`)')
+  .option(
+    '--permissions <json>',
+    'what it may read and write, as in the keys file: {"read":{"queriesByCollection":{"cars":["_id.region = \'1\'"]}},"write":{…}} (default: everything)',
+  )
+  .option('--valid-for <duration>', 'how long it is valid: 90d, 12h, 30m', '90d')
+  .option('--name <label>', 'a label for logs (a device name)')
+  .requiredOption('--out <file>', 'where to write the certificate')
+  .action(
+    tool(
+      (flags: {
+        authorityKeyFile: string;
+        peerId: string;
+        permissions?: string;
+        validFor: string;
+        name?: string;
+        out: string;
+      }) => {
+        const done = issue(flags);
+        process.stdout.write(`certified ${done.peerId} until ${done.notAfter}: ${done.out}\n`);
+      },
+    ),
+  );
 
 function positiveInt(value: string): number {
   const n = Number(value);

@@ -4,7 +4,7 @@
  * one peer's Ditto-compatible HTTP API shows up through the other's, both ways, and survives a
  * restart of the receiving peer.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
@@ -122,6 +122,79 @@ describe('two peers as two processes over the LAN transport', () => {
     } finally {
       const codes = await Promise.all([stop(a), stop(b)]);
       expect(codes, a.output() + b.output()).toEqual([0, 0]);
+    }
+  }, 120_000);
+
+  it('with an authority, admits a certified device under its permissions and refuses others', async () => {
+    await using dirHub = await tempDir('lattice-auth-hub-');
+    await using dirDev = await tempDir('lattice-auth-dev-');
+    await using dirOther = await tempDir('lattice-auth-other-');
+    const tool = (args: string[]): string =>
+      execFileSync(process.execPath, [main, 'identity', ...args], { encoding: 'utf8' }).trim();
+    const authorityKey = tool(['authority', '--key-file', join(dirHub.path, 'authority.key')]);
+    // The device's peer id lives in its store: a first start prints it.
+    let dev = await up('authdev', dirDev.path, ['--lan-port', '0']);
+    const devId = /peer ([0-9a-f]{32}) ready/.exec(dev.output())?.[1] as string;
+    expect(await stop(dev)).toBe(0);
+    const cert = join(dirDev.path, 'device.cert');
+    tool([
+      'issue',
+      '--authority-key-file',
+      join(dirHub.path, 'authority.key'),
+      '--peer-id',
+      devId,
+      '--permissions',
+      JSON.stringify({
+        read: { queriesByCollection: { notes: ["_id.region = 'eu'"] } },
+        write: { queriesByCollection: { notes: ["_id.region = 'eu'"] } },
+      }),
+      '--valid-for',
+      '1d',
+      '--out',
+      cert,
+    ]);
+    const lanHub = await freePort();
+    const dial = ['--lan-port', '0', '--peer', `tcp://127.0.0.1:${lanHub}`];
+    const hub = await up('authhub', dirHub.path, [
+      '--lan-port',
+      String(lanHub),
+      '--authority-keys',
+      authorityKey,
+    ]);
+    dev = await up('authdev', dirDev.path, [...dial, '--certificate-file', cert]);
+    const other = await up('authother', dirOther.path, dial);
+    try {
+      await execute(hub, 'INSERT INTO notes DOCUMENTS (:eu), (:us)', {
+        eu: { _id: { region: 'eu', n: 1 } },
+        us: { _id: { region: 'us', n: 2 } },
+      });
+      await execute(dev, 'INSERT INTO notes DOCUMENTS (:eu), (:us)', {
+        eu: { _id: { region: 'eu', n: 3 } },
+        us: { _id: { region: 'us', n: 4 } },
+      });
+      // The device reads only region eu; of its writes, the hub takes only region eu.
+      await waitFor(
+        async () => (await execute(hub, 'SELECT * FROM notes')).items.length === 3 || undefined,
+        { timeoutMs: 20_000, what: "the device's eu note on the hub" },
+      );
+      await waitFor(
+        async () => (await execute(dev, 'SELECT * FROM notes')).items.length === 3 || undefined,
+        { timeoutMs: 20_000, what: "the hub's eu note on the device" },
+      );
+      const ids = async (p: RunningPeer) =>
+        (await execute(p, 'SELECT _id FROM notes ORDER BY _id.n')).items.map(
+          (d) => (d as { _id: { n: number } })._id.n,
+        );
+      expect(await ids(hub)).toEqual([1, 2, 3]);
+      expect(await ids(dev)).toEqual([1, 3, 4]);
+      await waitFor(() => /MUX_NOT_IN_MESH/.test(hub.output()) || undefined, {
+        timeoutMs: 20_000,
+        what: `the uncertified peer refused (${hub.output()})`,
+      });
+      expect((await execute(other, 'SELECT * FROM notes')).items).toEqual([]);
+    } finally {
+      const codes = await Promise.all([stop(hub), stop(dev), stop(other)]);
+      expect(codes, hub.output() + dev.output() + other.output()).toEqual([0, 0, 0]);
     }
   }, 120_000);
 

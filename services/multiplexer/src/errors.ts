@@ -24,6 +24,10 @@ export const MuxErrorCode = {
   MUX_AUTH_FAILED: ErrorKind.UNAUTHENTICATED,
   /** The remote proved no membership of this peer's mesh (no mesh key, or another one). */
   MUX_NOT_IN_MESH: ErrorKind.PERMISSION_DENIED,
+  /** The remote showed an identity certificate that does not hold (signature, issuer, peer, expiry). */
+  MUX_CERTIFICATE_INVALID: ErrorKind.PERMISSION_DENIED,
+  /** The certificate that admitted a peer expired: its links were closed. */
+  MUX_CERTIFICATE_EXPIRED: ErrorKind.PERMISSION_DENIED,
   /** The multiplexer already has as many peers as it accepts. */
   MUX_TOO_MANY_PEERS: ErrorKind.RESOURCE_EXHAUSTED,
   /** A second link of a connected peer that claims other permissions than its first link. */

@@ -18,9 +18,10 @@
  * A mesh with a shared key: a side that has the key adds to its AUTH the HMAC-SHA256 of the
  * same transcript under the key (`mesh_proof`), and a side that requires membership refuses an
  * AUTH without a valid one (`MUX_NOT_IN_MESH`). The proof is bound to the link's challenges like
- * the signature, so watching a handshake teaches nothing reusable. Links whose transport
- * authenticated the remote itself (an app's key at the gateway, `LinkInfo.principal`) are not
- * asked for it. Any failure sends a REFUSE
+ * the signature, so watching a handshake teaches nothing reusable. A side may instead show an
+ * identity certificate from an authority the other side trusts (`certificate.ts`): it admits the
+ * remote under the certificate's permissions. Links whose transport authenticated the remote
+ * itself (an app's key at the gateway, `LinkInfo.principal`) are asked for neither. Any failure sends a REFUSE
  * (`lattice.v1.MuxRefuse`) with a `MUX_*` code. Messages travel in ≤ 16 chunks
  * (`encodeChunks`), so links with 20-byte frames run the same handshake; lost chunks are
  * re-sent on a timer until the deadline.
@@ -49,6 +50,7 @@ import {
   PROTOCOL_VERSION,
 } from './frame-codec.js';
 import type { PeerId } from './session.js';
+import { verifyCertificate, type CertifiedIdentity } from './certificate.js';
 
 /** A peer's key pair and the id derived from it. */
 export interface Identity {
@@ -116,6 +118,8 @@ export interface RemoteHello {
   readonly maxMessageBytes: number;
   /** The remote's session id for us. */
   readonly sessionId: Uint8Array;
+  /** What a trusted authority certified about the remote, when it showed a certificate. */
+  readonly certified?: CertifiedIdentity | undefined;
 }
 
 /** What a {@link LinkHandshake} needs from the multiplexer. */
@@ -136,7 +140,10 @@ export class LinkHandshake {
   readonly #maxBody: number;
   readonly #crc: boolean;
   readonly #meshKey: Uint8Array | undefined;
-  readonly #requireMeshProof: boolean;
+  readonly #requireMembership: boolean;
+  readonly #authorities: readonly Uint8Array[];
+  readonly #certificate: Uint8Array | undefined;
+  readonly #wallClock: () => number;
   readonly #nonce = new Uint8Array(randomBytes(16));
   readonly #hello: Uint8Array;
   readonly #assemblers = new Map<number, ChunkAssembler>();
@@ -155,13 +162,29 @@ export class LinkHandshake {
     readonly hooks: HandshakeHooks;
     /** This peer's mesh key: its AUTH proves membership with it. */
     readonly meshKey?: Uint8Array | undefined;
-    /** Refuse a remote that does not prove membership of the mesh of `meshKey`. */
-    readonly requireMeshProof?: boolean;
+    /** Authorities whose certificates admit a remote (raw ed25519 public keys). */
+    readonly authorities?: readonly Uint8Array[] | undefined;
+    /** This peer's certificate (an encoded `IdentityCertificate`), shown in its AUTH. */
+    readonly certificate?: Uint8Array | undefined;
+    /**
+     * Refuse a remote that proves neither the mesh key nor a certificate of a trusted authority
+     * (needs `meshKey` or `authorities`).
+     */
+    readonly requireMembership?: boolean;
+    /** Unix ms, for certificate expiry (default `Date.now`). */
+    readonly wallClock?: () => number;
   }) {
-    if (init.requireMeshProof === true && init.meshKey === undefined)
-      throw new RangeError('requiring a mesh proof needs a mesh key');
+    this.#authorities = init.authorities ?? [];
+    if (
+      init.requireMembership === true &&
+      init.meshKey === undefined &&
+      this.#authorities.length === 0
+    )
+      throw new RangeError('requiring membership needs a mesh key or trusted authorities');
     this.#meshKey = init.meshKey;
-    this.#requireMeshProof = init.requireMeshProof ?? false;
+    this.#requireMembership = init.requireMembership ?? false;
+    this.#certificate = init.certificate;
+    this.#wallClock = init.wallClock ?? Date.now;
     this.#identity = init.identity;
     this.#hooks = init.hooks;
     this.#crc = init.crc;
@@ -289,19 +312,31 @@ export class LinkHandshake {
       this.refuse(muxError('MUX_AUTH_FAILED', 'bad signature', { peerId: remote.peerId }));
       return;
     }
-    if (this.#requireMeshProof) {
-      const expected = meshProof(this.#meshKey as Uint8Array, signed);
-      const proof = auth.meshProof;
-      if (proof.length !== expected.length || !timingSafeEqual(proof, expected)) {
-        this.refuse(
-          muxError(
-            'MUX_NOT_IN_MESH',
-            proof.length === 0
-              ? 'the remote has no mesh key: this mesh needs one'
-              : 'the remote proves membership of another mesh (another mesh key)',
-            { peerId: remote.peerId },
-          ),
+    let certified: CertifiedIdentity | undefined;
+    if (auth.certificate.length > 0 && this.#authorities.length > 0) {
+      try {
+        certified = verifyCertificate(
+          auth.certificate,
+          remote.peerId,
+          this.#authorities,
+          this.#wallClock(),
         );
+      } catch (error) {
+        this.refuse(error as MuxError);
+        return;
+      }
+    }
+    if (this.#requireMembership && certified === undefined) {
+      const proof = auth.meshProof;
+      const expected = this.#meshKey && meshProof(this.#meshKey, signed);
+      if (!expected || proof.length !== expected.length || !timingSafeEqual(proof, expected)) {
+        const why =
+          this.#meshKey === undefined
+            ? 'the remote shows no certificate of an authority trusted here'
+            : proof.length === 0
+              ? 'the remote has no mesh key (and no certificate trusted here): this mesh needs one'
+              : 'the remote proves membership of another mesh (another mesh key)';
+        this.refuse(muxError('MUX_NOT_IN_MESH', why, { peerId: remote.peerId }));
         return;
       }
     }
@@ -313,6 +348,7 @@ export class LinkHandshake {
       receiveWindowBytes: remote.receiveWindowBytes,
       maxMessageBytes: remote.maxMessageBytes,
       sessionId: auth.sessionId,
+      ...(certified === undefined ? {} : { certified }),
     };
     this.#hooks.done(this.#result);
   }
@@ -335,6 +371,7 @@ export class LinkHandshake {
         signature,
         sessionId,
         ...(this.#meshKey === undefined ? {} : { meshProof: meshProof(this.#meshKey, signed) }),
+        ...(this.#certificate === undefined ? {} : { certificate: this.#certificate }),
       }).finish(),
     );
   }

@@ -8,6 +8,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { v1 } from '@lattice/proto';
+import { verifyCertificate } from './certificate.js';
 import { muxError } from './errors.js';
 
 /**
@@ -62,4 +64,45 @@ export function meshKeyFromFile(path: string): Uint8Array {
     );
   }
   return new Uint8Array(Buffer.from(hex, 'hex'));
+}
+
+/**
+ * Reads this peer's identity certificate from `path` (the base64 text `lattice identity issue`
+ * writes) and checks that it is for `peerId` and not expired, so a wrong file fails at start
+ * rather than on every link.
+ * @throws MuxError MUX_BAD_REQUEST (unreadable) or MUX_CERTIFICATE_INVALID (not for this peer).
+ */
+export function certificateFromFile(path: string, peerId: string, nowMs = Date.now()): Uint8Array {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw muxError('MUX_BAD_REQUEST', `cannot read the certificate file ${path}`, { path }, err);
+  }
+  const bytes = new Uint8Array(Buffer.from(text.trim(), 'base64'));
+  let issuer: Uint8Array;
+  try {
+    issuer = v1.IdentityCertificate.decode(bytes).authorityKey;
+  } catch (err) {
+    throw muxError('MUX_BAD_REQUEST', `${path} holds no identity certificate`, { path }, err);
+  }
+  verifyCertificate(bytes, peerId, [issuer], nowMs);
+  return bytes;
+}
+
+/** Parses authority public keys: 64 hex digits each, separated by commas. */
+export function parseAuthorityKeys(text: string): Uint8Array[] {
+  return text
+    .split(',')
+    .map((k) => k.trim())
+    .filter((k) => k.length > 0)
+    .map((k) => {
+      if (!/^[0-9a-fA-F]{64}$/.test(k)) {
+        throw muxError(
+          'MUX_BAD_REQUEST',
+          `an authority key is 64 hex digits, got ${JSON.stringify(k)}`,
+        );
+      }
+      return new Uint8Array(Buffer.from(k, 'hex'));
+    });
 }

@@ -80,7 +80,14 @@ export type {
   MultiplexerClientOptions,
   MultiplexerPort,
 } from './bus-api.js';
-export { identitySeedFromFile, meshKeyFromFile } from './identity-file.js';
+export {
+  certificateFromFile,
+  identitySeedFromFile,
+  meshKeyFromFile,
+  parseAuthorityKeys,
+} from './identity-file.js';
+export { issueCertificate, MAX_CERTIFICATE_BYTES, verifyCertificate } from './certificate.js';
+export type { CertificateRequest, CertifiedIdentity } from './certificate.js';
 export { BusLinkDriver } from './bus-link-driver.js';
 export { serveLinkDriver } from './link-bridge.js';
 export type { LinkBridge, LinkBridgeCounters, LinkBridgeOptions } from './link-bridge.js';

@@ -69,6 +69,17 @@ export interface MultiplexerOptions {
    * authenticated the remote itself (`LinkInfo.principal`). Without it, any peer may join.
    */
   readonly meshKey?: Uint8Array | undefined;
+  /**
+   * Authorities whose identity certificates admit a peer (raw ed25519 public keys): a peer with a
+   * valid certificate gets a link, under the certificate's permissions, until it expires; with
+   * authorities set, a peer without one (or without the mesh key, when there is one too) is
+   * refused. See `certificate.ts`.
+   */
+  readonly authorities?: readonly Uint8Array[] | undefined;
+  /** This peer's own certificate (an encoded `IdentityCertificate`), shown on every link. */
+  readonly certificate?: Uint8Array | undefined;
+  /** Unix ms, for certificate expiry (default `Date.now`). */
+  readonly wallClock?: () => number;
 }
 
 /** Shortest mesh key accepted (128 bits). */
@@ -140,6 +151,8 @@ interface LinkState {
   refused: boolean;
   retry: Timer | undefined;
   deadline: Timer | undefined;
+  /** Closes the link when the certificate that admitted its peer expires. */
+  expiry: Timer | undefined;
 }
 
 interface PeerEntry {
@@ -164,10 +177,16 @@ export class Multiplexer implements MultiplexerPort {
     sessionResets: 0,
   };
   readonly #options: Required<
-    Omit<MultiplexerOptions, 'identity' | 'clock' | 'session' | 'meshKey'>
+    Omit<
+      MultiplexerOptions,
+      'identity' | 'clock' | 'session' | 'meshKey' | 'authorities' | 'certificate' | 'wallClock'
+    >
   >;
   readonly #session: SessionOptions;
   readonly #meshKey: Uint8Array | undefined;
+  readonly #authorities: readonly Uint8Array[];
+  readonly #certificate: Uint8Array | undefined;
+  readonly #wallClock: () => number;
   readonly #budget: ReassemblyBudget;
   readonly #links = new Map<LinkId, LinkState>();
   readonly #peers = new Map<PeerId, PeerEntry>();
@@ -184,6 +203,9 @@ export class Multiplexer implements MultiplexerPort {
       throw new RangeError(`a mesh key has at least ${MIN_MESH_KEY_BYTES} bytes`);
     }
     this.#meshKey = options.meshKey;
+    this.#authorities = options.authorities ?? [];
+    this.#certificate = options.certificate;
+    this.#wallClock = options.wallClock ?? Date.now;
     this.identity = options.identity;
     this.clock = options.clock ?? new SystemClock();
     this.#session = { ...DEFAULT_SESSION_OPTIONS, ...options.session };
@@ -423,6 +445,7 @@ export class Multiplexer implements MultiplexerPort {
       refused: false,
       retry: undefined,
       deadline: undefined,
+      expiry: undefined,
       handshake: new LinkHandshake({
         identity: this.identity,
         maxFrameBytes: maxFrame,
@@ -430,7 +453,11 @@ export class Multiplexer implements MultiplexerPort {
         receiveWindowBytes: this.#session.receiveWindowBytes,
         maxMessageBytes: this.#session.maxMessageBytes,
         meshKey: this.#meshKey,
-        requireMeshProof: this.#meshKey !== undefined && !info.principal,
+        authorities: this.#authorities,
+        certificate: this.#certificate,
+        wallClock: this.#wallClock,
+        requireMembership:
+          (this.#meshKey !== undefined || this.#authorities.length > 0) && !info.principal,
         hooks: {
           send: (frame) => this.#sendControl(link, frame),
           sessionIdFor: (peerId) => this.#sessionIdFor(peerId),
@@ -484,6 +511,8 @@ export class Multiplexer implements MultiplexerPort {
     link.retry?.cancel();
     link.deadline?.cancel();
     link.retry = link.deadline = undefined;
+    link.expiry?.cancel();
+    link.expiry = undefined;
     link.control.length = 0;
   }
 
@@ -564,11 +593,27 @@ export class Multiplexer implements MultiplexerPort {
     link.retry?.cancel();
     link.deadline?.cancel();
     link.retry = link.deadline = undefined;
+    // The transport's word on the remote first (an app's key), else its certificate's.
+    const permissions = link.info.principal
+      ? link.info.permissions
+      : (link.info.permissions ?? remote.certified?.permissions);
+    const certified = remote.certified;
+    if (certified !== undefined) {
+      link.expiry = this.clock.setTimer(certified.notAfterMs - this.#wallClock(), () => {
+        link.expiry = undefined;
+        const error = muxError(
+          'MUX_CERTIFICATE_EXPIRED',
+          `the identity certificate of ${remote.peerId} expired`,
+          { peerId: remote.peerId },
+        );
+        this.#emit({ type: 'link-refused', linkId: link.info.id, error, local: true });
+        link.driver.closeLink(link.info.id, error.code, error.message);
+      });
+    }
     let peer = this.#peers.get(remote.peerId);
     let stale: LinkState[] = [];
     const samePermissions =
-      peer === undefined ||
-      keyOfPermissions(peer.permissions) === keyOfPermissions(link.info.permissions);
+      peer === undefined || keyOfPermissions(peer.permissions) === keyOfPermissions(permissions);
     let permissionsChanged = false;
     if (
       peer !== undefined &&
@@ -598,7 +643,7 @@ export class Multiplexer implements MultiplexerPort {
       this.#pendingIds.delete(remote.peerId);
       peer = {
         peerId: remote.peerId,
-        permissions: link.info.permissions,
+        permissions: permissions,
         session: this.#newSession(remote),
         localSessionId,
         remoteSessionId: remote.sessionId,
@@ -618,12 +663,12 @@ export class Multiplexer implements MultiplexerPort {
       stale = [...peer.links];
       peer.links.clear();
       for (const l of stale) l.peer = undefined;
-      peer.permissions = link.info.permissions;
+      peer.permissions = permissions;
       this.#emit({ type: 'session-reset', peerId: peer.peerId, permissions: peer.permissions });
     } else if (!samePermissions) {
       // Back while its session lingered, under other permissions (the app's key changed): the
       // streams go on, but sync sessions start over under the new permissions.
-      peer.permissions = link.info.permissions;
+      peer.permissions = permissions;
       permissionsChanged = true;
     }
     peer.linger?.cancel();

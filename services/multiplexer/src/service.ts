@@ -30,7 +30,12 @@ import {
 import { SERVICE_NAMES, v1, type ServiceName } from '@lattice/proto';
 import { serveMultiplexerMessages } from './bus-api.js';
 import { BusLinkDriver } from './bus-link-driver.js';
-import { identitySeedFromFile, meshKeyFromFile } from './identity-file.js';
+import {
+  certificateFromFile,
+  identitySeedFromFile,
+  meshKeyFromFile,
+  parseAuthorityKeys,
+} from './identity-file.js';
 import { createIdentity } from './handshake.js';
 import { Multiplexer, type MultiplexerOptions } from './multiplexer.js';
 
@@ -74,6 +79,16 @@ export const multiplexerConfigSchema = baseConfigSchema.extend({
       "file holding the mesh's shared key (hex, e.g. `openssl rand -hex 32`): only peers with " +
         'the same key get a link (apps at the gateway get in with their API key)',
     ),
+  authorityKeys: text
+    .optional()
+    .describe(
+      'public keys (64 hex digits, comma-separated) of authorities whose identity certificates ' +
+        'admit a peer, under the certificate permissions (`lattice identity`)',
+    ),
+  certificateFile: text
+    .min(1)
+    .optional()
+    .describe("this peer's identity certificate (`lattice identity issue`), shown on every link"),
   busMessages: z
     .enum(['true', 'false'])
     .default('true')
@@ -108,14 +123,27 @@ export async function startMultiplexerService(
   const meshKey =
     options.meshKey ??
     (config.meshKeyFile === undefined ? undefined : meshKeyFromFile(config.meshKeyFile));
-  const multiplexer = new Multiplexer({ ...options, identity, meshKey });
+  const authorities =
+    options.authorities ??
+    (config.authorityKeys === undefined ? undefined : parseAuthorityKeys(config.authorityKeys));
+  const certificate =
+    options.certificate ??
+    (config.certificateFile === undefined
+      ? undefined
+      : certificateFromFile(config.certificateFile, identity.peerId));
+  const multiplexer = new Multiplexer({ ...options, identity, meshKey, authorities, certificate });
   const driver = new BusLinkDriver({ bus, subjects, transports: config.transports });
   await driver.ready();
   const detach = multiplexer.attach(driver);
   multiplexer.on((event) => {
     if (event.type === 'link-refused') {
       logger.warn(
-        { linkId: event.linkId, code: event.error.code, local: event.local },
+        {
+          linkId: event.linkId,
+          code: event.error.code,
+          reason: event.error.message,
+          local: event.local,
+        },
         'link refused',
       );
     } else if (event.type === 'peer-up' || event.type === 'peer-down') {
@@ -140,7 +168,13 @@ export async function startMultiplexerService(
     config.presenceIntervalMs > 0 ? setInterval(publish, config.presenceIntervalMs) : undefined;
   interval?.unref();
   logger.info(
-    { peerId: multiplexer.peerId, transports: config.transports, meshKey: meshKey !== undefined },
+    {
+      peerId: multiplexer.peerId,
+      transports: config.transports,
+      meshKey: meshKey !== undefined,
+      authorities: authorities?.length ?? 0,
+      certificate: certificate !== undefined,
+    },
     'multiplexer ready',
   );
   return {

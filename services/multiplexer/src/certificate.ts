@@ -1,0 +1,116 @@
+/**
+ * Identity certificates: an authority (an ed25519 key kept off the mesh) signs what one peer is
+ * and may do — its peer id, its permissions (SEMANTICS.md § Permissions) and an expiry — and the
+ * peer shows the certificate in every handshake (`MuxAuth.certificate`).
+ *
+ * @remarks
+ * A multiplexer that trusts the authority (`MultiplexerOptions.authorities`) admits a peer on a
+ * valid certificate (signed by a trusted key, for the peer id the handshake proved, not expired)
+ * and gives the peer the certificate's permissions, which the sync protocol enforces as it does
+ * for an app's key at the gateway. A certificate that is shown but not valid refuses the link
+ * (`MUX_CERTIFICATE_INVALID`); an expired one ends the peer's links when it expires.
+ *
+ * Signature: ed25519 over `"lattice-identity/1" 0x00 | claims`, where `claims` are the encoded
+ * `lattice.v1.IdentityClaims` bytes carried in the certificate (verified as they came, never
+ * re-encoded).
+ */
+import { createPublicKey, sign, verify } from 'node:crypto';
+import { v1 } from '@lattice/proto';
+import { muxError } from './errors.js';
+import type { Identity } from './handshake.js';
+
+const CONTEXT = Buffer.from('lattice-identity/1\0');
+const SPKI_ED25519_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+/** Largest certificate accepted (permissions are a handful of conditions). */
+export const MAX_CERTIFICATE_BYTES = 16 * 1024;
+
+/** What a certificate says, once verified. */
+export interface CertifiedIdentity {
+  readonly peerId: string;
+  /** Undefined: everything. */
+  readonly permissions: v1.IPermissions | undefined;
+  readonly notAfterMs: number;
+  readonly name: string;
+  /** The issuing authority's public key (hex). */
+  readonly authority: string;
+}
+
+/** What an authority certifies. */
+export interface CertificateRequest {
+  readonly peerId: string;
+  readonly permissions?: v1.IPermissions | undefined;
+  readonly notAfterMs: number;
+  readonly name?: string;
+  readonly issuedAtMs?: number;
+}
+
+/** Signs a certificate with the authority's identity; returns the encoded `IdentityCertificate`. */
+export function issueCertificate(authority: Identity, request: CertificateRequest): Uint8Array {
+  if (!/^[0-9a-f]{32}$/.test(request.peerId)) {
+    throw new RangeError(`a peer id is 32 hex digits, got ${JSON.stringify(request.peerId)}`);
+  }
+  if (!Number.isSafeInteger(request.notAfterMs) || request.notAfterMs <= 0) {
+    throw new RangeError('a certificate needs an expiry (notAfterMs, Unix ms)');
+  }
+  const claims = v1.IdentityClaims.encode({
+    peerId: request.peerId,
+    ...(request.permissions === undefined ? {} : { permissions: request.permissions }),
+    notAfterMs: request.notAfterMs,
+    issuedAtMs: request.issuedAtMs ?? Date.now(),
+    name: request.name ?? '',
+  }).finish();
+  const signature = sign(null, Buffer.concat([CONTEXT, claims]), authority.privateKey);
+  return v1.IdentityCertificate.encode({
+    claims,
+    signature,
+    authorityKey: authority.publicKey,
+  }).finish();
+}
+
+/**
+ * Verifies a certificate for `peerId` at `nowMs` against the trusted authority keys.
+ * @throws MuxError MUX_CERTIFICATE_INVALID naming what is wrong.
+ */
+export function verifyCertificate(
+  bytes: Uint8Array,
+  peerId: string,
+  authorities: readonly Uint8Array[],
+  nowMs: number,
+): CertifiedIdentity {
+  const invalid = (reason: string): never => {
+    throw muxError('MUX_CERTIFICATE_INVALID', `identity certificate of ${peerId}: ${reason}`, {
+      peerId,
+    });
+  };
+  if (bytes.length > MAX_CERTIFICATE_BYTES) invalid('too large');
+  let cert: v1.IdentityCertificate;
+  let claims: v1.IdentityClaims;
+  try {
+    cert = v1.IdentityCertificate.decode(bytes);
+    claims = v1.IdentityClaims.decode(cert.claims);
+  } catch {
+    return invalid('malformed');
+  }
+  const trusted = authorities.some(
+    (k) => k.length === cert.authorityKey.length && Buffer.compare(k, cert.authorityKey) === 0,
+  );
+  if (!trusted || cert.authorityKey.length !== 32)
+    invalid('issued by an authority not trusted here');
+  const key = createPublicKey({
+    key: Buffer.concat([SPKI_ED25519_PREFIX, cert.authorityKey]),
+    format: 'der',
+    type: 'spki',
+  });
+  if (!verify(null, Buffer.concat([CONTEXT, cert.claims]), key, cert.signature))
+    invalid('bad signature');
+  if (claims.peerId !== peerId) invalid(`issued to another peer (${claims.peerId})`);
+  const notAfterMs = Number(claims.notAfterMs);
+  if (!(notAfterMs > nowMs)) invalid(`expired at ${new Date(notAfterMs).toISOString()}`);
+  return {
+    peerId,
+    permissions: claims.permissions ?? undefined,
+    notAfterMs,
+    name: claims.name,
+    authority: Buffer.from(cert.authorityKey).toString('hex'),
+  };
+}
