@@ -48,6 +48,8 @@ export interface GatewayOptions {
   readonly maxQueuedBatches?: number;
   /** Most observers at once (default 10,000). */
   readonly maxObservers?: number;
+  /** How often observers of system collections (`system:data_sync_info`) re-read them (ms). */
+  readonly systemPollMs?: number;
   /** How often Presence streams look for changes (ms, default 1000). */
   readonly presenceIntervalMs?: number;
   /**
@@ -91,6 +93,7 @@ export async function startGateway(peer: PeerApi, options: GatewayOptions = {}):
   const hub = new ObserverHub(peer, {
     ...(options.maxQueuedBatches === undefined ? {} : { maxQueued: options.maxQueuedBatches }),
     ...(options.maxObservers === undefined ? {} : { maxObservers: options.maxObservers }),
+    ...(options.systemPollMs === undefined ? {} : { systemPollMs: options.systemPollMs }),
   });
   const maxMessage = options.maxMessageBytes ?? 4 * 1024 * 1024;
   const grpcServer = new grpc.Server({

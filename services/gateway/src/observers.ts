@@ -18,11 +18,16 @@
  * change batches and queues one RESET batch with the whole current result — or fails with
  * `GATEWAY_OBSERVER_OVERFLOW`, as the client chose. Memory per observer is therefore bounded by
  * the queue length times the batch size, whatever the client does.
+ *
+ * System collections (`system:data_sync_info`) have no commits to follow: their observers re-run
+ * the query every `systemPollMs` (default 1 s) over the current documents and send what changed,
+ * as any other observer's changes.
  */
 import { encodeDocId } from '@lattice/crdt';
 import type { DocId } from '@lattice/crdt';
 import { executePlan, LiveQuery, MemorySource, parse, planQuery } from '@lattice/dql';
-import type { Document, ItemChange, JsonValue, QueryPlan } from '@lattice/dql';
+import type { Document, DocumentSource, ItemChange, JsonValue, QueryPlan } from '@lattice/dql';
+import { dataSyncInfo, isSystemCollection } from '@lattice/merge';
 import { dqlError } from '@lattice/dql';
 import type { CommitEntry } from '@lattice/store';
 import { gatewayError } from './errors.js';
@@ -64,6 +69,8 @@ export interface ObserverHubOptions {
   readonly maxQueued?: number;
   /** Most observers at once (default 10,000). */
   readonly maxObservers?: number;
+  /** How often observers of system collections re-read them (default 1 000 ms). */
+  readonly systemPollMs?: number;
 }
 
 /** Counters of one observer, for tests and health. */
@@ -117,6 +124,8 @@ export function sequential(diff: readonly ItemChange[]): ItemChange[] {
 export class Observer {
   readonly #hub: ObserverHub;
   readonly #peer: PeerApi;
+  /** What the query runs over: the peer's documents, or a system collection's, made now. */
+  readonly #source: () => DocumentSource;
   readonly collection: string;
   readonly #live: LiveQuery;
   /** Matches the WHERE clause, ignoring window; undefined when the query is re-run on change. */
@@ -139,16 +148,19 @@ export class Observer {
     plan: QueryPlan,
     maxQueued: number,
     options: ObserveOptions,
+    source?: () => DocumentSource,
   ) {
     this.#hub = hub;
     this.#peer = peer;
+    this.#source = source ?? (() => peer.source);
     this.collection = plan.collection;
     this.#live = new LiveQuery(plan);
     this.#max = maxQueued;
     this.#overflow = options.overflow ?? 'coalesce';
     this.#onReadable = options.onReadable;
     this.#onError = options.onError;
-    const incremental = plan.aggregation === undefined && !plan.distinct && plan.offset === 0;
+    const incremental =
+      source === undefined && plan.aggregation === undefined && !plan.distinct && plan.offset === 0;
     if (incremental) {
       const { limit: _limit, ...unbounded } = plan;
       this.#acceptPlan = { ...unbounded, projection: [{ kind: 'star' }], orderBy: [], offset: 0 };
@@ -158,7 +170,7 @@ export class Observer {
         this.#cache.set(docKey(d), d);
       }
     }
-    this.#live.load(peer.source);
+    this.#live.load(this.#source());
     this.#push({
       kind: 'initial',
       items: this.#live.items,
@@ -231,9 +243,18 @@ export class Observer {
     if (changes.length > 0) this.#push({ kind: 'changes', changes, commitId });
   }
 
+  /** @internal Re-reads a system collection; queues what changed. */
+  poll(): void {
+    if (this.#closed) return;
+    const changes = this.#requery();
+    if (changes.length > 0) {
+      this.#push({ kind: 'changes', changes: [...changes], commitId: this.#peer.lastCommit() });
+    }
+  }
+
   #requery(): readonly ItemChange[] {
     this.#requeries++;
-    return sequential(this.#live.load(this.#peer.source));
+    return sequential(this.#live.load(this.#source()));
   }
 
   #accepts(doc: Document): boolean {
@@ -282,11 +303,14 @@ export class ObserverHub {
   readonly #byCollection = new Map<string, Set<Observer>>();
   #count = 0;
   readonly #unlisten: () => void;
+  readonly #systemPollMs: number;
+  #systemTimer: NodeJS.Timeout | undefined;
 
   constructor(peer: PeerApi, options: ObserverHubOptions = {}) {
     this.#peer = peer;
     this.#maxQueued = options.maxQueued ?? 64;
     this.#maxObservers = options.maxObservers ?? 10_000;
+    this.#systemPollMs = options.systemPollMs ?? 1_000;
     this.#unlisten = peer.onCommitted((entry) => this.#onCommitted(entry));
   }
 
@@ -302,8 +326,8 @@ export class ObserverHub {
 
   /**
    * Starts a live query; its first batch (the full result) is queued before this returns.
-   * @throws DQL errors for a bad statement, `DQL_INVALID_QUERY` for a non-SELECT or a system
-   * collection, `GATEWAY_LIMIT` when too many observers are open.
+   * @throws DQL errors for a bad statement, `DQL_INVALID_QUERY` for a non-SELECT or an unknown
+   * system collection, `GATEWAY_LIMIT` when too many observers are open.
    */
   observe(
     statement: string,
@@ -316,13 +340,11 @@ export class ObserverHub {
         statement: stmt.kind,
       });
     }
-    if (stmt.from.name.startsWith('system:')) {
-      // Computed on each read (`system:data_sync_info`), with no commits to follow: poll it.
-      throw dqlError(
-        'DQL_INVALID_QUERY',
-        `${stmt.from.name} cannot be observed; run the query again to read it`,
-        { collection: stmt.from.name },
-      );
+    const system = isSystemCollection(stmt.from.name);
+    if (system && stmt.from.name !== 'system:data_sync_info') {
+      throw dqlError('DQL_INVALID_QUERY', `no system collection ${stmt.from.name}`, {
+        collection: stmt.from.name,
+      });
     }
     if (this.#count >= this.#maxObservers) {
       throw gatewayError('GATEWAY_LIMIT', `at most ${this.#maxObservers} observers`, {
@@ -331,12 +353,49 @@ export class ObserverHub {
     }
     const plan = planQuery(stmt, { args, indexes: this.#peer.indexInfo(stmt.from.name) });
     const max = Math.min(Math.max(options.maxQueued ?? this.#maxQueued, 2), this.#maxQueued);
-    const observer = new Observer(this, this.#peer, plan, max, options);
+    const observer = new Observer(
+      this,
+      this.#peer,
+      plan,
+      max,
+      options,
+      system ? () => this.#systemSource(plan.collection) : undefined,
+    );
     let set = this.#byCollection.get(observer.collection);
     if (!set) this.#byCollection.set(observer.collection, (set = new Set()));
     set.add(observer);
     this.#count++;
+    if (system && this.#systemTimer === undefined) {
+      this.#systemTimer = setInterval(() => this.#pollSystem(), this.#systemPollMs);
+      this.#systemTimer.unref();
+    }
     return observer;
+  }
+
+  /** The documents of a system collection as they are now. */
+  #systemSource(collection: string): DocumentSource {
+    const source = new MemorySource();
+    for (const d of dataSyncInfo(this.#peer.syncStatus())) source.put(collection, d);
+    return source;
+  }
+
+  #pollSystem(): void {
+    let any = false;
+    for (const [collection, observers] of this.#byCollection) {
+      if (!isSystemCollection(collection)) continue;
+      for (const o of [...observers]) {
+        any = true;
+        try {
+          o.poll();
+        } catch (error) {
+          o.fail(error);
+        }
+      }
+    }
+    if (!any) {
+      clearInterval(this.#systemTimer);
+      this.#systemTimer = undefined;
+    }
   }
 
   /** @internal */
@@ -371,6 +430,8 @@ export class ObserverHub {
 
   /** Closes every observer and stops listening. */
   close(): void {
+    clearInterval(this.#systemTimer);
+    this.#systemTimer = undefined;
     this.#unlisten();
     for (const set of [...this.#byCollection.values()]) for (const o of [...set]) o.close();
   }

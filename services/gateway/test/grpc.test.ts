@@ -245,11 +245,11 @@ describe('gRPC Observe', () => {
     expect(countItems).toEqual([{ c: 3 }]);
   });
 
-  it('refuses a non-SELECT, a system collection and a bad statement with INVALID_ARGUMENT', async () => {
+  it('refuses a non-SELECT, an unknown system collection and a bad statement with INVALID_ARGUMENT', async () => {
     fx = await startFixture();
     for (const [statement, code] of [
       ["DELETE FROM cars WHERE _id = 'a'", 'DQL_INVALID_QUERY'],
-      ['SELECT * FROM system:data_sync_info', 'DQL_INVALID_QUERY'],
+      ['SELECT * FROM system:nothing', 'DQL_INVALID_QUERY'],
       ['SELECT FROM', 'DQL_SYNTAX'],
     ] as const) {
       const stream = observe(fx.client, { statement });
@@ -301,6 +301,40 @@ describe('gRPC Observe', () => {
     expect(status.peerId).toBe('gateway-peer');
     expect(status.peers.map((p) => p.remotePeer)).toEqual(['remote-peer']);
     expect(status.peers[0]?.documentsReceived).toBe(3);
+  });
+
+  it('observes system:data_sync_info: a remote peer appears, then its acknowledgement', async () => {
+    fx = await startFixture({ systemPollMs: 20 });
+    const stream = observe(fx.client, {
+      statement:
+        'SELECT _id, documents.synced_up_to_local_commit_id AS acked FROM system:data_sync_info',
+    });
+    cleanups.push(() => stream.cancel());
+    const next = reader<v1.ObserveResponse>(stream);
+    let items = applyBatch([], await next());
+    expect(items).toEqual([]);
+    const remote = await openPeer('remote-peer');
+    cleanups.push(async () => {
+      await remote.close();
+      await remote.store.close();
+    });
+    await remote.subscribe('SELECT * FROM orders');
+    const { commitSeq } = await fx.engine.execute("INSERT INTO orders DOCUMENTS ({'_id': 'o1'})");
+    const [ca, cb] = channelPair();
+    const sessions = Promise.allSettled([
+      fx.engine.connect(remote.peerId, ca),
+      remote.connect(fx.engine.peerId, cb),
+    ]);
+    cleanups.push(async () => {
+      ca.close();
+      await sessions;
+    });
+    while (JSON.stringify(items) !== JSON.stringify([{ _id: 'remote-peer', acked: commitSeq }])) {
+      const batch = await next();
+      expect(batch.kind).toBe(Kind.OBSERVE_BATCH_KIND_CHANGES);
+      items = applyBatch(items, batch);
+    }
+    expect(fx.gateway.health().observers).toBe('1');
   });
 
   it('frees an observer when the client cancels the stream', async () => {
