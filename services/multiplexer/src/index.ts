@@ -95,6 +95,7 @@ export type { BusLinkDriverCounters } from './bus-link-driver.js';
 export {
   multiplexerConfigSchema,
   multiplexerService,
+  reloadCertificateFile,
   startMultiplexerService,
   VERSION,
 } from './service.js';

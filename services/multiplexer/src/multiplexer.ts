@@ -185,7 +185,7 @@ export class Multiplexer implements MultiplexerPort {
   readonly #session: SessionOptions;
   readonly #meshKey: Uint8Array | undefined;
   readonly #authorities: readonly Uint8Array[];
-  readonly #certificate: Uint8Array | undefined;
+  #certificate: Uint8Array | undefined;
   readonly #wallClock: () => number;
   readonly #budget: ReassemblyBudget;
   readonly #links = new Map<LinkId, LinkState>();
@@ -586,6 +586,14 @@ export class Multiplexer implements MultiplexerPort {
       this.#pendingIds.set(peerId, id);
     }
     return id;
+  }
+
+  /**
+   * Shows `certificate` on the links authenticated from now on (a renewed certificate, before
+   * the current one expires); links already up keep going until the old one expires.
+   */
+  setCertificate(certificate: Uint8Array | undefined): void {
+    this.#certificate = certificate;
   }
 
   #authenticated(link: LinkState, remote: RemoteHello): void {

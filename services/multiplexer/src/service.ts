@@ -17,7 +17,8 @@
  * `--identity-seed` (64 hex digits, the ed25519 seed) or `--identity-file` (created when missing,
  * shared with the merge service of the same peer); without either, a new identity is made at
  * each start. With `--mesh-key-file`, links to peers that do not hold the same mesh key are
- * refused (`MUX_NOT_IN_MESH`, see `handshake.ts`).
+ * refused (`MUX_NOT_IN_MESH`, see `handshake.ts`). `--authority-keys` and `--certificate-file`
+ * admit certified peers (`certificate.ts`); `SIGHUP` reads the certificate file again.
  */
 import { z } from 'zod';
 import { serve, type Server } from '@lattice/bus';
@@ -166,6 +167,19 @@ export async function startMultiplexerService(
     );
   const interval =
     config.presenceIntervalMs > 0 ? setInterval(publish, config.presenceIntervalMs) : undefined;
+  const onHangup = (): void => {
+    try {
+      reloadCertificateFile(multiplexer, config);
+      logger.info({ certificateFile: config.certificateFile }, 'certificate reloaded');
+    } catch (err) {
+      logger.error(
+        { err, certificateFile: config.certificateFile },
+        'certificate not reloaded: keeping the old one',
+      );
+    }
+  };
+  if (config.certificateFile !== undefined && options.certificate === undefined)
+    process.on('SIGHUP', onHangup);
   interval?.unref();
   logger.info(
     {
@@ -189,6 +203,7 @@ export async function startMultiplexerService(
       };
     },
     async stop() {
+      process.off('SIGHUP', onHangup);
       if (interval !== undefined) clearInterval(interval);
       await presence.stop();
       await messages?.stop();
@@ -197,6 +212,16 @@ export async function startMultiplexerService(
       await driver.close();
     },
   };
+}
+
+/**
+ * Reads the certificate file again and shows it on new links (`SIGHUP`: renew a certificate
+ * without a restart). A bad file (unreadable, not this peer's, expired) changes nothing.
+ * @throws the file's error.
+ */
+export function reloadCertificateFile(multiplexer: Multiplexer, config: MultiplexerConfig): void {
+  if (config.certificateFile === undefined) return;
+  multiplexer.setCertificate(certificateFromFile(config.certificateFile, multiplexer.peerId));
 }
 
 /** The multiplexer service definition, started by its `main.ts` or composed by `lattice up`. */

@@ -3,12 +3,17 @@
  * permissions, until it expires; anything else about it refuses the link.
  */
 import { describe, expect, it } from 'vitest';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { v1 } from '@lattice/proto';
+import { tempDir } from '@lattice/testing';
 import {
   createIdentity,
   issueCertificate,
   LoopbackNetwork,
   Multiplexer,
+  multiplexerConfigSchema,
+  reloadCertificateFile,
   SimulatedClock,
   verifyCertificate,
   type MultiplexerEvent,
@@ -130,6 +135,44 @@ describe('identity certificates', () => {
     clock.advance(HOUR + 1_000);
     expect(refusal(events)).toBe('MUX_CERTIFICATE_EXPIRED');
     expect(hub.peers().filter((p) => p.connected)).toEqual([]);
+  });
+
+  it('are renewed without a restart: a new certificate shows on the next link', async () => {
+    const { clock, device, events } = link(undefined);
+    expect(refusal(events)).toBe('MUX_NOT_IN_MESH');
+    // The operator issues a certificate; the device reads it (SIGHUP) and links again.
+    await using dir = await tempDir('lattice-cert-');
+    const file = join(dir.path, 'device.cert');
+    // Valid now by the wall clock too (the reload checks it against the real time).
+    const renewed = issueCertificate(authority, {
+      peerId: deviceId.peerId,
+      notAfterMs: Date.now() + HOUR,
+    });
+    writeFileSync(file, Buffer.from(renewed).toString('base64'));
+    const config = multiplexerConfigSchema.parse({ certificateFile: file });
+    reloadCertificateFile(device, config);
+    const net = new LoopbackNetwork({ clock });
+    const hub = new Multiplexer({
+      identity: hubId,
+      clock,
+      wallClock: () => NOW + clock.now(),
+      authorities: [authority.publicKey],
+    });
+    const dh = net.driver('hub-2');
+    const dd = net.driver('device-2');
+    hub.attach(dh);
+    device.attach(dd);
+    net.connect(dh, dd);
+    clock.runUntil(() => hub.peers().some((p) => p.connected));
+    expect(hub.peers()[0]?.peerId).toBe(deviceId.peerId);
+    // A file that is not this peer's changes nothing.
+    writeFileSync(
+      file,
+      Buffer.from(
+        issueCertificate(authority, { peerId: hubId.peerId, notAfterMs: Date.now() + HOUR }),
+      ).toString('base64'),
+    );
+    expect(codeOf(() => reloadCertificateFile(device, config))).toBe('MUX_CERTIFICATE_INVALID');
   });
 
   it('refuse a peer without a certificate, and one with a certificate of another authority', () => {
