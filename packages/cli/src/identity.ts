@@ -6,13 +6,15 @@
  * (`--certificate-file`), and peers that trust the authority (`--authority-keys`) admit it under
  * those permissions. See `services/multiplexer/src/certificate.ts`.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { compilePermissions, type PermissionsSpec } from '@lattice/dql';
 import { permissionsToProto } from '@lattice/merge';
 import {
   createIdentity,
   identitySeedFromFile,
   issueCertificate,
+  issueRevocations,
+  revocationsFromFile,
   verifyCertificate,
   type Identity,
 } from '@lattice/multiplexer';
@@ -85,4 +87,25 @@ export function issue(options: IssueOptions): { peerId: string; notAfter: string
   verifyCertificate(bytes, options.peerId, [identity.publicKey], now); // what a peer will check
   writeFileSync(options.out, `${Buffer.from(bytes).toString('base64')}\n`, { mode: 0o600 });
   return { peerId: options.peerId, notAfter: new Date(notAfterMs).toISOString(), out: options.out };
+}
+
+/**
+ * Adds peers to the authority's revocation list in `file` (created when missing) and signs it
+ * again; peers that trust the authority and read the file (`--revocations-file`, `SIGHUP`)
+ * refuse them.
+ * @returns every revoked peer id.
+ */
+export function revoke(options: {
+  readonly authorityKeyFile: string;
+  readonly peerIds: readonly string[];
+  readonly file: string;
+}): string[] {
+  const { identity } = authority(options.authorityKeyFile);
+  const before = existsSync(options.file)
+    ? revocationsFromFile(options.file, [identity.publicKey]).peerIds
+    : [];
+  const all = [...new Set([...before, ...options.peerIds])].sort();
+  const bytes = issueRevocations(identity, all);
+  writeFileSync(options.file, `${Buffer.from(bytes).toString('base64')}\n`, { mode: 0o644 });
+  return all;
 }

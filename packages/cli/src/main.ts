@@ -24,7 +24,7 @@ import { PEER_SERVICES, startPeer } from './peer.js';
 import { formatStats, statsFromData, statsFromService } from './store-stats.js';
 import { storeService } from '@lattice/store';
 import { storeProgressPrinter } from './store-progress.js';
-import { authority, issue, readIdentityFile } from './identity.js';
+import { authority, issue, readIdentityFile, revoke } from './identity.js';
 
 const program = new Command('lattice')
   .description('Lattice: CRDT documents synced peer to peer, queried with DQL.')
@@ -44,6 +44,7 @@ interface UpOptions {
   meshKeyFile?: string;
   authorityKeys?: string;
   certificateFile?: string;
+  revocationsFile?: string;
   syncEndpoint?: boolean;
   logLevel: string;
 }
@@ -101,6 +102,10 @@ program
     '--certificate-file <file>',
     "this peer's identity certificate (`lattice identity issue`), shown on every link",
   )
+  .option(
+    '--revocations-file <file>',
+    'peers an authority revoked (`lattice identity revoke`); SIGHUP reloads it',
+  )
   .option('--sync-endpoint', 'serve the WebSocket sync endpoint /api/v4/sync to remote peers')
   .option('--log-level <level>', 'log level (trace, debug, info, warn, error, silent)', 'warn')
   .action(async (options: UpOptions) => {
@@ -135,6 +140,9 @@ program
         ...(options.certificateFile === undefined
           ? {}
           : { certificateFile: options.certificateFile }),
+        ...(options.revocationsFile === undefined
+          ? {}
+          : { revocationsFile: options.revocationsFile }),
         syncEndpoint: options.syncEndpoint ? 'on' : 'off',
       },
       subscribe: options.subscribe,
@@ -226,6 +234,28 @@ identity
         process.stdout.write(`certified ${done.peerId} until ${done.notAfter}: ${done.out}\n`);
       },
     ),
+  );
+
+identity
+  .command('revoke')
+  .description("add peers to the authority's signed revocation list (created when missing)")
+  .requiredOption('--authority-key-file <file>', "the authority's key file")
+  .option(
+    '--peer-id <id>',
+    'a peer to revoke (repeatable; none: an empty list)',
+    collect,
+    [] as string[],
+  )
+  .requiredOption('--revocations-file <file>', 'the list, as peers read it (--revocations-file)')
+  .action(
+    tool((flags: { authorityKeyFile: string; peerId: string[]; revocationsFile: string }) => {
+      const all = revoke({
+        authorityKeyFile: flags.authorityKeyFile,
+        peerIds: flags.peerId,
+        file: flags.revocationsFile,
+      });
+      process.stdout.write(`${all.length} peer(s) revoked: ${flags.revocationsFile}\n`);
+    }),
   );
 
 function positiveInt(value: string): number {

@@ -153,6 +153,14 @@ describe('two peers as two processes over the LAN transport', () => {
       '--out',
       cert,
     ]);
+    const revoked = join(dirHub.path, 'revoked');
+    tool([
+      'revoke',
+      '--authority-key-file',
+      join(dirHub.path, 'authority.key'),
+      '--revocations-file',
+      revoked,
+    ]);
     const lanHub = await freePort();
     const dial = ['--lan-port', '0', '--peer', `tcp://127.0.0.1:${lanHub}`];
     const hub = await up('authhub', dirHub.path, [
@@ -160,6 +168,8 @@ describe('two peers as two processes over the LAN transport', () => {
       String(lanHub),
       '--authority-keys',
       authorityKey,
+      '--revocations-file',
+      revoked,
     ]);
     dev = await up('authdev', dirDev.path, [...dial, '--certificate-file', cert]);
     const other = await up('authother', dirOther.path, dial);
@@ -192,6 +202,27 @@ describe('two peers as two processes over the LAN transport', () => {
         what: `the uncertified peer refused (${hub.output()})`,
       });
       expect((await execute(other, 'SELECT * FROM notes')).items).toEqual([]);
+
+      // The authority revokes the device; the hub reads the list again and drops it.
+      tool([
+        'revoke',
+        '--authority-key-file',
+        join(dirHub.path, 'authority.key'),
+        '--peer-id',
+        devId,
+        '--revocations-file',
+        revoked,
+      ]);
+      hub.child.kill('SIGHUP');
+      await waitFor(() => /MUX_PEER_REVOKED/.test(hub.output()) || undefined, {
+        timeoutMs: 20_000,
+        what: `the device revoked (${hub.output()})`,
+      });
+      await execute(hub, 'INSERT INTO notes DOCUMENTS (:eu)', {
+        eu: { _id: { region: 'eu', n: 5 } },
+      });
+      await new Promise((r) => setTimeout(r, 2_000));
+      expect(await ids(dev)).toEqual([1, 3, 4]);
     } finally {
       const codes = await Promise.all([stop(hub), stop(dev), stop(other)]);
       expect(codes, hub.output() + dev.output() + other.output()).toEqual([0, 0, 0]);

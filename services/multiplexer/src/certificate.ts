@@ -13,6 +13,10 @@
  * Signature: ed25519 over `"lattice-identity/1" 0x00 | claims`, where `claims` are the encoded
  * `lattice.v1.IdentityClaims` bytes carried in the certificate (verified as they came, never
  * re-encoded).
+ *
+ * Revocation: the authority signs a list of peer ids it no longer vouches for
+ * (`SignedRevocations`, over `"lattice-revocations/1" 0x00 | revocations`); a multiplexer given
+ * the list refuses those peers' links and closes the ones that are up (`MUX_PEER_REVOKED`).
  */
 import { createPublicKey, sign, verify } from 'node:crypto';
 import { v1 } from '@lattice/proto';
@@ -112,5 +116,77 @@ export function verifyCertificate(
     notAfterMs,
     name: claims.name,
     authority: Buffer.from(cert.authorityKey).toString('hex'),
+  };
+}
+
+const REVOCATIONS_CONTEXT = Buffer.from('lattice-revocations/1\0');
+
+/** Signs a revocation list; returns the encoded `SignedRevocations`. */
+export function issueRevocations(
+  authority: Identity,
+  peerIds: readonly string[],
+  issuedAtMs = Date.now(),
+): Uint8Array {
+  for (const id of peerIds) {
+    if (!/^[0-9a-f]{32}$/.test(id)) {
+      throw new RangeError(`a peer id is 32 hex digits, got ${JSON.stringify(id)}`);
+    }
+  }
+  const revocations = v1.IdentityRevocations.encode({
+    peerIds: [...new Set(peerIds)].sort(),
+    issuedAtMs,
+  }).finish();
+  return v1.SignedRevocations.encode({
+    revocations,
+    signature: sign(null, Buffer.concat([REVOCATIONS_CONTEXT, revocations]), authority.privateKey),
+    authorityKey: authority.publicKey,
+  }).finish();
+}
+
+/** A verified revocation list. */
+export interface Revocations {
+  readonly peerIds: readonly string[];
+  readonly issuedAtMs: number;
+  /** The authority's public key (hex). */
+  readonly authority: string;
+}
+
+/**
+ * Verifies a revocation list against the trusted authority keys.
+ * @throws MuxError MUX_CERTIFICATE_INVALID naming what is wrong.
+ */
+export function verifyRevocations(
+  bytes: Uint8Array,
+  authorities: readonly Uint8Array[],
+): Revocations {
+  const invalid = (reason: string): never => {
+    throw muxError('MUX_CERTIFICATE_INVALID', `revocation list: ${reason}`);
+  };
+  let signed: v1.SignedRevocations;
+  let list: v1.IdentityRevocations;
+  try {
+    signed = v1.SignedRevocations.decode(bytes);
+    list = v1.IdentityRevocations.decode(signed.revocations);
+  } catch {
+    return invalid('malformed');
+  }
+  const trusted = authorities.some(
+    (k) => k.length === signed.authorityKey.length && Buffer.compare(k, signed.authorityKey) === 0,
+  );
+  if (!trusted || signed.authorityKey.length !== 32)
+    invalid('signed by an authority not trusted here');
+  const key = createPublicKey({
+    key: Buffer.concat([SPKI_ED25519_PREFIX, signed.authorityKey]),
+    format: 'der',
+    type: 'spki',
+  });
+  if (
+    !verify(null, Buffer.concat([REVOCATIONS_CONTEXT, signed.revocations]), key, signed.signature)
+  )
+    invalid('bad signature');
+  return {
+    peerIds: list.peerIds,
+    issuedAtMs: Number(list.issuedAtMs),
+    authority: Buffer.from(signed.authorityKey).toString('hex'),
   };
 }

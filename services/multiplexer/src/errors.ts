@@ -26,6 +26,8 @@ export const MuxErrorCode = {
   MUX_NOT_IN_MESH: ErrorKind.PERMISSION_DENIED,
   /** The remote showed an identity certificate that does not hold (signature, issuer, peer, expiry). */
   MUX_CERTIFICATE_INVALID: ErrorKind.PERMISSION_DENIED,
+  /** The peer is on a revocation list of a trusted authority: refused, its links closed. */
+  MUX_PEER_REVOKED: ErrorKind.PERMISSION_DENIED,
   /** The certificate that admitted a peer expired: its links were closed. */
   MUX_CERTIFICATE_EXPIRED: ErrorKind.PERMISSION_DENIED,
   /** The multiplexer already has as many peers as it accepts. */

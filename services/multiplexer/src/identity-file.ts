@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { v1 } from '@lattice/proto';
-import { verifyCertificate } from './certificate.js';
+import { verifyCertificate, verifyRevocations, type Revocations } from './certificate.js';
 import { muxError } from './errors.js';
 
 /**
@@ -105,4 +105,19 @@ export function parseAuthorityKeys(text: string): Uint8Array[] {
       }
       return new Uint8Array(Buffer.from(k, 'hex'));
     });
+}
+
+/**
+ * Reads a revocation list (the base64 text `lattice identity revoke` writes) and verifies it
+ * against the trusted authorities.
+ * @throws MuxError MUX_BAD_REQUEST (unreadable) or MUX_CERTIFICATE_INVALID (not from them).
+ */
+export function revocationsFromFile(path: string, authorities: readonly Uint8Array[]): Revocations {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw muxError('MUX_BAD_REQUEST', `cannot read the revocations file ${path}`, { path }, err);
+  }
+  return verifyRevocations(new Uint8Array(Buffer.from(text.trim(), 'base64')), authorities);
 }

@@ -85,9 +85,16 @@ export {
   identitySeedFromFile,
   meshKeyFromFile,
   parseAuthorityKeys,
+  revocationsFromFile,
 } from './identity-file.js';
-export { issueCertificate, MAX_CERTIFICATE_BYTES, verifyCertificate } from './certificate.js';
-export type { CertificateRequest, CertifiedIdentity } from './certificate.js';
+export {
+  issueCertificate,
+  issueRevocations,
+  MAX_CERTIFICATE_BYTES,
+  verifyCertificate,
+  verifyRevocations,
+} from './certificate.js';
+export type { CertificateRequest, CertifiedIdentity, Revocations } from './certificate.js';
 export { BusLinkDriver } from './bus-link-driver.js';
 export { serveLinkDriver } from './link-bridge.js';
 export type { LinkBridge, LinkBridgeCounters, LinkBridgeOptions } from './link-bridge.js';
@@ -96,6 +103,7 @@ export {
   multiplexerConfigSchema,
   multiplexerService,
   reloadCertificateFile,
+  reloadRevocationsFile,
   startMultiplexerService,
   VERSION,
 } from './service.js';

@@ -187,6 +187,8 @@ export class Multiplexer implements MultiplexerPort {
   readonly #authorities: readonly Uint8Array[];
   #certificate: Uint8Array | undefined;
   readonly #wallClock: () => number;
+  /** Peers a trusted authority revoked: refused, whatever they show. */
+  #revoked: ReadonlySet<string> = new Set();
   readonly #budget: ReassemblyBudget;
   readonly #links = new Map<LinkId, LinkState>();
   readonly #peers = new Map<PeerId, PeerEntry>();
@@ -596,11 +598,36 @@ export class Multiplexer implements MultiplexerPort {
     this.#certificate = certificate;
   }
 
+  /**
+   * Refuses these peers from now on, whatever they show (a trusted authority's revocation list,
+   * verified by the caller), and closes the links of those that are connected.
+   */
+  setRevoked(peerIds: Iterable<string>): void {
+    this.#revoked = new Set(peerIds);
+    for (const link of [...this.#links.values()]) {
+      const peerId = link.peer?.peerId;
+      if (peerId === undefined || !this.#revoked.has(peerId)) continue;
+      const error = muxError('MUX_PEER_REVOKED', `${peerId} was revoked by its authority`, {
+        peerId,
+      });
+      this.#emit({ type: 'link-refused', linkId: link.info.id, error, local: true });
+      link.driver.closeLink(link.info.id, error.code, error.message);
+    }
+  }
+
   #authenticated(link: LinkState, remote: RemoteHello): void {
     if (!this.#links.has(link.key)) return;
     link.retry?.cancel();
     link.deadline?.cancel();
     link.retry = link.deadline = undefined;
+    if (this.#revoked.has(remote.peerId)) {
+      link.handshake.refuse(
+        muxError('MUX_PEER_REVOKED', `${remote.peerId} was revoked by its authority`, {
+          peerId: remote.peerId,
+        }),
+      );
+      return;
+    }
     // The transport's word on the remote first (an app's key), else its certificate's.
     const permissions = link.info.principal
       ? link.info.permissions

@@ -36,6 +36,7 @@ import {
   identitySeedFromFile,
   meshKeyFromFile,
   parseAuthorityKeys,
+  revocationsFromFile,
 } from './identity-file.js';
 import { createIdentity } from './handshake.js';
 import { Multiplexer, type MultiplexerOptions } from './multiplexer.js';
@@ -90,6 +91,13 @@ export const multiplexerConfigSchema = baseConfigSchema.extend({
     .min(1)
     .optional()
     .describe("this peer's identity certificate (`lattice identity issue`), shown on every link"),
+  revocationsFile: text
+    .min(1)
+    .optional()
+    .describe(
+      'peers an authority revoked (`lattice identity revoke`): refused and disconnected; ' +
+        'SIGHUP reads it again',
+    ),
   busMessages: z
     .enum(['true', 'false'])
     .default('true')
@@ -132,7 +140,11 @@ export async function startMultiplexerService(
     (config.certificateFile === undefined
       ? undefined
       : certificateFromFile(config.certificateFile, identity.peerId));
+  if (config.revocationsFile !== undefined && (authorities ?? []).length === 0) {
+    throw new Error('--revocations-file needs --authority-keys (the lists are theirs)');
+  }
   const multiplexer = new Multiplexer({ ...options, identity, meshKey, authorities, certificate });
+  reloadRevocationsFile(multiplexer, config, authorities ?? []);
   const driver = new BusLinkDriver({ bus, subjects, transports: config.transports });
   await driver.ready();
   const detach = multiplexer.attach(driver);
@@ -168,17 +180,36 @@ export async function startMultiplexerService(
   const interval =
     config.presenceIntervalMs > 0 ? setInterval(publish, config.presenceIntervalMs) : undefined;
   const onHangup = (): void => {
-    try {
-      reloadCertificateFile(multiplexer, config);
-      logger.info({ certificateFile: config.certificateFile }, 'certificate reloaded');
-    } catch (err) {
-      logger.error(
-        { err, certificateFile: config.certificateFile },
-        'certificate not reloaded: keeping the old one',
-      );
+    if (config.certificateFile !== undefined && options.certificate === undefined) {
+      try {
+        reloadCertificateFile(multiplexer, config);
+        logger.info({ certificateFile: config.certificateFile }, 'certificate reloaded');
+      } catch (err) {
+        logger.error(
+          { err, certificateFile: config.certificateFile },
+          'certificate not reloaded: keeping the old one',
+        );
+      }
+    }
+    if (config.revocationsFile !== undefined) {
+      try {
+        const n = reloadRevocationsFile(multiplexer, config, authorities ?? []);
+        logger.info(
+          { revocationsFile: config.revocationsFile, revoked: n },
+          'revocations reloaded',
+        );
+      } catch (err) {
+        logger.error(
+          { err, revocationsFile: config.revocationsFile },
+          'revocations not reloaded: keeping the old list',
+        );
+      }
     }
   };
-  if (config.certificateFile !== undefined && options.certificate === undefined)
+  if (
+    (config.certificateFile !== undefined && options.certificate === undefined) ||
+    config.revocationsFile !== undefined
+  )
     process.on('SIGHUP', onHangup);
   interval?.unref();
   logger.info(
@@ -222,6 +253,23 @@ export async function startMultiplexerService(
 export function reloadCertificateFile(multiplexer: Multiplexer, config: MultiplexerConfig): void {
   if (config.certificateFile === undefined) return;
   multiplexer.setCertificate(certificateFromFile(config.certificateFile, multiplexer.peerId));
+}
+
+/**
+ * Reads the revocation list again and applies it (`SIGHUP`): the peers on it are refused and
+ * their links closed. A bad list changes nothing.
+ * @returns how many peers are revoked.
+ * @throws the file's error.
+ */
+export function reloadRevocationsFile(
+  multiplexer: Multiplexer,
+  config: MultiplexerConfig,
+  authorities: readonly Uint8Array[],
+): number {
+  if (config.revocationsFile === undefined) return 0;
+  const list = revocationsFromFile(config.revocationsFile, authorities);
+  multiplexer.setRevoked(list.peerIds);
+  return list.peerIds.length;
 }
 
 /** The multiplexer service definition, started by its `main.ts` or composed by `lattice up`. */

@@ -10,12 +10,14 @@ import { tempDir } from '@lattice/testing';
 import {
   createIdentity,
   issueCertificate,
+  issueRevocations,
   LoopbackNetwork,
   Multiplexer,
   multiplexerConfigSchema,
   reloadCertificateFile,
   SimulatedClock,
   verifyCertificate,
+  verifyRevocations,
   type MultiplexerEvent,
 } from '@lattice/multiplexer';
 
@@ -173,6 +175,39 @@ describe('identity certificates', () => {
       ).toString('base64'),
     );
     expect(codeOf(() => reloadCertificateFile(device, config))).toBe('MUX_CERTIFICATE_INVALID');
+  });
+
+  it('are revoked by a signed list: the peer is disconnected and refused from then on', () => {
+    const list = issueRevocations(authority, [deviceId.peerId], NOW);
+    expect(verifyRevocations(list, [authority.publicKey]).peerIds).toEqual([deviceId.peerId]);
+    expect(codeOf(() => verifyRevocations(list, [rogue.publicKey]))).toBe(
+      'MUX_CERTIFICATE_INVALID',
+    );
+    const tampered = v1.SignedRevocations.encode({
+      ...v1.SignedRevocations.decode(list),
+      revocations: v1.IdentityRevocations.encode({ peerIds: [], issuedAtMs: NOW }).finish(),
+    }).finish();
+    expect(codeOf(() => verifyRevocations(tampered, [authority.publicKey]))).toBe(
+      'MUX_CERTIFICATE_INVALID',
+    );
+
+    const { clock, hub, device, events } = link(cert);
+    expect(hub.peers()[0]?.connected).toBe(true);
+    hub.setRevoked(verifyRevocations(list, [authority.publicKey]).peerIds);
+    clock.advance(1_000);
+    expect(refusal(events)).toBe('MUX_PEER_REVOKED');
+    expect(hub.peers().filter((p) => p.connected)).toEqual([]);
+    // It comes back on a new link: refused.
+    const net = new LoopbackNetwork({ clock });
+    const dh = net.driver('hub-3');
+    const dd = net.driver('device-3');
+    hub.attach(dh);
+    device.attach(dd);
+    events.length = 0;
+    net.connect(dh, dd);
+    clock.runUntil(() => events.some((e) => e.type === 'link-refused'));
+    expect(refusal(events)).toBe('MUX_PEER_REVOKED');
+    expect(hub.peers().filter((p) => p.connected)).toEqual([]);
   });
 
   it('refuse a peer without a certificate, and one with a certificate of another authority', () => {
