@@ -45,7 +45,10 @@
  *   against that version without an offer, or not at all when the remote has all of it. A
  *   document's full state (the delta against nothing) is the encoding the store holds: the
  *   sender sends those bytes as they are, and a receiver that did not have the document stores
- *   them as they came (after merging them, which checks them).
+ *   them as they came (after merging them, which checks them). The receiver commits a full state
+ *   without reading the document first, expecting it absent; when it arrived meanwhile from
+ *   elsewhere the commit conflicts, and the receiver reads and merges instead (and, for the rest
+ *   of the session, reads first).
  * - `through` says how far the sender's commits are covered once the batch is applied; the
  *   receiver stores it as its checkpoint for the sender in the same commit as the batch's
  *   documents, and acknowledges only after that commit is durable. The checkpoint is tagged with
@@ -69,15 +72,8 @@
  * version: peers of different versions do not sync with each other.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { decodeDelta, decodeDocId, encodeDelta, encodeDocId } from '@lattice/crdt';
-import type {
-  CrdtDocument,
-  DocDelta,
-  DocId,
-  HybridClock,
-  PeerId,
-  VersionVector,
-} from '@lattice/crdt';
+import { CrdtDocument, decodeDelta, decodeDocId, encodeDelta } from '@lattice/crdt';
+import type { DocDelta, DocId, HybridClock, PeerId, VersionVector } from '@lattice/crdt';
 import { permits, validateSubscription } from '@lattice/dql';
 import type { JsonValue, Permissions, Subscription } from '@lattice/dql';
 import { extractTraceContext, withSpan } from '@lattice/bus';
@@ -182,7 +178,10 @@ export interface SessionHost {
 
 /** Options of {@link SyncSession}. */
 export interface SessionOptions {
-  /** Documents per batch (default 100). */
+  /**
+   * Documents per batch (default 100). A scan reads `batchSize × window` documents at a time (at
+   * most 10,000): what may be in flight anyway.
+   */
   readonly batchSize?: number;
   /** Batches in flight (default 4). */
   readonly window?: number;
@@ -207,7 +206,8 @@ export interface SessionOptions {
 
 interface Outstanding {
   readonly batch: number;
-  readonly entries: { collection: string; idBytes: Uint8Array }[];
+  /** The batch's documents; `key` is their {@link keyOf}. */
+  readonly entries: { collection: string; idBytes: Uint8Array; key: string }[];
   /**
    * The entries' documents as read when the batch was made, and the store's `lastSeq` then: while
    * no commit has happened since, they are what a second read would return (until sent).
@@ -310,6 +310,11 @@ export class SyncSession {
   #lastSentDeltasHash = '';
   /** The subscriptions hash of the last deltas received (an empty one means this one). */
   #lastReceivedDeltasHash = '';
+  /**
+   * Whether a batch's first commit attempt takes full states as new documents without reading
+   * them (see `#apply`); off after the first such attempt that conflicted.
+   */
+  #blindFullStates = true;
 
   /**
    * @param remotePeer - the peer at the other end, as the link's handshake established it; its
@@ -622,7 +627,7 @@ export class SyncSession {
       );
       out.wanted[i] = n?.wanted === true;
       out.since[i] = vv;
-      if (vv.size > 0) this.#learn(keyOf(e.collection, e.idBytes), vv);
+      if (vv.size > 0) this.#learn(e.key, vv);
     });
     out.state = 'ready';
     await this.#flushReady();
@@ -643,30 +648,32 @@ export class SyncSession {
       out.held = undefined;
       const picked = out.entries.map((e, i) => ({ e, i })).filter(({ i }) => out.wanted[i]);
       for (const [collection, list] of groupBy(picked, ({ e }) => e.collection)) {
-        const stored = new Map(
-          (held
-            ? list.map(({ i }) => held[i] as StoredDocument)
-            : this.#host.store.get(
+        let stored: ReadonlyMap<string, StoredDocument> | undefined;
+        if (!held) {
+          stored = new Map(
+            this.#host.store
+              .get(
                 collection,
                 list.map(({ e }) => decodeDocId(e.idBytes)),
               )
-          ).map((d) => [keyOf(collection, d.idBytes), d] as const),
-        );
+              .map((d) => [keyOf(collection, d.idBytes), d] as const),
+          );
+        }
         for (const { e, i } of list) {
-          const key = keyOf(collection, e.idBytes);
-          const s = stored.get(key);
+          const s = held ? held[i] : stored?.get(e.key);
           if (!s) continue; // evicted since it was offered
           const since = out.since[i];
           if (since === undefined || since.size === 0) {
             // The delta against nothing is the full state, whose canonical encoding is what the
             // store holds: send it as is instead of decoding and encoding it again.
             deltas.push({ collection, delta: s.state });
-            versions.push([key, new Map(s.versionVector)]);
+            // The read's own vector (nothing changes it): recorded as known once acknowledged.
+            versions.push([e.key, s.versionVector]);
             continue;
           }
           const doc = loadDocument(s.id, s);
           deltas.push({ collection, delta: encodeDelta(doc.delta(since)) });
-          versions.push([key, new Map(doc.versionVector)]);
+          versions.push([e.key, new Map(doc.versionVector)]);
         }
       }
       this.#sentVersions.set(out.batch, versions);
@@ -704,9 +711,15 @@ export class SyncSession {
   /** Records that the remote holds at least `vv` of a document. */
   #learn(key: string, vv: VersionVector): void {
     const have = this.#known.get(key);
-    const merged = new Map(have ?? []);
-    for (const [p, t] of vv) if ((merged.get(p) ?? -1) < t) merged.set(p, t);
-    this.#known.delete(key); // re-insert: the map's order is its age
+    // `vv` is the caller's to give (never changed afterwards): kept as it is when nothing was
+    // known; a known vector is replaced, never changed (a batch may hold it as its `since`).
+    let merged = vv;
+    if (have !== undefined) {
+      const m = new Map(have);
+      for (const [p, t] of vv) if ((m.get(p) ?? -1) < t) m.set(p, t);
+      merged = m;
+      this.#known.delete(key); // re-insert: the map's order is its age
+    }
     this.#known.set(key, merged);
     if (this.#known.size > KNOWN_LIMIT) {
       const oldest = this.#known.keys().next().value;
@@ -740,13 +753,21 @@ export class SyncSession {
             this.#refuse('undecodable delta', collection, err);
           }
         }
+        // A full state (a delta against nothing) comes for a document the sender knows we lack
+        // (our hello or our need said so): the first attempt does not read it, and its commit
+        // expects it absent (seq 0). One that arrived meanwhile (from another peer) fails the
+        // commit with STORE_CONFLICT; every later attempt, and this session's later batches,
+        // read everything.
+        const blind = attempt === 0 && this.#blindFullStates;
+        const toRead = blind ? decoded.filter((x) => x.delta.since.size > 0) : decoded;
         const stored = new Map(
-          store
-            .get(
-              collection,
-              decoded.map((x) => x.delta.id),
-            )
-            .map((s) => [keyOf(collection, s.idBytes), s] as const),
+          (toRead.length === 0
+            ? []
+            : store.get(
+                collection,
+                toRead.map((x) => x.delta.id),
+              )
+          ).map((s) => [keyOf(collection, s.idBytes), s] as const),
         );
         const docs = new Map<
           string,
@@ -759,12 +780,20 @@ export class SyncSession {
           }
         >();
         for (const { delta, bytes } of decoded) {
-          const key = keyOf(collection, encodeDocId(delta.id));
+          // The new document's canonical key doubles as the batch's key (`keyOf` of its id
+          // bytes): one encoding of the id instead of two.
+          const empty = CrdtDocument.create(delta.id);
+          const key = keyPrefix(collection) + empty.key;
           let entry = docs.get(key);
           const fresh = entry === undefined;
           if (!entry) {
             const s = stored.get(key);
-            entry = { doc: loadDocument(delta.id, s), stored: s, changed: false, state: undefined };
+            entry = {
+              doc: s ? loadDocument(delta.id, s) : empty,
+              stored: s,
+              changed: false,
+              state: undefined,
+            };
             docs.set(key, entry);
           }
           if (!this.#mayWrite(collection, delta.id)) {
@@ -822,6 +851,7 @@ export class SyncSession {
         break;
       } catch (err) {
         if (!hasCode(err, 'STORE_CONFLICT') || attempt >= 16) throw err;
+        if (attempt === 0) this.#blindFullStates = false;
       }
     }
     if (d.subscriptionsHash === this.#host.subscriptions().hash) this.#receivedThrough = advanced;
@@ -905,13 +935,17 @@ export class SyncSession {
   /** Offers every matching document and tombstone of the subscribed collections. */
   async #scan(cursor: number, through: number): Promise<void> {
     const collections = [...new Set(this.#remoteSubs.map((s) => s.collection))];
+    // A page fills the window (what may be in flight anyway): one read of the store per window
+    // instead of per batch. A store's range read can cost more than its page (an iterator's
+    // setup, or the whole rest of the range in the memory engine).
+    const pageSize = Math.min(this.#batchSize * this.#window, MAX_SCAN_PAGE);
     for (const collection of collections) {
       let after: Uint8Array | undefined;
       for (;;) {
         if (this.#closed) return;
         const page = this.#host.store.records(collection, {
           ...(after ? { after } : {}),
-          limit: this.#batchSize,
+          limit: pageSize,
         });
         if (page.length === 0) break;
         after = page.at(-1)?.idBytes;
@@ -921,7 +955,7 @@ export class SyncSession {
         const empty = this.#remoteEmpty.has(collection);
         const entries = page.filter((r) => this.#wants(r) && !(empty && r.tombstone));
         if (entries.length > 0) await this.#offer(entries, cursor, cursor, undefined, empty);
-        if (page.length < this.#batchSize) break;
+        if (page.length < pageSize) break;
       }
     }
     // Whatever the remote holds now came from this scan or from elsewhere: offers again.
@@ -941,6 +975,10 @@ export class SyncSession {
 
   #wants(r: StoredDocument): boolean {
     if (!this.#mayRead(r.collection, r.id)) return false;
+    // A subscription without WHERE takes every document of its collection: no need to decode
+    // the value to know (the store decodes it on first read).
+    if (this.#remoteSubs.some((s) => s.collection === r.collection && s.where === undefined))
+      return true;
     if (r.tombstone || !r.value) return this.#remoteSubs.some((s) => s.collection === r.collection);
     return this.#remoteSubs.some(
       (s) => s.collection === r.collection && s.matches(r.value as Record<string, JsonValue>),
@@ -976,26 +1014,25 @@ export class SyncSession {
     // Documents the remote is known to hold go as deltas right away (or not at all when it has
     // everything); the others are offered first.
     const readAt = this.#host.store.lastSeq;
-    const offers: StoredDocument[] = [];
-    const pushes: { doc: StoredDocument; since: VersionVector }[] = [];
+    const offers: { doc: StoredDocument; key: string }[] = [];
+    const pushes: { doc: StoredDocument; key: string; since: VersionVector }[] = [];
     for (const d of stored) {
-      const known =
-        this.#known.get(keyOf(d.collection, d.idBytes)) ?? (remoteEmpty ? NOTHING : undefined);
-      if (!known) offers.push(d);
-      else if (!covers(known, d.versionVector)) pushes.push({ doc: d, since: known });
+      const key = keyOf(d.collection, d.idBytes);
+      const known = this.#known.get(key) ?? (remoteEmpty ? NOTHING : undefined);
+      if (!known) offers.push({ doc: d, key });
+      else if (!covers(known, d.versionVector)) pushes.push({ doc: d, key, since: known });
     }
-    const batches: { kind: 'offer' | 'push'; items: StoredDocument[]; since: VersionVector[] }[] =
-      [];
+    const batches: {
+      kind: 'offer' | 'push';
+      items: { doc: StoredDocument; key: string }[];
+      since: VersionVector[];
+    }[] = [];
     for (let i = 0; i < offers.length; i += this.#batchSize) {
       batches.push({ kind: 'offer', items: offers.slice(i, i + this.#batchSize), since: [] });
     }
     for (let i = 0; i < pushes.length; i += this.#batchSize) {
       const chunk = pushes.slice(i, i + this.#batchSize);
-      batches.push({
-        kind: 'push',
-        items: chunk.map((p) => p.doc),
-        since: chunk.map((p) => p.since),
-      });
+      batches.push({ kind: 'push', items: chunk, since: chunk.map((p) => p.since) });
     }
     // An empty batch still goes out: it lets the receiver's checkpoint advance, in order.
     if (batches.length === 0) batches.push({ kind: 'push', items: [], since: [] });
@@ -1006,8 +1043,12 @@ export class SyncSession {
       const last = n === batches.length - 1;
       const out: Outstanding = {
         batch,
-        entries: b.items.map((d) => ({ collection: d.collection, idBytes: d.idBytes })),
-        held: b.items,
+        entries: b.items.map(({ doc, key }) => ({
+          collection: doc.collection,
+          idBytes: doc.idBytes,
+          key,
+        })),
+        held: b.items.map((i) => i.doc),
         readAt,
         through: last ? through : floor,
         subsHash: this.#remoteSubsHash,
@@ -1021,7 +1062,7 @@ export class SyncSession {
         await this.#send({
           offer: {
             batch,
-            entries: b.items.map((d) => ({
+            entries: b.items.map(({ doc: d }) => ({
               collection: d.collection,
               docId: d.idBytes,
               versionVector: vvEntries(d.versionVector),
@@ -1038,6 +1079,9 @@ export class SyncSession {
 
 const KNOWN_LIMIT = 100_000;
 
+/** Most documents one scan reads at once (the store's own cap on a page of records). */
+const MAX_SCAN_PAGE = 10_000;
+
 /** The version vector of a document the remote does not hold. */
 const NOTHING: VersionVector = new Map();
 
@@ -1050,8 +1094,19 @@ function covers(a: VersionVector, b: VersionVector): boolean {
   return true;
 }
 
+/**
+ * A document's key in the session's maps: its collection and canonical id bytes (as latin1, which
+ * is also `CrdtDocument.key`).
+ */
 function keyOf(collection: string, idBytes: Uint8Array): string {
-  return collection + '\u0000' + Buffer.from(idBytes).toString('latin1');
+  return (
+    keyPrefix(collection) +
+    Buffer.from(idBytes.buffer, idBytes.byteOffset, idBytes.byteLength).toString('latin1')
+  );
+}
+
+function keyPrefix(collection: string): string {
+  return collection + '\u0000';
 }
 
 function vvEntries(vv: VersionVector): v1.IVersionEntry[] {

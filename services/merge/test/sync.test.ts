@@ -152,6 +152,65 @@ describe('sync between two peers', () => {
     expect(a.syncStatus()[0]?.documentsSent).toBe(120);
   });
 
+  it('merges a whole document that meets one written meanwhile on the receiver (no overwrite)', async () => {
+    const a = await mk('a');
+    const b = await mk('b');
+    for (let i = 0; i < 30; i++)
+      await a.execute('INSERT INTO c DOCUMENTS (:d)', { d: { _id: `d${i}`, a: i } });
+    await b.subscribe('SELECT * FROM c');
+    // B's hello says it holds nothing of c, so A pushes whole documents, which B commits without
+    // reading first (expecting them absent). Hold them back until B has written d3 itself.
+    let release = (): void => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    let held = 0;
+    const [ca, cb] = channelPair();
+    const gated: MessageChannel = {
+      get closed() {
+        return cb.closed;
+      },
+      close: () => cb.close(),
+      send: (m) => cb.send(m),
+      messages: {
+        async *[Symbol.asyncIterator]() {
+          for await (const m of cb.messages) {
+            if (decodeSyncMessage(m).body === 'deltas' && held++ === 0) await gate;
+            yield m;
+          }
+        },
+      },
+    };
+    void a.connect(b.peerId, ca).catch(() => undefined);
+    void b.connect(a.peerId, gated).catch(() => undefined);
+    await settle('deltas held', () => held > 0);
+    await b.execute("INSERT INTO c DOCUMENTS ({'_id': 'd3', 'b': 'local'})");
+    release();
+    await settle('initial sync', () => contents(b, 'c').length === 30);
+    await settle('acknowledged', () => a.syncStatus()[0]?.ackedThrough === a.store.lastSeq);
+    // Both inserts of d3 survive, field by field; every other document is A's.
+    expect(b.store.get('c', ['d3'])[0]?.value).toEqual({ _id: 'd3', a: 3, b: 'local' });
+    expect(contents(b, 'c').filter((d) => (d as { _id: string })._id !== 'd3')).toEqual(
+      contents(a, 'c').filter((d) => (d as { _id: string })._id !== 'd3'),
+    );
+    expect(b.syncStatus()[0]?.documentsRefused).toBe(0);
+  });
+
+  it('scans a collection larger than the window in pages', async () => {
+    const a = await peer('a', { session: { batchSize: 5, window: 2 } });
+    const b = await peer('b', { session: { batchSize: 5, window: 2 } });
+    open.push(a, b);
+    for (let i = 0; i < 37; i++)
+      await a.execute('INSERT INTO c DOCUMENTS (:d)', { d: { _id: i, n: i } });
+    await a.execute('DELETE FROM c WHERE _id = 20');
+    await b.execute("INSERT INTO c DOCUMENTS ({'_id': 'mine'})");
+    await b.subscribe('SELECT * FROM c WHERE n >= 3');
+    link(a, b);
+    // B held something, so the scan's pages of 10 (two batches of 5) go through offers.
+    await settle('initial sync', () => contents(b, 'c').length === 1 + 33);
+    await settle('idle', () => a.syncStatus()[0]?.state === 'idle');
+    expect(contents(b, 'c').slice(0, 33)).toEqual(contents(a, 'c').slice(3));
+    expect(a.syncStatus()[0]?.documentsSent).toBe(33);
+  });
+
   it('goes quiet between two empty peers (no busy loop)', async () => {
     const a = await mk('a');
     const b = await mk('b');
