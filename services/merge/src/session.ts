@@ -25,8 +25,10 @@
  *   remote's other messages only after a hello that names its own session. So what arrives
  *   before (the end of the remote's previous session, or what it sent before it knew this one)
  *   is skipped, and a hello lost on the way (a bus feed that dropped it before this session
- *   existed) costs nothing: the remote answers this session's hello with another. A hello from
- *   a new session of the remote ends this one; the replacement keeps this session's id, so the
+ *   existed) costs nothing: the remote answers this session's hello with another, and a session
+ *   that gets messages but no hello naming it asks for one (`answer`, on the first and every
+ *   16th skipped message), which the remote answers without the flag (no loop). A hello from a
+ *   new session of the remote ends this one; the replacement keeps this session's id, so the
  *   remote does not start over in turn (no restart ping-pong).
  *
  * Any message but the hello may travel packed (`SyncPacked`: the message raw-deflated, see
@@ -279,6 +281,8 @@ export class SyncSession {
   #remoteSession: Uint8Array | undefined;
   /** Whether a hello naming the remote's session went out: only then may other messages. */
   #introduced = false;
+  /** Messages skipped before the handshake completed (every 16th asks for a hello). */
+  #skipped = 0;
   #state: SyncStatus['state'] = 'connecting';
   /** Set by the remote's hello that names this session: from then on its messages count. */
   #resumeFrom: number | undefined;
@@ -375,9 +379,11 @@ export class SyncSession {
         this.#lastReceivedAt = this.#host.now();
         const msg = decodeSyncMessage(bytes);
         if (msg.body === 'hello') await this.#hello(msg.hello as v1.SyncHello, bytes);
-        // Before the remote's hello that names this session, a message is the trailing end of
-        // an earlier session, or was sent before the remote knew this one: not for us.
         else if (this.#resumeFrom !== undefined) await this.#receive(msg);
+        // Before the remote's hello that names this session, a message is the trailing end of
+        // an earlier session, or was sent before the remote knew this one: not for us. Or the
+        // remote's hello to us was lost: ask for one (now and then, not for every message).
+        else if (this.#skipped++ % 16 === 0) await this.#sendHello(true);
       }
     } catch (err) {
       if (!hasCode(err, 'MERGE_CHANNEL_CLOSED')) throw err;
@@ -440,7 +446,7 @@ export class SyncSession {
   }
 
   /** Sends this session's hello, naming the remote's session once known. */
-  async #sendHello(): Promise<void> {
+  async #sendHello(answer = false): Promise<void> {
     await this.#send({
       hello: {
         peerId: this.#host.peerId,
@@ -451,6 +457,7 @@ export class SyncSession {
           .collections.filter((c) => this.#host.store.records(c, { limit: 1 }).length === 0),
         sessionId: this.#id,
         ...(this.#remoteSession ? { seenSessionId: this.#remoteSession } : {}),
+        ...(answer ? { answer } : {}),
       },
     });
   }
@@ -486,7 +493,10 @@ export class SyncSession {
       await this.#sendHello();
       this.#introduced = true;
       this.sendSubscriptions();
-    } else if (!sameBytes(h.sessionId, this.#remoteSession)) {
+    } else if (sameBytes(h.sessionId, this.#remoteSession)) {
+      // The remote's hello naming us was lost on the way: it asks again.
+      if (h.answer) await this.#sendHello();
+    } else {
       const err = mergeError(
         'MERGE_REMOTE_RESTARTED',
         `${this.#remote} restarted its sync session`,

@@ -27,6 +27,7 @@ import { seededRandom } from '@lattice/multiplexer';
 import { DocumentStore, MemoryEngine } from '@lattice/store';
 import { InboxChannel } from './channel.js';
 import { MergeEngine } from './engine.js';
+import { restartOf } from './session.js';
 
 /** Shape of the mesh. */
 export type Topology = 'line' | 'star' | 'mesh';
@@ -55,6 +56,14 @@ export interface SimulationOptions {
    * documents and its own, and write only its own.
    */
   readonly restrictedLeaves?: boolean;
+  /**
+   * Per tick and link: chance that one side's session starts over while the other side's goes on
+   * (default 0), as when a merge service's bus feed from its multiplexer had a gap: what was on
+   * its way to that side is lost, and so is what arrives within the tick, before the new session
+   * listens; and a new link may lose what first reaches one side (the other side's hello, say).
+   * The sessions must find each other again.
+   */
+  readonly resetRate?: number;
 }
 
 /** What a run did and found. */
@@ -66,6 +75,10 @@ export interface SimulationReport {
   readonly partitions: number;
   readonly bytes: number;
   readonly messages: number;
+  /** One-sided session restarts ({@link SimulationOptions.resetRate}). */
+  readonly resets: number;
+  /** Messages those lost. */
+  readonly lost: number;
   /** Problems found; empty when the run passed. */
   readonly violations: string[];
 }
@@ -77,6 +90,8 @@ interface SimLink {
   queues: [{ at: number; m: Uint8Array }[], { at: number; m: Uint8Array }[]];
   ends?: [InboxChannel, InboxChannel];
   sessions?: Promise<unknown>;
+  /** Per side: messages toward it are lost until this tick (its session is starting over). */
+  deaf: [number, number];
 }
 
 const COLLECTION = 'items';
@@ -117,7 +132,16 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
       write: { queriesByCollection: { [COLLECTION]: [`_id LIKE 'peer${i}-%'`] } },
     });
   const ownedBy = (i: number, id: string): boolean => id.startsWith(`${names[i]}-`);
-  const report = { writes: 0, flaps: 0, restarts: 0, partitions: 0, bytes: 0, messages: 0 };
+  const report = {
+    writes: 0,
+    flaps: 0,
+    restarts: 0,
+    partitions: 0,
+    bytes: 0,
+    messages: 0,
+    resets: 0,
+    lost: 0,
+  };
   const violations: string[] = [];
 
   const generation = names.map(() => 0);
@@ -147,7 +171,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
   // Topology.
   const links: SimLink[] = [];
   const add = (a: number, b: number): void => {
-    links.push({ a, b, up: false, queues: [[], []] });
+    links.push({ a, b, up: false, queues: [[], []], deaf: [0, 0] });
   };
   if (options.topology === 'line') for (let i = 0; i + 1 < n; i++) add(i, i + 1);
   else if (options.topology === 'star') for (let i = 1; i < n; i++) add(0, i);
@@ -164,39 +188,96 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
   const cut = (l: SimLink): boolean =>
     partitioned !== undefined && partitioned.has(l.a) !== partitioned.has(l.b);
 
+  const latency = (): number => tick + 1 + Math.floor(random() * (options.maxLatency ?? 3));
+  /**
+   * Runs side `side` of link `l` (0: peer `a`, 1: peer `b`) on a new channel end: `first` is
+   * delivered before anything else, `sessionId` kept (a session that replaces one the remote
+   * restarted, as `syncOverMultiplexer` does).
+   */
+  const runSide = (
+    l: SimLink,
+    side: 0 | 1,
+    first: readonly Uint8Array[] = [],
+    sessionId?: Uint8Array,
+  ): Promise<void> => {
+    const [self, other] = side === 0 ? [l.a, l.b] : [l.b, l.a];
+    const e = engines[self];
+    if (!e || !l.ends) return Promise.resolve();
+    const end: InboxChannel = new InboxChannel(
+      (m) => {
+        report.bytes += m.length;
+        report.messages++;
+        l.queues[side === 0 ? 1 : 0].push({ at: latency(), m });
+      },
+      // Only the current end of a side takes the link down when its session ends.
+      () => {
+        if (l.ends?.[side] === end) disconnect(l);
+      },
+    );
+    l.ends[side] = end;
+    for (const m of first) end.deliver(m);
+    // In a star the hub is always `a` (links are added as (0, i)).
+    const permissions = side === 0 && l.a === 0 && restricted[l.b] ? permissionsOf(l.b) : undefined;
+    return e.connect(names[other] as string, end, { permissions, sessionId }).catch((err) => {
+      const restart = restartOf(err);
+      if (!restart) throw err;
+      // The remote started over: so does this side, under the same session id (unless the link
+      // or this end is gone meanwhile).
+      if (l.up && l.ends?.[side] === end)
+        return runSide(l, side, [restart.hello, ...end.takeUnread()], restart.sessionId);
+      return undefined;
+    });
+  };
   const connect = (l: SimLink): void => {
     const ea = engines[l.a];
     const eb = engines[l.b];
     if (!ea || !eb || l.up || cut(l)) return;
     l.up = true;
     l.queues = [[], []];
-    const latency = (): number => tick + 1 + Math.floor(random() * (options.maxLatency ?? 3));
-    const down = (): void => disconnect(l);
-    const endA = new InboxChannel((m) => {
-      report.bytes += m.length;
-      report.messages++;
-      l.queues[1].push({ at: latency(), m });
-    }, down);
-    const endB = new InboxChannel((m) => {
-      report.bytes += m.length;
-      report.messages++;
-      l.queues[0].push({ at: latency(), m });
-    }, down);
-    l.ends = [endA, endB];
-    // In a star the hub is always `a` (links are added as (0, i)).
-    const permissions = l.a === 0 && restricted[l.b] ? permissionsOf(l.b) : undefined;
-    l.sessions = Promise.allSettled([
-      ea.connect(names[l.b] as string, endA, { permissions }),
-      eb.connect(names[l.a] as string, endB),
-    ]).then((rs) => {
+    l.deaf = [0, 0];
+    // With resets, a new link may also lose what first reaches one side (its merge service's feed
+    // had not caught up): the other side's hello, say.
+    if ((options.resetRate ?? 0) > 0 && random() < 0.3) l.deaf[random() < 0.5 ? 0 : 1] = tick + 3;
+    const placeholder = new InboxChannel(() => undefined);
+    l.ends = [placeholder, placeholder];
+    l.sessions = Promise.allSettled([runSide(l, 0), runSide(l, 1)]).then((rs) => {
       for (const r of rs) {
         if (r.status !== 'rejected') continue;
         const code = (r.reason as { code?: string }).code;
         // The previous session on this link was still winding down: try again later.
         if (code === 'MERGE_SESSION_EXISTS') disconnect(l);
-        else if (code !== 'MERGE_CLOSED')
+        else if (code !== 'MERGE_CLOSED' && code !== 'MERGE_CHANNEL_CLOSED')
           violations.push(`session ${names[l.a]}–${names[l.b]} failed: ${String(r.reason)}`);
       }
+    });
+  };
+  /**
+   * One side's session starts over, the other's goes on: what was on its way to that side is
+   * lost, and so is what arrives before the new session listens.
+   */
+  const resetSide = async (l: SimLink, side: 0 | 1): Promise<void> => {
+    const self = side === 0 ? l.a : l.b;
+    const other = side === 0 ? l.b : l.a;
+    const e = engines[self];
+    if (!e || !l.up || !l.ends) return;
+    report.resets++;
+    report.lost += l.queues[side].length;
+    l.queues[side] = [];
+    l.deaf[side] = tick + (random() < 0.5 ? 1 : 0);
+    const old = l.ends[side];
+    const placeholder = new InboxChannel(() => undefined);
+    l.ends[side] = placeholder; // the old end's close must not take the link down
+    old.close();
+    await e.disconnect(names[other] as string);
+    if (!l.up || l.ends[side] !== placeholder) return;
+    runSide(l, side).catch((err: unknown) => {
+      const code = (err as { code?: string }).code;
+      if (
+        code !== 'MERGE_CLOSED' &&
+        code !== 'MERGE_CHANNEL_CLOSED' &&
+        code !== 'MERGE_SESSION_EXISTS'
+      )
+        violations.push(`session ${names[self]}→${names[other]} failed: ${String(err)}`);
     });
   };
   const disconnect = (l: SimLink): void => {
@@ -211,8 +292,11 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
       for (const side of [0, 1] as const) {
         // Ordered: deliver the head while it is due.
         const q = l.queues[side];
-        while (q.length > 0 && (q[0] as { at: number }).at <= tick)
-          l.ends[side].deliver((q.shift() as { m: Uint8Array }).m);
+        while (q.length > 0 && (q[0] as { at: number }).at <= tick) {
+          const m = (q.shift() as { m: Uint8Array }).m;
+          if (tick < l.deaf[side]) report.lost++;
+          else l.ends[side].deliver(m);
+        }
       }
     }
   };
@@ -269,6 +353,10 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
         report.flaps++;
         disconnect(l);
       } else if (!l.up && random() < 0.2) connect(l);
+    }
+    for (const l of links) {
+      if (l.up && random() < (options.resetRate ?? 0))
+        pending.push(resetSide(l, random() < 0.5 ? 0 : 1));
     }
     if (random() < (options.partitionRate ?? 0.01)) {
       if (partitioned) partitioned = undefined;

@@ -54,6 +54,27 @@ describe('simulated meshes converge and lose nothing', () => {
     }
   }, 240_000);
 
+  it(`mesh of 10 peers whose sessions start over one side at a time, losing what was on its way, ${SEEDS} seeds`, async () => {
+    let resets = 0;
+    let lost = 0;
+    for (let seed = 1; seed <= SEEDS; seed++) {
+      const report = await simulate({
+        seed,
+        peers: 10,
+        topology: 'mesh',
+        ticks: 150,
+        resetRate: 0.01,
+        restartRate: 0.005,
+      });
+      expect(report.violations, `seed ${seed}: ${JSON.stringify(report)}`).toEqual([]);
+      resets += report.resets;
+      lost += report.lost;
+    }
+    // The runs did exercise it: sessions started over and messages were lost.
+    expect(resets).toBeGreaterThan(SEEDS * 5);
+    expect(lost).toBeGreaterThan(0);
+  }, 240_000);
+
   it('replays the kept regression seeds', async () => {
     for (const r of REGRESSIONS) await check(r);
   });
