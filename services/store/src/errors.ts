@@ -36,6 +36,11 @@ export const StoreErrorCode = {
   STORE_TOO_MANY_CURSORS: ErrorKind.RESOURCE_EXHAUSTED,
   /** A statement that is not a query was sent to `query` (mutations go through merge). */
   STORE_NOT_A_QUERY: ErrorKind.INVALID_ARGUMENT,
+  /**
+   * The database was written in a store format this version cannot read (a newer one, or an
+   * unreadable format marker); nothing was changed.
+   */
+  STORE_UNSUPPORTED_FORMAT: ErrorKind.FAILED_PRECONDITION,
 } as const;
 
 /** One error code of this package. */

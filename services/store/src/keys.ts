@@ -3,13 +3,16 @@
  *
  * ```
  * 'M' name                              → system metadata (peer id, HLC high-water mark, …)
+ * 'M' 0x00 'format'                     → u32 big-endian: the on-disk format ({@link STORE_FORMAT})
  * 'C' coll                              → (empty) the collection exists
  * 'D' coll docId                        → DocRecord: commit seq, CRDT state, version vector,
  *                                         tombstone flag and deletion time
  * 'V' coll docId                        → materialized value (value encoding); live docs only
  * 'X' coll name                         → IndexDef (path, ready)
- * 'I' coll name indexValue docId        → (empty) one secondary index entry
+ * 'I' coll name indexValue              → posting: the documents holding that value (below)
+ * 'I' coll name indexValue docId        → (empty) one document of an overflowed posting
  * 'T' coll docId                        → deletedAt(u64): a tombstone, for reaping after the TTL
+ *                                         (exists exactly while the record is a tombstone)
  * 'L' seq(u64)                          → Committed: what commit `seq` touched (the change log)
  * 'P' peer                              → Checkpoint data of a remote peer's sync session
  * ```
@@ -18,10 +21,22 @@
  *   collection are contiguous and a collection's prefix never prefixes another's.
  * - `docId` is the canonical `_id` encoding of `@lattice/crdt` (self-delimiting, sorts by value),
  *   so a `D`/`V` range scan yields documents in `_id` order and `_id` ranges are key ranges.
- * - `indexValue` is the order-preserving encoding below, so index equality is a prefix scan and
- *   an index range is a key range.
+ * - `indexValue` is the order-preserving encoding below, self-delimiting, so a value's posting
+ *   key is followed directly by its overflow entries, an index equality is one point read of the
+ *   posting (or, overflowed, a prefix scan) and an index range is a key range.
  * - `u64` is 8 bytes big-endian, so the change log iterates in numeric order and
  *   "changes since commit N" is a range scan from `L (N+1)`.
+ *
+ * Posting (the value of `'I' coll name indexValue`), format 2:
+ * - `0x00` then each `docId` as a varint length and its bytes, ascending bytewise (the order of
+ *   the `_id`s), at most {@link POSTING_MAX_IDS} of them: an inline posting. An empty posting is
+ *   deleted, not stored.
+ * - `0x01`: overflowed. The documents are the keys `'I' coll name indexValue docId` that follow
+ *   it. A posting overflows when it would exceed the inline limit and stays overflowed until the
+ *   index is rebuilt.
+ * Format 1 (before the `'M' \0format` key existed) had no postings, only one
+ * `'I' coll name indexValue docId` entry per document; a store opens a format-1 database by
+ * rebuilding its indexes (see `DocumentStore.open`).
  *
  * Index value encoding (self-delimiting; bytewise order = DQL collation order, strings by code
  * point):
@@ -51,6 +66,75 @@ export const Tag = {
   PEER: 0x50, // 'P'
 } as const;
 type TagByte = (typeof Tag)[keyof typeof Tag];
+
+/** The on-disk format this code writes and reads (stored under {@link FORMAT_META}). */
+export const STORE_FORMAT = 2;
+/** The metadata name of the format version (`'M' \0format` → u32 big-endian). */
+export const FORMAT_META = '\u0000format';
+
+/** Most documents in an inline posting (see the module comment). */
+export const POSTING_MAX_IDS = 32;
+/** First byte of a posting. */
+export const POSTING_INLINE = 0x00;
+export const POSTING_OVERFLOW = 0x01;
+const OVERFLOWED = Uint8Array.of(POSTING_OVERFLOW);
+
+/** Encodes an inline posting of `ids` (sorted, distinct). */
+export function encodePosting(ids: readonly Uint8Array[]): Uint8Array {
+  let len = 1;
+  for (const id of ids) len += varintLength(id.length) + id.length;
+  const out = new Uint8Array(len);
+  out[0] = POSTING_INLINE;
+  let at = 1;
+  for (const id of ids) {
+    let n = id.length;
+    while (n >= 0x80) {
+      out[at++] = (n & 0x7f) | 0x80;
+      n >>>= 7;
+    }
+    out[at++] = n;
+    out.set(id, at);
+    at += id.length;
+  }
+  return out;
+}
+
+/** The bytes of an overflowed posting. */
+export function overflowedPosting(): Uint8Array {
+  return OVERFLOWED;
+}
+
+/**
+ * The `_id`s of an inline posting (views into `b`), or undefined for an overflowed one.
+ * @throws `STORE_IO` on bytes that are not a posting.
+ */
+export function decodePosting(b: Uint8Array): Uint8Array[] | undefined {
+  if (b[0] === POSTING_OVERFLOW && b.length === 1) return undefined;
+  if (b[0] !== POSTING_INLINE) throw storeError('STORE_IO', 'corrupt index posting');
+  const ids: Uint8Array[] = [];
+  let at = 1;
+  while (at < b.length) {
+    let n = 0;
+    let shift = 0;
+    for (;;) {
+      const x = b[at++];
+      if (x === undefined || shift > 28) throw storeError('STORE_IO', 'corrupt index posting');
+      n |= (x & 0x7f) << shift;
+      if (x < 0x80) break;
+      shift += 7;
+    }
+    if (at + n > b.length) throw storeError('STORE_IO', 'corrupt index posting');
+    ids.push(b.subarray(at, at + n));
+    at += n;
+  }
+  return ids;
+}
+
+function varintLength(n: number): number {
+  let len = 1;
+  for (let v = n; v >= 0x80; v >>>= 7) len++;
+  return len;
+}
 
 /** Longest collection or index name, in UTF-8 bytes. */
 export const MAX_NAME_BYTES = 255;
@@ -200,23 +284,27 @@ export function indexDefKey(collection: string, name: string): Uint8Array {
   return prefix(Tag.INDEX_DEF, collection).name(name).finish();
 }
 
-/** `'I' coll name` + the encoded value (a prefix of every entry for that value). */
+/**
+ * `'I' coll name` + the encoded value: the value's posting key, and the prefix of its overflow
+ * entries.
+ */
 export function indexValuePrefix(collection: string, name: string, value: unknown): Uint8Array {
-  const w = prefix(Tag.INDEX, collection).name(name);
+  const w = new KeyWriter().bytes(indexPrefixCached(collection, name));
   encodeIndexValue(w, value, 0);
   return w.finish();
 }
 
-/** `'I' coll name indexValue docId`. */
-export function indexEntryKey(
-  collection: string,
-  name: string,
-  value: unknown,
-  docId: Uint8Array,
-): Uint8Array {
-  const w = prefix(Tag.INDEX, collection).name(name);
-  encodeIndexValue(w, value, 0);
-  return w.bytes(docId).finish();
+const indexPrefixCache = new Map<string, Uint8Array>();
+
+/** `'I' coll name`, cached. */
+function indexPrefixCached(collection: string, name: string): Uint8Array {
+  const k = `${collection}\u0000${name}`;
+  let p = indexPrefixCache.get(k);
+  if (!p) {
+    p = prefix(Tag.INDEX, collection).name(name).finish();
+    if (indexPrefixCache.size < 10_000) indexPrefixCache.set(k, p);
+  }
+  return p;
 }
 
 /** The length of `'I' coll name`, the part of an index entry key before the value. */
@@ -226,9 +314,9 @@ export function indexPrefixLength(collection: string, name: string): number {
 
 /** `'I' coll name` followed by `tail` (a type tag range bound). */
 export function indexPrefix(collection: string, name: string, tail?: number): Uint8Array {
-  const w = prefix(Tag.INDEX, collection).name(name);
-  if (tail !== undefined) w.byte(tail);
-  return w.finish();
+  const p = indexPrefixCached(collection, name);
+  if (tail === undefined) return p;
+  return join2(p, Uint8Array.of(tail));
 }
 
 /**
@@ -242,7 +330,19 @@ export function tombstoneKey(collection: string, docId: Uint8Array): Uint8Array 
 
 /** `'L' seq`. */
 export function logKey(seq: number): Uint8Array {
-  return new KeyWriter().byte(Tag.LOG).u64(seq).finish();
+  const k = new Uint8Array(9);
+  k[0] = Tag.LOG;
+  const hi = Math.floor(seq / 0x1_0000_0000);
+  const lo = seq >>> 0;
+  k[1] = hi >>> 24;
+  k[2] = (hi >>> 16) & 0xff;
+  k[3] = (hi >>> 8) & 0xff;
+  k[4] = hi & 0xff;
+  k[5] = lo >>> 24;
+  k[6] = (lo >>> 16) & 0xff;
+  k[7] = (lo >>> 8) & 0xff;
+  k[8] = lo & 0xff;
+  return k;
 }
 
 /** `'P' peer`. */

@@ -46,11 +46,13 @@ import {
   collectionOf,
   collectionPrefix,
   collectionPrefixLength,
+  decodePosting,
   docKey,
+  encodePosting,
+  FORMAT_META,
   INDEX_TYPE_END,
   INDEX_TYPE_TAG,
   indexDefKey,
-  indexEntryKey,
   indexPrefix,
   indexPrefixLength,
   indexValuePrefix,
@@ -58,9 +60,13 @@ import {
   logKey,
   metaKey,
   nameBytes,
+  overflowedPosting,
   peerKey,
+  POSTING_MAX_IDS,
+  POSTING_OVERFLOW,
   prefixEnd,
   readU64,
+  STORE_FORMAT,
   Tag,
   tagPrefix,
   tombstoneKey,
@@ -263,8 +269,12 @@ interface PreparedCommit {
   readonly checkpoints: [string, Uint8Array][];
   readonly bytes: number;
   readonly trace: TraceParent | undefined;
-  resolve(r: CommitResult): void;
-  reject(e: unknown): void;
+  resolve: (r: CommitResult) => void;
+  reject: (e: unknown) => void;
+}
+
+function unsettled(): never {
+  throw new Error('a prepared commit settled before it was queued');
 }
 
 /**
@@ -300,6 +310,11 @@ const FETCH_CHUNK = 256;
 const STATEMENT_CACHE_SIZE = 256;
 const MAX_CACHED_STATEMENT = 4_096;
 const GROUP_MAX_BYTES = 64 * 1024 * 1024;
+/**
+ * Most tombstones the store tracks in memory (see `#tombstones`); past this it stops tracking
+ * and every revival deletes its tombstone key blindly, as if one might exist.
+ */
+const MAX_TRACKED_TOMBSTONES = 1_000_000;
 const EMPTY = new Uint8Array(0);
 
 /**
@@ -323,6 +338,14 @@ export class DocumentStore {
   readonly #listeners = new Set<CommittedListener>();
   readonly #cursors = new Map<string, Cursor>();
   readonly #statements = new Map<string, Statement>();
+  /**
+   * The documents (by {@link overlayKey}) that have a tombstone key (`T`), read from the engine
+   * at open and kept in step with every write after it succeeded; undefined once there were
+   * more than {@link MAX_TRACKED_TOMBSTONES} (then every live write deletes `T` blindly).
+   * @remarks A put of a live document deletes the tombstone key only where one exists: a blind
+   * delete per document was a third of the per-document batch operations.
+   */
+  #tombstones: Set<string> | undefined = new Set();
 
   private constructor(engine: StorageEngine, options: StoreOptions) {
     this.#engine = engine;
@@ -331,11 +354,23 @@ export class DocumentStore {
     this.limits = { ...DEFAULT_STORE_LIMITS, ...options.limits };
   }
 
-  /** Opens a store on `engine` (opening the engine), resuming unfinished index builds. */
+  /**
+   * Opens a store on `engine` (opening the engine), resuming unfinished index builds.
+   * @remarks A database of an older store format is upgraded first: format 1 (one index key per
+   * entry, no postings) has its index entries removed and its indexes rebuilt, reported through
+   * `onIndexProgress` like any resumed build.
+   * @throws `STORE_UNSUPPORTED_FORMAT` for a database of a newer format (nothing is changed).
+   */
   static async open(engine: StorageEngine, options: StoreOptions = {}): Promise<DocumentStore> {
     const store = new DocumentStore(engine, options);
     await engine.open();
-    store.#load();
+    try {
+      store.#load();
+      await store.#upgrade();
+    } catch (err) {
+      await engine.close();
+      throw err;
+    }
     store.#open = true;
     for (const defs of store.#indexes.values()) {
       for (const def of defs.values()) {
@@ -366,6 +401,16 @@ export class DocumentStore {
       this.#collections.add(collectionOf(k));
     }
     const xp = tagPrefix(Tag.INDEX_DEF);
+    const tp = tagPrefix(Tag.TOMBSTONE);
+    const tombstones = new Set<string>();
+    for (const [k] of this.#engine.entries({ gte: tp, lt: prefixEnd(tp), values: false })) {
+      if (tombstones.size >= MAX_TRACKED_TOMBSTONES) {
+        this.#tombstones = undefined;
+        break;
+      }
+      tombstones.add(overlayKey(collectionOf(k), k.subarray(collectionPrefixLength(k))));
+    }
+    if (this.#tombstones) this.#tombstones = tombstones;
     for (const [, v] of this.#engine.entries({ gte: xp, lt: prefixEnd(xp) })) {
       const d = v1.IndexDef.decode(v);
       this.#defsOf(d.collection).set(d.name, {
@@ -375,6 +420,53 @@ export class DocumentStore {
         ready: d.ready,
       });
     }
+  }
+
+  /** The format of the database: 1 where no format is recorded (older stores, or empty). */
+  #readFormat(): number {
+    const b = this.#engine.getMany([metaKey(FORMAT_META)])[0];
+    if (b === undefined) return 1;
+    const v = b.length === 4 ? new DataView(b.buffer, b.byteOffset, 4).getUint32(0) : -1;
+    if (v < 1 || v > STORE_FORMAT) {
+      throw storeError(
+        'STORE_UNSUPPORTED_FORMAT',
+        v < 1
+          ? 'the database has an unreadable store format marker'
+          : `the database is in store format ${v}; this version reads formats 1 to ${STORE_FORMAT}`,
+        { format: String(v) },
+      );
+    }
+    return v;
+  }
+
+  /**
+   * Brings a format-1 database to the current format: every index is marked unbuilt and its
+   * entries removed (format 1 wrote one entry key per document, which format 2 would read as
+   * overflow entries without a posting), then the format is recorded; `open` then rebuilds the
+   * indexes. Each step is idempotent, so a crash in between repeats it on the next open.
+   */
+  async #upgrade(): Promise<void> {
+    if (this.#readFormat() === STORE_FORMAT) return;
+    const defs = [...this.#indexes.values()].flatMap((m) => [...m.values()]);
+    if (defs.length > 0) {
+      const unbuilt = defs.map((d) => ({ ...d, ready: false }));
+      this.#engine.write(
+        unbuilt.map((d) => ({
+          type: 'put',
+          key: indexDefKey(d.collection, d.name),
+          value: encodeDef(d),
+        })),
+        { sync: false },
+      );
+      for (const d of unbuilt) this.#defsOf(d.collection).set(d.name, d);
+    }
+    // Every index key, also those of indexes a crash left without a definition.
+    await this.#deleteRange(tagPrefix(Tag.INDEX));
+    const v = new Uint8Array(4);
+    new DataView(v.buffer).setUint32(0, STORE_FORMAT);
+    this.#engine.write([{ type: 'put', key: metaKey(FORMAT_META), value: v }], {
+      sync: this.#sync,
+    });
   }
 
   #defsOf(collection: string): Map<string, IndexDefinition> {
@@ -417,14 +509,16 @@ export class DocumentStore {
    */
   commit(request: CommitRequest): Promise<CommitResult> {
     this.#check();
-    let prepared: Omit<PreparedCommit, 'resolve' | 'reject'>;
+    let prepared: PreparedCommit;
     try {
       prepared = this.#prepare(request);
     } catch (err) {
       return Promise.reject(err);
     }
     return new Promise<CommitResult>((resolve, reject) => {
-      this.#queue.push({ ...prepared, resolve, reject });
+      prepared.resolve = resolve;
+      prepared.reject = reject;
+      this.#queue.push(prepared);
       this.#scheduleFlush();
     });
   }
@@ -448,7 +542,7 @@ export class DocumentStore {
     else queueMicrotask(run);
   }
 
-  #prepare(request: CommitRequest): Omit<PreparedCommit, 'resolve' | 'reject'> {
+  #prepare(request: CommitRequest): PreparedCommit {
     const writes = request.writes;
     if (writes.length > this.limits.maxWritesPerCommit) {
       throw storeError(
@@ -491,11 +585,7 @@ export class DocumentStore {
       const tombstone = valueBytes === undefined || valueBytes.length === 0;
       const deletedAt = tombstone ? (w.deletedAt ?? now) : 0;
       // The fields after seq and state; the record is assembled once its seq is known.
-      const tail = v1.DocRecord.encode({
-        versionVector: vvEntries(w.versionVector),
-        deletedAtMs: deletedAt,
-        tombstone,
-      }).finish();
+      const tail = encodeRecordTail(w.versionVector, deletedAt, tombstone);
       const size = recordLength(w.state.length, tail.length) + (valueBytes?.length ?? 0);
       if (size > this.limits.maxDocumentBytes) {
         throw storeError(
@@ -542,7 +632,16 @@ export class DocumentStore {
     });
     const trace =
       request.trace && request.trace.traceparent.length <= 256 ? request.trace : undefined;
-    return { writes: out, expect, meta, checkpoints, bytes, trace };
+    return {
+      writes: out,
+      expect,
+      meta,
+      checkpoints,
+      bytes,
+      trace,
+      resolve: unsettled,
+      reject: unsettled,
+    };
   }
 
   #flush(): void {
@@ -569,6 +668,10 @@ export class DocumentStore {
     // Documents written earlier in this group: their seq and value, for later commits' checks.
     const overlay = new Map<string, OverlayEntry>();
     const newCollections: string[] = [];
+    // Documents whose tombstone key this group writes (true) or deletes (false).
+    const tombstones = new Map<string, boolean>();
+    // Index postings changed by this group, written once each at the end.
+    const postings = new PostingEdits();
     const done: {
       commit: PreparedCommit;
       result?: CommitResult;
@@ -586,15 +689,16 @@ export class DocumentStore {
       let entry: CommitEntry | undefined;
       if (c.writes.length > 0) {
         seq++;
-        entry = this.#stage(c.writes, seq, ops, overlay, newCollections);
+        entry = this.#stage(c.writes, seq, ops, overlay, newCollections, tombstones, postings);
         if (c.trace) entry = { ...entry, trace: c.trace };
         ops.push({ type: 'put', key: logKey(seq), value: encodeEntry(entry) });
       }
       for (const [k, v] of c.meta) ops.push({ type: 'put', key: metaKey(k), value: v });
       for (const [p, v] of c.checkpoints) ops.push({ type: 'put', key: peerKey(p), value: v });
-      done.push({ commit: c, result: { seq }, ...(entry ? { entry } : {}) });
+      done.push(entry ? { commit: c, result: { seq }, entry } : { commit: c, result: { seq } });
     }
     if (seq !== startSeq) this.#trimLog(seq, ops);
+    postings.finish(ops);
 
     if (ops.length > 0) {
       try {
@@ -611,6 +715,7 @@ export class DocumentStore {
         return;
       }
     }
+    this.#trackTombstones(tombstones);
     this.#lastSeq = seq;
     for (const d of done) {
       if (d.error !== undefined) d.commit.reject(d.error);
@@ -625,6 +730,27 @@ export class DocumentStore {
           // A listener's failure is its own (it runs after the commit is durable); it must not
           // stop other listeners.
         }
+      }
+    }
+  }
+
+  /** Whether `T` of a document may exist, as of the writes staged so far in this group. */
+  #tombstoneMayExist(okey: string, staged: ReadonlyMap<string, boolean>): boolean {
+    const t = staged.get(okey);
+    if (t !== undefined) return t;
+    return this.#tombstones === undefined || this.#tombstones.has(okey);
+  }
+
+  /** Applies the tombstone keys a successful write created (true) or deleted (false). */
+  #trackTombstones(changes: ReadonlyMap<string, boolean>): void {
+    const set = this.#tombstones;
+    if (set === undefined) return;
+    for (const [k, exists] of changes) {
+      if (!exists) set.delete(k);
+      else if (set.size < MAX_TRACKED_TOMBSTONES) set.add(k);
+      else {
+        this.#tombstones = undefined;
+        return;
       }
     }
   }
@@ -656,25 +782,80 @@ export class DocumentStore {
     ops: EngineOp[],
     overlay: Map<string, OverlayEntry>,
     newCollections: string[],
+    tombstones: Map<string, boolean>,
+    postings: PostingEdits,
   ): CommitEntry {
     const byCollection = new Map<string, Uint8Array[]>();
-    // Old values are needed only where indexes must be maintained.
+    // Index maintenance: the old values (read unless written earlier in this group), the new
+    // ones, and the postings of both, each posting read once per group.
     const needOld: number[] = [];
-    writes.forEach((w, i) => {
+    const nextRefs: (PostingEdit | undefined)[][] = [];
+    let indexed = false;
+    for (let i = 0; i < writes.length; i++) {
+      const w = writes[i] as PreparedWrite;
       const defs = this.#indexes.get(w.collection);
-      if (defs && defs.size > 0 && !overlay.has(w.okey)) needOld.push(i);
-    });
+      if (!defs || defs.size === 0) continue;
+      indexed = true;
+      if (!overlay.has(w.okey)) needOld.push(i);
+      const next = nextDoc(w);
+      const refs: (PostingEdit | undefined)[] = [];
+      for (const def of defs.values()) {
+        const nv = next === undefined ? undefined : indexableOf(next, def.path);
+        refs.push(
+          nv === undefined ? undefined : postings.ref(indexValuePrefix(w.collection, def.name, nv)),
+        );
+      }
+      nextRefs[i] = refs;
+    }
     const oldValues = new Map<number, IndexedDoc>();
-    if (needOld.length > 0) {
-      const got = this.#engine.getMany(
-        needOld.map((i) =>
-          valueKey((writes[i] as PreparedWrite).collection, (writes[i] as PreparedWrite).idBytes),
-        ),
-      );
+    if (indexed) {
+      const keys: Uint8Array[] = [];
+      for (const i of needOld) {
+        const w = writes[i] as PreparedWrite;
+        keys.push(valueKey(w.collection, w.idBytes));
+      }
+      const got = this.#engine.getMany(keys.concat(postings.unread()));
       needOld.forEach((i, j) => {
         const b = got[j];
         if (b) oldValues.set(i, { bytes: b });
       });
+      postings.fill(got.slice(needOld.length));
+      // The postings of the old values (read again only for updates that change a value).
+      const oldRefs: (PostingEdit | undefined)[][] = [];
+      for (let i = 0; i < writes.length; i++) {
+        const w = writes[i] as PreparedWrite;
+        const defs = this.#indexes.get(w.collection);
+        if (!defs || defs.size === 0) continue;
+        const prev = overlay.get(w.okey);
+        const old = prev ? prev.doc : oldValues.get(i);
+        const refs: (PostingEdit | undefined)[] = [];
+        if (old !== undefined) {
+          for (const def of defs.values()) {
+            const ov = indexableOf(old, def.path);
+            refs.push(
+              ov === undefined
+                ? undefined
+                : postings.ref(indexValuePrefix(w.collection, def.name, ov)),
+            );
+          }
+        }
+        oldRefs[i] = refs;
+      }
+      const unread = postings.unread();
+      if (unread.length > 0) postings.fill(this.#engine.getMany(unread));
+      for (let i = 0; i < writes.length; i++) {
+        const nr = nextRefs[i];
+        const or = oldRefs[i];
+        if (nr === undefined || or === undefined) continue;
+        const id = (writes[i] as PreparedWrite).idBytes;
+        for (let d = 0; d < nr.length; d++) {
+          const n = nr[d];
+          const o = or[d];
+          if (o === n) continue; // the same value (or none before and after)
+          if (o) postings.remove(o, id, ops);
+          if (n) postings.add(n, id, ops);
+        }
+      }
     }
     writes.forEach((w, i) => {
       const ok = w.okey;
@@ -686,38 +867,17 @@ export class DocumentStore {
         newCollections.push(w.collection);
         ops.push({ type: 'put', key: collectionKey(w.collection), value: EMPTY });
       }
-      const defs = this.#indexes.get(w.collection);
-      if (defs && defs.size > 0) {
-        const prev = overlay.get(ok);
-        const old = prev ? prev.doc : oldValues.get(i);
-        const next: IndexedDoc | undefined = w.valueBytes
-          ? w.value !== undefined
-            ? { value: w.value }
-            : { bytes: w.valueBytes }
-          : undefined;
-        for (const def of defs.values()) {
-          const ov = old === undefined ? undefined : indexableOf(old, def.path);
-          const nv = next === undefined ? undefined : indexableOf(next, def.path);
-          if (
-            ov !== undefined &&
-            (nv === undefined || !sameIndexValue(w.collection, def.name, ov, nv))
-          ) {
-            ops.push({ type: 'del', key: indexEntryKey(w.collection, def.name, ov, w.idBytes) });
-          }
-          if (nv !== undefined)
-            ops.push({
-              type: 'put',
-              key: indexEntryKey(w.collection, def.name, nv, w.idBytes),
-              value: EMPTY,
-            });
-        }
-        overlay.set(ok, { seq, doc: next });
-      } else {
-        overlay.set(ok, { seq, doc: undefined });
-      }
-      const [dk, vk, tk] = documentKeys(w.collection, w.idBytes);
+      overlay.set(ok, { seq, doc: nextRefs[i] === undefined ? undefined : nextDoc(w) });
+      const [dk, vk] = documentKeys(w.collection, w.idBytes);
+      // A document whose value was just read (for its indexes) is live: live documents have no
+      // tombstone key. Otherwise the tracked set knows (or, untracked, assume one may exist).
+      const clearTombstone = !oldValues.has(i) && this.#tombstoneMayExist(ok, tombstones);
       if (w.evict) {
-        ops.push({ type: 'del', key: dk }, { type: 'del', key: vk }, { type: 'del', key: tk });
+        ops.push({ type: 'del', key: dk }, { type: 'del', key: vk });
+        if (clearTombstone) {
+          ops.push({ type: 'del', key: tombstoneKey(w.collection, w.idBytes) });
+          tombstones.set(ok, false);
+        }
         return;
       }
       ops.push({
@@ -726,9 +886,17 @@ export class DocumentStore {
         value: encodeRecord(seq, w.state as Uint8Array, w.tail as Uint8Array),
       });
       if (w.valueBytes) {
-        ops.push({ type: 'put', key: vk, value: w.valueBytes }, { type: 'del', key: tk });
+        ops.push({ type: 'put', key: vk, value: w.valueBytes });
+        if (clearTombstone) {
+          ops.push({ type: 'del', key: tombstoneKey(w.collection, w.idBytes) });
+          tombstones.set(ok, false);
+        }
       } else {
-        ops.push({ type: 'del', key: vk }, { type: 'put', key: tk, value: u64Bytes(w.deletedAt) });
+        ops.push(
+          { type: 'del', key: vk },
+          { type: 'put', key: tombstoneKey(w.collection, w.idBytes), value: u64Bytes(w.deletedAt) },
+        );
+        tombstones.set(ok, true);
       }
     });
     return {
@@ -756,12 +924,26 @@ export class DocumentStore {
     this.#check();
     nameBytes(collection);
     const idBytes = ids.map(encodeId);
+    const got = this.#readBoth(collection, idBytes);
     const out: StoredDocument[] = [];
-    this.#read(collection, idBytes).forEach(({ record, value }, i) => {
+    for (let i = 0; i < idBytes.length; i++) {
+      const record = got[2 * i];
       if (record)
-        out.push(toStored(collection, ids[i] as DocId, idBytes[i] as Uint8Array, record, value));
-    });
+        out.push(
+          toStored(collection, ids[i] as DocId, idBytes[i] as Uint8Array, record, got[2 * i + 1]),
+        );
+    }
     return out;
+  }
+
+  /** Record and value of each document, in one multi-get: `[record0, value0, record1, …]`. */
+  #readBoth(collection: string, idBytes: readonly Uint8Array[]): (Uint8Array | undefined)[] {
+    const keys: Uint8Array[] = [];
+    for (const b of idBytes) {
+      const [dk, vk] = documentKeys(collection, b);
+      keys.push(dk, vk);
+    }
+    return this.#engine.getMany(keys);
   }
 
   /** Records and values of documents, in one multi-get. */
@@ -769,9 +951,7 @@ export class DocumentStore {
     collection: string,
     idBytes: readonly Uint8Array[],
   ): { record?: Uint8Array; value?: Uint8Array }[] {
-    const keys: Uint8Array[] = [];
-    for (const b of idBytes) keys.push(docKey(collection, b), valueKey(collection, b));
-    const got = this.#engine.getMany(keys);
+    const got = this.#readBoth(collection, idBytes);
     return idBytes.map((_, i) => {
       const record = got[2 * i];
       const value = got[2 * i + 1];
@@ -1117,6 +1297,10 @@ export class DocumentStore {
       await this.#builds.get(`${collection}\u0000${name}`);
       return this.#defsOf(collection).get(name) ?? existing;
     }
+    // Keys a drop interrupted by a crash may have left under this name would read as entries:
+    // remove them in this turn (usually there are none), before the definition exists.
+    const stale = indexPrefix(collection, name);
+    while (this.#deleteChunk(stale, prefixEnd(stale)));
     const def: IndexDefinition = { collection, name, path: [...path], ready: false };
     this.#engine.write(
       [{ type: 'put', key: indexDefKey(collection, name), value: encodeDef(def) }],
@@ -1150,6 +1334,7 @@ export class DocumentStore {
       if (this.#defsOf(def.collection).get(def.name) !== def) return; // dropped meanwhile
       // One chunk: read and write in the same turn, so no commit interleaves with it.
       const ops: EngineOp[] = [];
+      const found: { readonly key: Uint8Array; readonly id: Uint8Array }[] = [];
       let n = 0;
       for (const [k, v] of this.#engine.entries({
         ...(after ? { gt: after } : { gte: p }),
@@ -1157,17 +1342,22 @@ export class DocumentStore {
         limit: BUILD_CHUNK,
       })) {
         const iv = indexableOf({ bytes: v }, def.path);
-        if (iv !== undefined) {
-          ops.push({
-            type: 'put',
-            key: indexEntryKey(def.collection, def.name, iv, k.subarray(skip)),
-            value: EMPTY,
-          });
-        }
         after = Uint8Array.from(k);
+        if (iv !== undefined)
+          found.push({
+            key: indexValuePrefix(def.collection, def.name, iv),
+            id: after.subarray(skip),
+          });
         n++;
       }
-      if (ops.length > 0) this.#engine.write(ops, { sync: false });
+      if (found.length > 0) {
+        const postings = new PostingEdits();
+        const refs = found.map((f) => postings.ref(f.key));
+        postings.fill(this.#engine.getMany(postings.unread()));
+        found.forEach((f, i) => postings.add(refs[i] as PostingEdit, f.id, ops));
+        postings.finish(ops);
+        this.#engine.write(ops, { sync: false });
+      }
       done += n;
       if (n < BUILD_CHUNK) break;
       onProgress?.({
@@ -1201,16 +1391,23 @@ export class DocumentStore {
     // Forget it first: commits stop maintaining it, the planner stops using it.
     defs.delete(name);
     this.#engine.write([{ type: 'del', key: indexDefKey(collection, name) }], { sync: this.#sync });
-    const p = indexPrefix(collection, name);
+    // A new index of the same name (created meanwhile) cleared what was left and owns the range.
+    await this.#deleteRange(indexPrefix(collection, name), () => !defs.has(name));
+  }
+
+  /** Deletes every key starting with `p`, a chunk per turn (unsynced), while `go()` holds. */
+  async #deleteRange(p: Uint8Array, go: () => boolean = () => true): Promise<void> {
     const end = prefixEnd(p);
-    for (;;) {
-      const ops: EngineOp[] = [];
-      for (const [k] of this.#engine.entries({ gte: p, lt: end, limit: BUILD_CHUNK }))
-        ops.push({ type: 'del', key: Uint8Array.from(k) });
-      if (ops.length === 0) break;
-      this.#engine.write(ops, { sync: false });
-      await new Promise<void>((r) => setImmediate(r));
-    }
+    while (go() && this.#deleteChunk(p, end)) await new Promise<void>((r) => setImmediate(r));
+  }
+
+  /** Deletes up to one chunk of keys in `[gte, lt)` (unsynced); whether it found any. */
+  #deleteChunk(gte: Uint8Array, lt: Uint8Array): boolean {
+    const ops: EngineOp[] = [];
+    for (const [k] of this.#engine.entries({ gte, lt, limit: BUILD_CHUNK, values: false }))
+      ops.push({ type: 'del', key: Uint8Array.from(k) });
+    if (ops.length > 0) this.#engine.write(ops, { sync: false });
+    return ops.length > 0;
   }
 
   // --- maintenance -------------------------------------------------------------------------------
@@ -1243,6 +1440,7 @@ export class DocumentStore {
         if (due.length > 0) {
           const recs = this.#engine.getMany(due.map((id) => docKey(collection, id)));
           const ops: EngineOp[] = [];
+          const gone = new Map<string, boolean>();
           due.forEach((id, i) => {
             const r = recs[i];
             if (r && !v1.DocRecord.decode(r).tombstone) return; // revived; its T key is gone too
@@ -1250,9 +1448,13 @@ export class DocumentStore {
               { type: 'del', key: tombstoneKey(collection, id) },
               { type: 'del', key: docKey(collection, id) },
             );
+            gone.set(overlayKey(collection, id), false);
             reaped++;
           });
-          if (ops.length > 0) this.#engine.write(ops, { sync: this.#sync });
+          if (ops.length > 0) {
+            this.#engine.write(ops, { sync: this.#sync });
+            this.#trackTombstones(gone);
+          }
         }
         if (seen < BUILD_CHUNK) break;
         await new Promise<void>((r) => setImmediate(r));
@@ -1371,8 +1573,8 @@ class StoreSource implements DocumentSource, StreamSource {
   indexScan(r: IndexScanRequest): Iterable<Document> {
     const check = (doc: Document): boolean => inIndexRange(valueAtPath(doc, r.path), r.range);
     if (r.range.kind === 'eq' && r.range.values.length === 1) {
-      // An equality lookup usually matches a few documents: answer with one key read and one
-      // multi-get, without the layers of generators a long scan streams through.
+      // An equality lookup usually matches a few documents: answer with one posting read and
+      // one multi-get, without the layers of generators a long scan streams through.
       const few = this.#fewByIndexKeys(r, check);
       if (few) return few;
     }
@@ -1385,21 +1587,20 @@ class StoreSource implements DocumentSource, StreamSource {
       yield* this.#byIndexKeys(r.collection, r.index, range, reverse, r.range.kind === 'eq', check);
   }
 
-  /** The documents of a one-range scan when it holds at most one chunk, else undefined. */
+  /**
+   * The documents of a one-value equality from its posting (one point read, then one multi-get
+   * of the values), or undefined when the posting overflowed.
+   */
   #fewByIndexKeys(r: IndexScanRequest, check: (doc: Document) => boolean): Document[] | undefined {
-    const [range] = indexRanges(r, false);
-    if (!range) return [];
-    const skip = indexPrefixLength(r.collection, r.index);
+    if (r.range.kind !== 'eq') return undefined;
+    const key = indexValuePrefix(r.collection, r.index, r.range.values[0]);
+    const posting = this.#engine.getMany([key])[0];
+    if (!posting) return [];
+    const ids = decodePosting(posting);
+    if (!ids) return undefined;
     const vp = collectionPrefix(Tag.VALUE, r.collection);
     const keys: Uint8Array[] = [];
-    for (const [k] of this.#engine.entries({
-      ...range,
-      values: false,
-      few: true,
-      limit: FETCH_CHUNK + 1,
-    }))
-      keys.push(join2(vp, idAfterIndexValue(k, skip)));
-    if (keys.length > FETCH_CHUNK) return undefined;
+    for (const id of ids) keys.push(join2(vp, id));
     if (r.direction === 'desc') keys.reverse();
     const out: Document[] = [];
     for (const v of this.#engine.getMany(keys)) {
@@ -1415,8 +1616,7 @@ class StoreSource implements DocumentSource, StreamSource {
     const skip = indexPrefixLength(r.collection, r.index);
     const ids: Uint8Array[] = [];
     for (const range of indexRanges(r, false)) {
-      for (const [k] of this.#engine.entries({ ...range, values: false }))
-        ids.push(idAfterIndexValue(k, skip));
+      for (const id of indexIds(this.#engine, range, skip, false, false)) ids.push(id);
     }
     ids.sort(Buffer.compare);
     const vp = collectionPrefix(Tag.VALUE, r.collection);
@@ -1435,7 +1635,7 @@ class StoreSource implements DocumentSource, StreamSource {
     return this.#byIndexKeys(collection, index, { gte: p, lt: prefixEnd(p) }, reverse, false);
   }
 
-  /** The documents of the index entries in `range`, in key order, a chunk of values at a time. */
+  /** The documents of the index keys in `range`, in key order, a chunk of values at a time. */
   *#byIndexKeys(
     collection: string,
     index: string,
@@ -1458,8 +1658,8 @@ class StoreSource implements DocumentSource, StreamSource {
         if (!check || check(doc)) yield doc;
       }
     };
-    for (const [k] of engine.entries({ ...range, reverse, values: false, few })) {
-      chunk.push(join2(vp, idAfterIndexValue(k, skip)));
+    for (const id of indexIds(engine, range, skip, reverse, few)) {
+      chunk.push(join2(vp, id));
       if (chunk.length >= FETCH_CHUNK) yield* flush();
     }
     if (chunk.length > 0) yield* flush();
@@ -1553,10 +1753,65 @@ function overlayKey(collection: string, idBytes: Uint8Array): string {
   );
 }
 
-function vvEntries(vv: VersionVector): { peer: string; counter: number }[] {
-  return [...vv]
-    .map(([peer, counter]) => ({ peer, counter }))
-    .sort((a, b) => (a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0));
+/**
+ * The `DocRecord` fields after `state`, as protobuf encodes them: field 3 (`version_vector`,
+ * one `VersionEntry {peer = 1, counter = 2}` per peer, by peer), field 4 (`deleted_at_ms`) and
+ * field 5 (`tombstone`), the last two only when set.
+ * @remarks Written by hand: one per document per commit, and protobufjs' writer allocated a
+ * tree of operations for these few bytes.
+ */
+function encodeRecordTail(vv: VersionVector, deletedAt: number, tombstone: boolean): Uint8Array {
+  const peers = vv.size === 1 ? [...vv.keys()] : [...vv.keys()].sort(comparePeers);
+  let len = 0;
+  const sizes: number[] = [];
+  for (const peer of peers) {
+    const counter = vv.get(peer) ?? 0;
+    if (!Number.isSafeInteger(counter) || counter < 0) {
+      // Not a counter this encoder writes: leave it to protobufjs, as before.
+      return v1.DocRecord.encode({
+        versionVector: peers.map((p) => ({ peer: p, counter: vv.get(p) ?? 0 })),
+        deletedAtMs: deletedAt,
+        tombstone,
+      }).finish();
+    }
+    const p = Buffer.byteLength(peer, 'utf8');
+    const entry =
+      (p > 0 ? 1 + varintLength(p) + p : 0) + (counter > 0 ? 1 + varintLength(counter) : 0);
+    sizes.push(p, entry);
+    len += 1 + varintLength(entry) + entry;
+  }
+  if (deletedAt > 0) len += 1 + varintLength(deletedAt);
+  if (tombstone) len += 2;
+  const out = Buffer.allocUnsafe(len);
+  let at = 0;
+  peers.forEach((peer, i) => {
+    const p = sizes[2 * i] as number;
+    const counter = vv.get(peer) ?? 0;
+    out[at++] = 0x1a;
+    at = writeVarint(out, at, sizes[2 * i + 1] as number);
+    if (p > 0) {
+      out[at++] = 0x0a;
+      at = writeVarint(out, at, p);
+      at += out.write(peer, at, 'utf8');
+    }
+    if (counter > 0) {
+      out[at++] = 0x10;
+      at = writeVarint(out, at, counter);
+    }
+  });
+  if (deletedAt > 0) {
+    out[at++] = 0x20;
+    at = writeVarint(out, at, deletedAt);
+  }
+  if (tombstone) {
+    out[at++] = 0x28;
+    out[at++] = 1;
+  }
+  return out;
+}
+
+function comparePeers(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /**
@@ -1599,31 +1854,29 @@ function writeVarint(out: Uint8Array, at: number, n: number): number {
 }
 
 /**
- * The record, value and tombstone keys of one document, as views of one allocation.
- * @remarks Three keys per written document; one allocation instead of three.
+ * The record and value keys of one document, as views of one allocation.
+ * @remarks Two keys per written document; one allocation instead of two. (The tombstone key is
+ * needed only for the few writes that create or clear a tombstone.)
  */
-function documentKeys(
-  collection: string,
-  idBytes: Uint8Array,
-): [Uint8Array, Uint8Array, Uint8Array] {
+function documentKeys(collection: string, idBytes: Uint8Array): [Uint8Array, Uint8Array] {
   let prefixes = documentPrefixes.get(collection);
   if (!prefixes) {
-    // `D coll`, `V coll`, `T coll` share their length: the name is what follows the tag.
+    // `D coll` and `V coll` share their length: the name is what follows the tag.
     const d = collectionPrefix(Tag.DOC, collection);
-    prefixes = Uint8Array.of(...d, Tag.VALUE, ...d.subarray(1), Tag.TOMBSTONE, ...d.subarray(1));
+    prefixes = Uint8Array.of(...d, Tag.VALUE, ...d.subarray(1));
     if (documentPrefixes.size < 10_000) documentPrefixes.set(collection, prefixes);
   }
-  const p = prefixes.length / 3;
+  const p = prefixes.length / 2;
   const len = p + idBytes.length;
-  const buf = new Uint8Array(len * 3);
-  for (let i = 0; i < 3; i++) {
-    buf.set(prefixes.subarray(i * p, (i + 1) * p), i * len);
-    buf.set(idBytes, i * len + p);
-  }
-  return [buf.subarray(0, len), buf.subarray(len, 2 * len), buf.subarray(2 * len)];
+  const buf = new Uint8Array(len * 2);
+  buf.set(prefixes.subarray(0, p), 0);
+  buf.set(idBytes, p);
+  buf.set(prefixes.subarray(p), len);
+  buf.set(idBytes, len + p);
+  return [buf.subarray(0, len), buf.subarray(len)];
 }
 
-/** `D coll`, `V coll` and `T coll` back to back, by collection (see {@link documentKeys}). */
+/** `D coll` and `V coll` back to back, by collection (see {@link documentKeys}). */
 const documentPrefixes = new Map<string, Uint8Array>();
 
 function u64Bytes(n: number): Uint8Array {
@@ -1634,7 +1887,45 @@ function u64Bytes(n: number): Uint8Array {
   return b;
 }
 
+/**
+ * A change-log entry as a protobuf `Committed`: field 1 (`commit_seq`), then per collection field
+ * 2 (`CommittedCollection {collection = 1, doc_ids = 2 (repeated)}`).
+ * @remarks Written by hand (one per commit, with every `_id` of it); entries with a trace go
+ * through protobufjs.
+ */
 function encodeEntry(e: CommitEntry): Uint8Array {
+  if (!e.trace) {
+    let len = 1 + varintLength(e.seq);
+    const sizes: number[] = [];
+    for (const c of e.collections) {
+      const name = Buffer.byteLength(c.collection, 'utf8');
+      let inner = name > 0 ? 1 + varintLength(name) + name : 0;
+      for (const id of c.ids) inner += 1 + varintLength(id.length) + id.length;
+      sizes.push(name, inner);
+      len += 1 + varintLength(inner) + inner;
+    }
+    const out = Buffer.allocUnsafe(len);
+    let at = 0;
+    out[at++] = 0x08;
+    at = writeVarint(out, at, e.seq);
+    e.collections.forEach((c, i) => {
+      const name = sizes[2 * i] as number;
+      out[at++] = 0x12;
+      at = writeVarint(out, at, sizes[2 * i + 1] as number);
+      if (name > 0) {
+        out[at++] = 0x0a;
+        at = writeVarint(out, at, name);
+        at += out.write(c.collection, at, 'utf8');
+      }
+      for (const id of c.ids) {
+        out[at++] = 0x12;
+        at = writeVarint(out, at, id.length);
+        out.set(id, at);
+        at += id.length;
+      }
+    });
+    return out;
+  }
   return v1.Committed.encode({
     commitSeq: e.seq,
     collections: e.collections.map((c) => ({ collection: c.collection, docIds: c.ids })),
@@ -1677,18 +1968,138 @@ function indexable(doc: unknown, path: readonly string[]): unknown {
   return v === MISSING ? undefined : v;
 }
 
-function sameIndexValue(collection: string, name: string, a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== 'object' || typeof b !== 'object') return false;
-  return (
-    Buffer.compare(indexValuePrefix(collection, name, a), indexValuePrefix(collection, name, b)) ===
-    0
-  );
+/** The value a write leaves for index maintenance; undefined for tombstones and evictions. */
+function nextDoc(w: PreparedWrite): IndexedDoc | undefined {
+  if (!w.valueBytes) return undefined;
+  return w.value !== undefined ? { value: w.value } : { bytes: w.valueBytes };
 }
 
-/** The `_id` bytes at the end of an index entry key (after the self-delimiting value). */
-function idAfterIndexValue(key: Uint8Array, skip: number): Uint8Array {
-  return key.subarray(skip + indexValueLength(key, skip));
+/** A posting being changed (see `keys.ts`). */
+interface PostingEdit {
+  readonly key: Uint8Array;
+  /** The `_id`s of an inline posting, sorted; undefined once overflowed. */
+  ids: Uint8Array[] | undefined;
+  loaded: boolean;
+  dirty: boolean;
+}
+
+/**
+ * The postings one commit group (or one index build chunk) changes: each read once, changed in
+ * memory, written once by {@link PostingEdits.finish}; overflow entries are written as they
+ * change.
+ * @remarks Adding an `_id` a posting holds and removing one it lacks change nothing, so an index
+ * build and the commits that maintain the same index meanwhile may both add a document.
+ */
+class PostingEdits {
+  readonly #edits = new Map<string, PostingEdit>();
+  #unread: PostingEdit[] = [];
+
+  /** The posting under `key`; read it ({@link unread}, {@link fill}) before changing it. */
+  ref(key: Uint8Array): PostingEdit {
+    const s = latin1(key);
+    let e = this.#edits.get(s);
+    if (!e) {
+      e = { key, ids: [], loaded: false, dirty: false };
+      this.#edits.set(s, e);
+      this.#unread.push(e);
+    }
+    return e;
+  }
+
+  /** The keys of the postings referenced but not read yet. */
+  unread(): Uint8Array[] {
+    return this.#unread.map((e) => e.key);
+  }
+
+  /** Loads the postings of {@link unread} from what the engine returned for those keys. */
+  fill(values: readonly (Uint8Array | undefined)[]): void {
+    this.#unread.forEach((e, i) => {
+      const v = values[i];
+      e.ids = v ? decodePosting(v) : [];
+      e.loaded = true;
+    });
+    this.#unread = [];
+  }
+
+  add(e: PostingEdit, id: Uint8Array, ops: EngineOp[]): void {
+    if (!e.loaded) throw new Error('posting changed before it was read');
+    if (!e.ids) {
+      ops.push({ type: 'put', key: join2(e.key, id), value: EMPTY });
+      return;
+    }
+    const at = searchIds(e.ids, id);
+    if (at >= 0) return;
+    e.ids.splice(~at, 0, id);
+    e.dirty = true;
+    if (e.ids.length > POSTING_MAX_IDS) {
+      for (const x of e.ids) ops.push({ type: 'put', key: join2(e.key, x), value: EMPTY });
+      e.ids = undefined;
+    }
+  }
+
+  remove(e: PostingEdit, id: Uint8Array, ops: EngineOp[]): void {
+    if (!e.loaded) throw new Error('posting changed before it was read');
+    if (!e.ids) {
+      ops.push({ type: 'del', key: join2(e.key, id) });
+      return;
+    }
+    const at = searchIds(e.ids, id);
+    if (at < 0) return;
+    e.ids.splice(at, 1);
+    e.dirty = true;
+  }
+
+  /** Writes the changed postings. */
+  finish(ops: EngineOp[]): void {
+    for (const e of this.#edits.values()) {
+      if (!e.dirty) continue;
+      if (!e.ids) ops.push({ type: 'put', key: e.key, value: overflowedPosting() });
+      else if (e.ids.length === 0) ops.push({ type: 'del', key: e.key });
+      else ops.push({ type: 'put', key: e.key, value: encodePosting(e.ids) });
+    }
+  }
+}
+
+/** Binary search of sorted ids: the index of `id`, or `~insertionPoint`. */
+function searchIds(ids: readonly Uint8Array[], id: Uint8Array): number {
+  let lo = 0;
+  let hi = ids.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const c = Buffer.compare(ids[mid] as Uint8Array, id);
+    if (c === 0) return mid;
+    if (c < 0) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return ~lo;
+}
+
+function latin1(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+}
+
+/**
+ * The `_id`s of the index keys in `range`, in key order (reversed when `reverse`): those of the
+ * inline postings and those of overflow entries.
+ */
+function* indexIds(
+  engine: StorageEngine,
+  range: { readonly gte: Uint8Array; readonly lt: Uint8Array },
+  skip: number,
+  reverse: boolean,
+  few: boolean,
+): Iterable<Uint8Array> {
+  for (const [k, v] of engine.entries({ ...range, reverse, few })) {
+    const end = skip + indexValueLength(k, skip);
+    if (end < k.length) {
+      yield k.subarray(end); // an overflow entry
+      continue;
+    }
+    if (v[0] === POSTING_OVERFLOW) continue; // its entries follow (or precede, reversed)
+    const ids = decodePosting(v) ?? [];
+    if (reverse) for (let i = ids.length - 1; i >= 0; i--) yield ids[i] as Uint8Array;
+    else yield* ids;
+  }
 }
 
 /** The length of the encoded index value starting at `at`. */
