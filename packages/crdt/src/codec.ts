@@ -56,7 +56,7 @@
  */
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import type { Clear, CtrEntry, DotEntry, RegEntry, RestartEntry, VersionVector } from './state.js';
-import { isRegList, Slot } from './state.js';
+import { clearBytes, DOT_BYTES, isRegList, regBytes, Slot } from './state.js';
 import type { DocId } from './doc-id.js';
 import { decodeDocId, encodeDocId } from './doc-id.js';
 import { CrdtDocument, DocDelta, DOC_MAX_BYTES, MAX_FIELD_DEPTH } from './document.js';
@@ -405,6 +405,14 @@ class Decoder {
   usedCount = 0;
   lastTime = 0;
   entries = 0;
+  /**
+   * The size estimate of what was decoded (`slotBytes` of the tree), summed while each entry is
+   * at hand: a merge needs it, and a walk of a large decoded tree afterwards is a cache miss per
+   * slot and entry.
+   */
+  bytes = 0;
+  /** Whether the tree has no clear and no empty slot (see `adoptableBytes`). */
+  adoptable = true;
   readonly #columns = [
     this.kids,
     this.shape,
@@ -436,6 +444,8 @@ class Decoder {
     this.usedCount = 0;
     this.lastTime = 0;
     this.entries = 0;
+    this.bytes = 0;
+    this.adoptable = true;
     for (const col of this.#columns) {
       const start = skipColumn(r);
       col.reset(r.buf, start, r.pos);
@@ -568,6 +578,8 @@ class Decoder {
     if (nCtr === 3) nCtr += this.misc.next();
     if (nRst === 3) nRst += this.misc.next();
     if (nClr === 3) nClr += this.misc.next();
+    if (nClr > 0 || (nReg === 0 && nDot === 0 && nCtr === 0 && nRst === 0 && kidCount === 0))
+      this.adoptable = false;
     const peers = this.peers;
     if (nReg > 0) {
       this.room(nReg);
@@ -584,6 +596,7 @@ class Decoder {
         const attachment = t === T_ATTACHMENT;
         const value = attachment ? this.value(0) : this.value(0, t);
         const e: RegEntry = { peer: peers[p] as PeerId, time, value, attachment };
+        this.bytes += regBytes(e);
         if (list === undefined) s.reg = e;
         else list[i] = e;
       }
@@ -601,6 +614,7 @@ class Decoder {
         list[i] = { peer: peers[p] as PeerId, time: this.nextTime() };
       }
       s.mdots = list;
+      this.bytes += nDot * DOT_BYTES;
     }
     if (nCtr > 0) {
       this.room(nCtr);
@@ -634,6 +648,7 @@ class Decoder {
         };
       }
       s.ctr = list;
+      this.bytes += nCtr * 3 * DOT_BYTES;
     }
     if (nRst > 0) {
       this.room(nRst);
@@ -648,6 +663,7 @@ class Decoder {
         list[i] = { peer: peers[p] as PeerId, time, value: this.number() };
       }
       s.rst = list;
+      this.bytes += nRst * 2 * DOT_BYTES;
     }
     if (nClr > 0) {
       this.room(nClr);
@@ -661,7 +677,9 @@ class Decoder {
         if (!(p > lastP || (p === lastP && time > lastT))) bad('clears not sorted');
         lastP = p;
         lastT = time;
-        list[i] = { peer: peers[p] as PeerId, time, ctx: this.vv() };
+        const c: Clear = { peer: peers[p] as PeerId, time, ctx: this.vv() };
+        this.bytes += clearBytes(c);
+        list[i] = c;
       }
       s.clr = list;
     }
@@ -680,6 +698,7 @@ class Decoder {
           if (sharedPrefix(prev, k) !== prefix) bad('key prefix not canonical');
         }
         kids.set(k, this.slot(depth + 1));
+        this.bytes += k.length + 2;
         prev = k;
       }
       s.kids = kids;
@@ -780,7 +799,7 @@ export function decodeDelta(bytes: Uint8Array): DocDelta {
     const vv = d.vv();
     const root = d.slot(0);
     d.end();
-    return new DocDelta(id, since, vv, root);
+    return DocDelta._decoded(id, since, vv, root, d.bytes, d.adoptable);
   } finally {
     d.release();
   }

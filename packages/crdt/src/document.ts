@@ -137,48 +137,119 @@ export interface MergeResult {
  * @remarks `root` is the internal state tree; treat it as opaque.
  */
 export class DocDelta {
-  /** The state tree, or what builds it on first use (a local write's delta: see `_lazy`). */
-  #root: Slot | (() => Slot);
+  readonly id: DocId;
+  #since: VersionVector | undefined;
+  #vv: VersionVector | undefined;
+  #root: Slot | undefined;
+  // A local write's delta (see `_ofWrite`) until first read: its peer, previous time (-1: none)
+  // and time, and the op's root and top-level key and slot lists.
+  #peer: PeerId | undefined = undefined;
+  #prev = -1;
+  #time = -1;
+  #keys: readonly string[] | undefined = undefined;
+  #slots: readonly Slot[] | undefined = undefined;
+  /** `slotBytes(root)` when known (a decoded delta), else -1. */
+  #bytes = -1;
+  /** Whether `#bytes` is also `adoptableBytes(root)` (a decoded tree without clears or empty slots). */
+  #adoptable = false;
 
-  constructor(
-    readonly id: DocId,
-    readonly since: VersionVector,
-    readonly versionVector: VersionVector,
-    root: Slot,
-  ) {
+  constructor(id: DocId, since: VersionVector, versionVector: VersionVector, root: Slot) {
+    this.id = id;
+    this.#since = since;
+    this.#vv = versionVector;
     this.#root = root;
   }
 
+  /** The version vector the delta starts from (what it leaves out). */
+  get since(): VersionVector {
+    if (this.#since === undefined) {
+      const m = new Map<PeerId, number>();
+      if (this.#prev >= 0) m.set(this.#peer as PeerId, this.#prev);
+      this.#since = m;
+    }
+    return this.#since;
+  }
+
+  /** The version vector of the document the delta was taken from (its context). */
+  get versionVector(): VersionVector {
+    return (this.#vv ??= new Map([[this.#peer as PeerId, this.#time]]));
+  }
+
   /**
-   * @internal A delta whose tree `build` makes when first read (once).
-   * @remarks For a local write: most callers persist the document and never read the write's
-   * delta, and its tree needs a map of every field the write touched, which a 100k-field write
-   * would otherwise build only to drop it. `build` must return the same tree whenever it runs:
-   * it may only read what nothing changes afterwards (shared slots, the write's own arrays).
+   * @internal The delta of a local write, built when first read (once): `since` = `{peer: prev}`
+   * (empty when `prev` is -1), version vector `{peer: time}`, tree `root` (a new slot when
+   * undefined) with `keys` → `slots` as its children.
+   * @remarks Most callers persist the document and never read a write's delta, and its tree needs
+   * a map of every field the write touched, which a 100k-field write would otherwise build only to
+   * drop it; the two version vectors are two more maps per write. Nothing here may change after
+   * the write (the op's own root, shared slots and the op's own lists), so the delta is the same
+   * whenever it is first read. No closure: one object per write.
    */
-  static _lazy(
+  static _ofWrite(
+    id: DocId,
+    peer: PeerId,
+    prev: number,
+    time: number,
+    root: Slot | undefined,
+    keys: readonly string[],
+    slots: readonly Slot[],
+  ): DocDelta {
+    const d = new DocDelta(id, EMPTY_VV, EMPTY_VV, EMPTY_ROOT);
+    d.#since = undefined;
+    d.#vv = undefined;
+    d.#root = root;
+    d.#peer = peer;
+    d.#prev = prev;
+    d.#time = time;
+    d.#keys = keys;
+    d.#slots = slots;
+    return d;
+  }
+
+  /**
+   * @internal A decoded delta: `bytes` is `slotBytes(root)`, summed by the decoder (see
+   * {@link DocDelta._bytes}); `adoptable`: the tree has no clear and no empty slot.
+   */
+  static _decoded(
     id: DocId,
     since: VersionVector,
     versionVector: VersionVector,
-    build: () => Slot,
+    root: Slot,
+    bytes: number,
+    adoptable: boolean,
   ): DocDelta {
-    const d = new DocDelta(id, since, versionVector, EMPTY_ROOT);
-    d.#root = build;
+    const d = new DocDelta(id, since, versionVector, root);
+    d.#bytes = bytes;
+    d.#adoptable = adoptable;
     return d;
+  }
+
+  /** @internal `adoptableBytes(root)`, known without a walk for a decoded delta. */
+  get _adoptableBytes(): number {
+    if (this.#bytes >= 0) return this.#adoptable ? this.#bytes : -1;
+    return adoptableBytes(this.root);
+  }
+
+  /**
+   * @internal The size estimate of the tree (`slotBytes(root)`): what a merge of it can add at
+   * most. Known without a walk of the tree for a decoded delta.
+   */
+  get _bytes(): number {
+    return this.#bytes >= 0 ? this.#bytes : slotBytes(this.root);
   }
 
   /** @internal The state tree (treat it as opaque and never mutate it). */
   get root(): Slot {
-    const r = this.#root;
-    if (typeof r !== 'function') return r;
-    const built = r();
-    this.#root = built;
-    return built;
+    const keys = this.#keys;
+    if (keys !== undefined) {
+      // A write's delta, first read: `#root` is the op's root, if it made one.
+      this.#root = opTree(this.#root ?? new Slot(), keys, this.#slots as Slot[]);
+      this.#keys = undefined;
+      this.#slots = undefined;
+    }
+    return this.#root as Slot;
   }
 }
-
-/** Placeholder tree of a lazy delta before it is built (never read). */
-const EMPTY_ROOT = new Slot();
 
 const ID_KEY = '_id';
 
@@ -194,6 +265,9 @@ function tooLarge(bytes: number): Error {
 }
 
 const EMPTY_VV: VersionVector = new Map();
+
+/** Placeholder tree of a write's delta before it is built (never read). */
+const EMPTY_ROOT = new Slot();
 
 const UNCHANGED: WriteResult = Object.freeze({
   changed: false,
@@ -227,28 +301,43 @@ function heldKeyBytes(dst: Slot, src: Slot): number {
   return n;
 }
 
-/** {@link heldKeyBytes} by a merge join of two maps in key order; -1 if either is not. */
+/**
+ * {@link heldKeyBytes} by a merge join of two maps in key order; -1 if either is not.
+ * @remarks `forEach` over `theirs` and each step of `mine`'s iterator consumed at once: a
+ * `for…of` and an iterator result kept across steps were an object per key, garbage that a
+ * 100k-key merge paid for in scavenges of the state it is merging.
+ */
 function heldKeyBytesInOrder(
   mine: ReadonlyMap<string, Slot>,
   theirs: ReadonlyMap<string, Slot>,
 ): number {
   const it = mine.keys();
-  let r = it.next();
+  const first = it.next();
+  let done = first.done === true;
+  let m: string = first.done === true ? '' : first.value;
   let prev: string | undefined;
   let n = 0;
-  for (const k of theirs.keys()) {
-    if (prev !== undefined && !(prev < k)) return -1;
+  theirs.forEach((_, k) => {
+    if (n < 0) return;
+    if (prev !== undefined && !(prev < k)) {
+      n = -1;
+      return;
+    }
     prev = k;
-    while (r.done !== true) {
-      const m = r.value;
+    while (!done) {
       if (m >= k) {
         if (m === k) n += k.length + 2;
-        break;
+        return;
       }
-      r = it.next();
-      if (r.done !== true && !(m < r.value)) return -1;
+      const step = it.next();
+      if (step.done === true) done = true;
+      else if (m < step.value) m = step.value;
+      else {
+        n = -1;
+        return;
+      }
     }
-  }
+  });
   return n;
 }
 
@@ -312,7 +401,7 @@ export class CrdtDocument {
    */
   static _adopt(delta: DocDelta): CrdtDocument {
     const root = delta.root;
-    const bytes = root.clr === undefined ? adoptableBytes(root) : -1;
+    const bytes = root.clr === undefined ? delta._adoptableBytes : -1;
     const d = CrdtDocument.create(delta.id);
     if (bytes < 0 || bytes + d.#idBytes > DOC_MAX_BYTES) {
       d.merge(delta);
@@ -403,7 +492,7 @@ export class CrdtDocument {
 
   #rebuildLog(): ChangeLog {
     const log = new ChangeLog();
-    if (this.#root.kids !== undefined) for (const [k, kid] of this.#root.kids) log.record(k, kid);
+    this.#root.kids?.forEach((kid, k) => log.record(k, kid));
     log.settle();
     this.#log = log;
     return log;
@@ -431,7 +520,7 @@ export class CrdtDocument {
     }
     // An empty document skips the size estimate (a walk of the whole delta): its guarded path
     // costs nothing, since undoing a merge into it is dropping every field.
-    let incoming = this.#root.kids === undefined ? Infinity : slotBytes(delta.root);
+    let incoming = this.#root.kids === undefined ? Infinity : delta._bytes;
     if (incoming !== Infinity && this.byteSize + incoming > DOC_MAX_BYTES)
       incoming -= heldKeyBytes(this.#root, delta.root);
     return this.#guardSize(delta.root, incoming, (doc, undo) => doc.#mergeRaw(delta, undo));
@@ -459,25 +548,30 @@ export class CrdtDocument {
       op.abandon();
       return UNCHANGED;
     }
-    const since = new Map<PeerId, number>();
-    if (prev !== undefined) since.set(at.peer, prev);
-    const vv = new Map([[at.peer, op.time]]);
     const root = this.#root;
     // The op's running size (its scratch meter) bounds how much the merge can grow the document.
     if (
-      op.root.clr === undefined &&
+      op.rootClears === undefined &&
       root.clr === undefined &&
       this.byteSize + op.bytes <= DOC_MAX_BYTES
     ) {
       // Well under the limit: the op's fields already sit in the document; commit them there.
-      const m: Meter = { bytes: this.#meter.bytes, changed: false };
+      // The document's own meter (commit does not throw): no meter object per write.
+      const m = this.#meter;
+      m.changed = false;
       op.commit(root, m);
-      this.#meter.bytes = m.bytes;
       this.#logWrite(at.peer, op.time, op.keys);
       if (!m.changed) return UNCHANGED;
       this.#vv.set(at.peer, op.time);
-      const { root: opRoot, keys, slots } = op;
-      const delta = DocDelta._lazy(this.id, since, vv, () => opTree(opRoot, keys, slots));
+      const delta = DocDelta._ofWrite(
+        this.id,
+        at.peer,
+        prev ?? -1,
+        op.time,
+        op.rootIfAny,
+        op.keys,
+        op.slots,
+      );
       return { changed: true, delta, warning: sizeWarning(this.byteSize) };
     }
     // Near the limit (or a delete): take the op out of the document and merge it as a delta,
@@ -493,9 +587,11 @@ export class CrdtDocument {
       return m.changed;
     });
     if (!result.changed) return UNCHANGED;
+    const since = new Map<PeerId, number>();
+    if (prev !== undefined) since.set(at.peer, prev);
     return {
       changed: true,
-      delta: new DocDelta(this.id, since, vv, tree),
+      delta: new DocDelta(this.id, since, new Map([[at.peer, op.time]]), tree),
       warning: result.warning,
     };
   }
@@ -531,7 +627,7 @@ export class CrdtDocument {
   #logIncoming(root: Slot): void {
     const log = this.#log;
     if (log === undefined) return;
-    if (root.kids !== undefined) for (const [k, kid] of root.kids) log.record(k, kid);
+    root.kids?.forEach((kid, k) => log.record(k, kid));
     this.#compactLog();
   }
 
@@ -795,30 +891,53 @@ const NO_SLOTS: Slot[] = [];
  * separate op tree would; `abandon` removes every placed slot, leaving the document exactly as
  * it was; nothing else runs on the document meanwhile (writes are synchronous).
  */
-class OpBuilder {
-  /** The op's root: holds a delete's clear; its children are `keys`/`slots` (see `opTree`). */
-  readonly root = new Slot();
+class OpBuilder implements Meter {
+  /** The op's root (created on first use): holds a delete's clear; see {@link OpBuilder.root}. */
+  #root: Slot | undefined = undefined;
   /** The op's time, or -1 while nothing was written. */
   time = -1;
-  // The three lists below start as one shared empty list, replaced by a one-element list at the
+  // `keys` and `slots` start as one shared empty list, replaced by a one-element list at the
   // first field: most writes name one field, and a list grown by `push` reserves 17 slots.
   /** The op's top-level fields, in the order first written. */
   keys: string[] = NO_KEYS;
   /** Per entry of `keys`, the op's slot (placed in the document, or held by the op). */
   slots: Slot[] = NO_SLOTS;
-  /** Per entry of `keys`, the document's slot of a held field (undefined for a placed one). */
-  #docSlots: (Slot | undefined)[] = NO_SLOTS;
+  /**
+   * Per entry of `keys`, the document's slot of a held field (undefined for a placed one); made
+   * at the first held field (a write of new fields, e.g. a document's first batch, needs none).
+   */
+  #docSlots: (Slot | undefined)[] | undefined = undefined;
   /** Index of the held slots by key, once `keys` is too long to scan. */
   #heldIndex: Map<string, Slot> | undefined = undefined;
   readonly #doc: CrdtDocument;
   readonly #at: Timestamp;
   #t: number;
-  readonly #scratch: Meter = { bytes: 0, changed: false };
+  /** The op's size estimate (see {@link Meter}: the op is its own scratch meter). */
+  bytes = 0;
+  changed = false;
 
   constructor(doc: CrdtDocument, at: Timestamp) {
     this.#doc = doc;
     this.#at = at;
     this.#t = at.time;
+  }
+
+  /**
+   * The op's root: holds a delete's clear; its children are `keys`/`slots` (see `opTree`).
+   * @remarks Created on first use: a write whose delta is never read has no use for it.
+   */
+  get root(): Slot {
+    return (this.#root ??= new Slot());
+  }
+
+  /** The clears of the op's root (a delete's), without creating the root. */
+  get rootClears(): readonly Clear[] | undefined {
+    return this.#root?.clr;
+  }
+
+  /** The op's root if created, for its delta (`opTree` makes one otherwise). */
+  get rootIfAny(): Slot | undefined {
+    return this.#root;
   }
 
   /** The op's slot of top-level field `key` (created on first use). */
@@ -834,16 +953,24 @@ class OpBuilder {
         s.shared = this;
         kids.set(key, s);
       } else this.#heldIndex?.set(key, s);
-      if (this.keys.length === 0) {
+      const n = this.keys.length;
+      if (n === 0) {
         this.keys = [key];
         this.slots = [s];
-        this.#docSlots = [d];
       } else {
         this.keys.push(key);
         this.slots.push(s);
-        this.#docSlots.push(d);
       }
-      this.#scratch.bytes += key.length + 2;
+      if (this.#docSlots !== undefined) this.#docSlots.push(d);
+      else if (d !== undefined) {
+        if (n === 0) this.#docSlots = [d];
+        else {
+          const ds = new Array<Slot | undefined>(n + 1).fill(undefined);
+          ds[n] = d;
+          this.#docSlots = ds;
+        }
+      }
+      this.bytes += key.length + 2;
     }
     return s;
   }
@@ -876,7 +1003,7 @@ class OpBuilder {
     for (let i = 0; i < this.keys.length; i++) {
       const k = this.keys[i] as string;
       const s = this.slots[i] as Slot;
-      const d = this.#docSlots[i];
+      const d = this.#docSlots?.[i];
       if (d !== undefined) {
         mergeHeldField(root, k, d, s, m);
         continue;
@@ -909,11 +1036,6 @@ class OpBuilder {
     if (kids?.size === 0) root.kids = undefined;
   }
 
-  /** The op's size estimate (an upper bound of what merging it adds to a document). */
-  get bytes(): number {
-    return this.#scratch.bytes;
-  }
-
   build(intent: WriteIntent): void {
     switch (intent.kind) {
       case 'delete':
@@ -924,7 +1046,7 @@ class OpBuilder {
             time: this.#t,
             ctx: new Map(this.#doc.versionVector),
           };
-          addClear(this.root, c, this.#scratch);
+          addClear(this.root, c, this);
         }
         return;
       case 'update':
@@ -972,7 +1094,7 @@ class OpBuilder {
 
   #update(intent: Extract<WriteIntent, { kind: 'update' }>): void {
     const typedefs = intent.typedefs ?? NO_TYPEDEFS;
-    for (const a of intent.apply ?? []) {
+    for (const a of intent.apply ?? NO_ITEMS) {
       checkPath(a.path);
       if (a.op === 'RESTART') {
         const key = a.path.join('.');
@@ -980,37 +1102,33 @@ class OpBuilder {
           throw crdtError('CRDT_INVALID_INTENT', 'a PN_COUNTER cannot be restarted');
         const n = a.with ?? 0;
         checkNumber(n);
-        addRestart(
-          this.#leaf(a.path),
-          { peer: this.#at.peer, time: this.#t, value: n },
-          this.#scratch,
-        );
+        addRestart(this.#leaf(a.path), { peer: this.#at.peer, time: this.#t, value: n }, this);
         this.#mark();
       } else {
         checkNumber(a.by);
         this.#increment(a.path, a.by);
       }
     }
-    for (const s of intent.set ?? []) {
+    for (const s of intent.set ?? NO_ITEMS) {
       checkPath(s.path);
       this.#set(s.path, s.value, typedefs);
     }
-    for (const p of intent.unset ?? []) {
+    for (const p of intent.unset ?? NO_ITEMS) {
       checkPath(p);
       const local = this.#local(p);
       if (local === undefined || !isLive(local)) continue;
       let s = this.#top(p[0] as string);
-      for (let i = 1; i < p.length; i++) s = s.ensureChild(p[i] as string, this.#scratch);
+      for (let i = 1; i < p.length; i++) s = s.ensureChild(p[i] as string, this);
       addClear(
         s,
         { peer: this.#at.peer, time: this.#t, ctx: new Map(this.#doc.versionVector) },
-        this.#scratch,
+        this,
       );
       // A SET of the same path in this intent happened before the UNSET: drop it from the op.
       applyClear(
         s,
         { peer: this.#at.peer, time: this.#t, ctx: new Map([[this.#at.peer, this.#t]]) },
-        this.#scratch,
+        this,
       );
       this.#mark();
     }
@@ -1032,7 +1150,7 @@ class OpBuilder {
     );
     if (pending !== undefined) sum = pending.sum + by;
     leaf.ctr = (leaf.ctr ?? []).filter((e) => e !== pending);
-    addCtr(leaf, { peer: this.#at.peer, time: this.#t, sum, epochPeer, epochTime }, this.#scratch);
+    addCtr(leaf, { peer: this.#at.peer, time: this.#t, sum, epochPeer, epochTime }, this);
     this.#mark();
   }
 
@@ -1047,11 +1165,11 @@ class OpBuilder {
           // SET obj = {} on a map changes nothing; over anything else it makes the map visible again.
           const local = this.#local(path);
           if (local !== undefined && visible(local).kind === 'map') return;
-          addMapDot(this.#leaf(path), { peer: this.#at.peer, time: this.#t }, this.#scratch);
+          addMapDot(this.#leaf(path), { peer: this.#at.peer, time: this.#t }, this);
           this.#mark();
           return;
         }
-        addMapDot(this.#leaf(path), { peer: this.#at.peer, time: this.#t }, this.#scratch);
+        addMapDot(this.#leaf(path), { peer: this.#at.peer, time: this.#t }, this);
         for (const [k, v] of entries) this.#set([...path, k], v, typedefs);
         return;
       }
@@ -1066,7 +1184,7 @@ class OpBuilder {
         addRestart(
           this.#leaf(path),
           { peer: this.#at.peer, time: this.#t, value: value as number },
-          this.#scratch,
+          this,
         );
         this.#mark();
         return;
@@ -1109,7 +1227,7 @@ class OpBuilder {
 
   #reg(leaf: Slot, value: Value, attachment: boolean): void {
     leaf.reg = undefined; // a later SET of the same path in one intent wins
-    addReg(leaf, { peer: this.#at.peer, time: this.#t, value, attachment }, this.#scratch);
+    addReg(leaf, { peer: this.#at.peer, time: this.#t, value, attachment }, this);
     this.#mark();
   }
 
@@ -1119,8 +1237,8 @@ class OpBuilder {
       throw crdtError('CRDT_INVALID_VALUE', `fields nested deeper than ${MAX_FIELD_DEPTH}`);
     let s = this.#top(path[0] as string);
     for (let i = 1; i < path.length; i++) {
-      addMapDot(s, { peer: this.#at.peer, time: this.#t }, this.#scratch);
-      s = s.ensureChild(path[i] as string, this.#scratch);
+      addMapDot(s, { peer: this.#at.peer, time: this.#t }, this);
+      s = s.ensureChild(path[i] as string, this);
     }
     return s;
   }
@@ -1137,6 +1255,9 @@ class OpBuilder {
 }
 
 const NO_TYPEDEFS: Typedefs = Object.freeze({});
+
+/** An absent clause of an intent (no array per write). */
+const NO_ITEMS: readonly never[] = [];
 
 /** The declared type of a path, or the default typing of its value. */
 function typeOf(path: Path, value: Value, typedefs: Typedefs): CrdtType {

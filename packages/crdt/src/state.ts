@@ -76,12 +76,29 @@ export function regEntries(list: readonly RegEntry[]): RegEntries | undefined {
 }
 
 /**
+ * The parts of a slot that a plain field never has: children, map dots, counters, restarts and
+ * clears (see {@link Slot}).
+ */
+class SlotExt {
+  kids: Map<string, Slot> | undefined = undefined;
+  mdots: readonly DotEntry[] | undefined = undefined;
+  ctr: readonly CtrEntry[] | undefined = undefined;
+  rst: readonly RestartEntry[] | undefined = undefined;
+  clr: readonly Clear[] | undefined = undefined;
+}
+
+/**
  * The CRDTs and clears at one path.
  * @remarks Entry lists are never mutated in place (a change assigns a new array), so a list can
  * be shared between a document, its clones and the deltas taken from it. Whole subtrees are
  * shared the same way: a slot marked `shared` belongs to more than one tree (a document and a
  * delta it adopted or produced, or a document and its clone) and is never mutated; a document
  * that needs to change one first replaces it with a copy ({@link ownChild}).
+ *
+ * Lean on purpose: a document holds one slot per field, nearly all of them a register written by
+ * one peer, and every decoded or written field is copied by the young-generation collector. So a
+ * slot holds only `shared`, `reg` and, created on first use, a {@link SlotExt} with the rest
+ * (48 bytes per field instead of 80); the accessors keep the rest of the code unaware of it.
  */
 export class Slot {
   /**
@@ -91,22 +108,71 @@ export class Slot {
    */
   shared: boolean | object = false;
   reg: RegEntries | undefined = undefined;
-  mdots: readonly DotEntry[] | undefined = undefined;
-  kids: Map<string, Slot> | undefined = undefined;
-  ctr: readonly CtrEntry[] | undefined = undefined;
-  rst: readonly RestartEntry[] | undefined = undefined;
-  clr: readonly Clear[] | undefined = undefined;
+  #x: SlotExt | undefined = undefined;
+
+  get kids(): Map<string, Slot> | undefined {
+    return this.#x?.kids;
+  }
+  set kids(v: Map<string, Slot> | undefined) {
+    if (v !== undefined) (this.#x ??= new SlotExt()).kids = v;
+    else if (this.#x !== undefined) this.#x.kids = undefined;
+  }
+  get mdots(): readonly DotEntry[] | undefined {
+    return this.#x?.mdots;
+  }
+  set mdots(v: readonly DotEntry[] | undefined) {
+    if (v !== undefined) (this.#x ??= new SlotExt()).mdots = v;
+    else if (this.#x !== undefined) this.#x.mdots = undefined;
+  }
+  get ctr(): readonly CtrEntry[] | undefined {
+    return this.#x?.ctr;
+  }
+  set ctr(v: readonly CtrEntry[] | undefined) {
+    if (v !== undefined) (this.#x ??= new SlotExt()).ctr = v;
+    else if (this.#x !== undefined) this.#x.ctr = undefined;
+  }
+  get rst(): readonly RestartEntry[] | undefined {
+    return this.#x?.rst;
+  }
+  set rst(v: readonly RestartEntry[] | undefined) {
+    if (v !== undefined) (this.#x ??= new SlotExt()).rst = v;
+    else if (this.#x !== undefined) this.#x.rst = undefined;
+  }
+  get clr(): readonly Clear[] | undefined {
+    return this.#x?.clr;
+  }
+  set clr(v: readonly Clear[] | undefined) {
+    if (v !== undefined) (this.#x ??= new SlotExt()).clr = v;
+    else if (this.#x !== undefined) this.#x.clr = undefined;
+  }
+
+  /** A slot with `s`'s entries (not its children) and not shared. */
+  static entriesOf(s: Slot): Slot {
+    const c = new Slot();
+    c.reg = s.reg;
+    const x = s.#x;
+    if (x !== undefined && (x.mdots ?? x.ctr ?? x.rst ?? x.clr) !== undefined) {
+      const y = new SlotExt();
+      y.mdots = x.mdots;
+      y.ctr = x.ctr;
+      y.rst = x.rst;
+      y.clr = x.clr;
+      c.#x = y;
+    }
+    return c;
+  }
 
   child(key: string): Slot | undefined {
-    return this.kids?.get(key);
+    return this.#x?.kids?.get(key);
   }
 
   ensureChild(key: string, meter: Meter): Slot {
-    this.kids ??= new Map();
-    let s = this.kids.get(key);
+    const x = (this.#x ??= new SlotExt());
+    x.kids ??= new Map();
+    let s = x.kids.get(key);
     if (s === undefined) {
       s = new Slot();
-      this.kids.set(key, s);
+      x.kids.set(key, s);
       meter.bytes += key.length + 2;
     }
     return s;
@@ -119,7 +185,8 @@ export interface Meter {
   changed: boolean;
 }
 
-const DOT_BYTES = 6;
+/** Size estimate of one dot (peer and time). */
+export const DOT_BYTES = 6;
 
 /** Whether a clear's context covers the dot. */
 function covers(c: Clear, peer: PeerId, time: number): boolean {
@@ -156,6 +223,9 @@ function regListBytes(r: RegEntries): number {
   for (const e of r) n += regBytes(e);
   return n;
 }
+
+/** No clears (shared, never mutated). */
+const NO_CLEARS: readonly Clear[] = [];
 
 /** Marks "the incoming entry is older than the one it would replace". */
 const IGNORED = null;
@@ -313,12 +383,7 @@ export function applyClear(s: Slot, c: Clear, m: Meter): void {
 /** Child `k` (`d`) of `parent`, made safe to mutate: a shared child is replaced by a copy. */
 export function ownChild(parent: Slot, k: string, d: Slot): Slot {
   if (!d.shared) return d;
-  const c = new Slot();
-  c.reg = d.reg;
-  c.mdots = d.mdots;
-  c.ctr = d.ctr;
-  c.rst = d.rst;
-  c.clr = d.clr;
+  const c = Slot.entriesOf(d);
   if (d.kids !== undefined) {
     c.kids = new Map(d.kids);
     for (const x of d.kids.values()) x.shared = true;
@@ -417,13 +482,25 @@ export function mergeSlot(
     for (const e of src.ctr) if (!coveredBy(clears, e.peer, e.time)) addCtr(dst, e, m);
   if (src.rst !== undefined)
     for (const e of src.rst) if (!coveredBy(clears, e.peer, e.time)) addRestart(dst, e, m);
-  if (src.kids !== undefined) {
-    const kids = (dst.kids ??= new Map());
-    // `forEach`, not `for…of` over the entries: V8 allocates a `[key, slot]` pair per entry
-    // there, one per merged field, and a batch write merges every field it writes.
-    src.kids.forEach((kid, k) => mergeChild(dst, kids, k, kid, clears, m, undo));
-    if (kids.size === 0) dst.kids = undefined;
-  }
+  if (src.kids !== undefined) mergeKids(dst, src.kids, clears, m, undo);
+}
+
+/**
+ * The children part of {@link mergeSlot}.
+ * @remarks A function of its own: a function whose closure captures its locals allocates their
+ * context on every call, and `mergeSlot` runs once per merged field, nearly all of them leaves.
+ * `forEach`, not `for…of` over the entries: V8 allocates a `[key, slot]` pair per entry there.
+ */
+function mergeKids(
+  dst: Slot,
+  srcKids: ReadonlyMap<string, Slot>,
+  clears: readonly Clear[],
+  m: Meter,
+  undo: ChildUndo | undefined,
+): void {
+  const kids = (dst.kids ??= new Map());
+  srcKids.forEach((kid, k) => mergeChild(dst, kids, k, kid, clears, m, undo));
+  if (kids.size === 0) dst.kids = undefined;
 }
 
 /**
@@ -432,7 +509,7 @@ export function mergeSlot(
  */
 export function mergeField(dst: Slot, k: string, kid: Slot, m: Meter): void {
   const kids = (dst.kids ??= new Map());
-  mergeChild(dst, kids, k, kid, dst.clr ?? [], m, undefined);
+  mergeChild(dst, kids, k, kid, dst.clr ?? NO_CLEARS, m, undefined);
   if (kids.size === 0) dst.kids = undefined;
 }
 
@@ -441,7 +518,7 @@ export function mergeField(dst: Slot, k: string, kid: Slot, m: Meter): void {
  * a second probe of `dst`'s map (a cache miss in a large document).
  */
 export function mergeHeldField(dst: Slot, k: string, d: Slot, kid: Slot, m: Meter): void {
-  mergeSlot(ownChild(dst, k, d), kid, dst.clr ?? [], m);
+  mergeSlot(ownChild(dst, k, d), kid, dst.clr ?? NO_CLEARS, m);
 }
 
 /** Merges `src`'s child `kid` (key `k`) into `dst`, whose children are `kids`. */
@@ -513,25 +590,30 @@ export function adoptableBytes(s: Slot): number {
     n += s.rst.length * 2 * DOT_BYTES;
     entries = true;
   }
-  if (s.kids !== undefined) {
-    for (const [k, kid] of s.kids) {
-      const b = adoptableBytes(kid);
-      if (b < 0) return -1;
-      n += b + k.length + 2;
-      entries = true;
-    }
+  const kids = s.kids;
+  if (kids !== undefined && kids.size > 0) {
+    const b = adoptableKidsBytes(kids);
+    if (b < 0) return -1;
+    n += b;
+    entries = true;
   }
   return entries ? n : -1;
 }
 
+/** {@link adoptableBytes} of children (a function of its own: see {@link mergeKids}). */
+function adoptableKidsBytes(kids: ReadonlyMap<string, Slot>): number {
+  let n = 0;
+  kids.forEach((kid, k) => {
+    if (n < 0) return;
+    const b = adoptableBytes(kid);
+    n = b < 0 ? -1 : n + b + k.length + 2;
+  });
+  return n;
+}
+
 /** A copy of a slot that shares its children (marked shared, so either side copies on write). */
 export function cloneSlot(s: Slot): Slot {
-  const c = new Slot();
-  c.reg = s.reg;
-  c.mdots = s.mdots;
-  c.ctr = s.ctr;
-  c.rst = s.rst;
-  c.clr = s.clr;
+  const c = Slot.entriesOf(s);
   if (s.kids !== undefined) {
     c.kids = new Map(s.kids);
     for (const kid of s.kids.values()) kid.shared = true;
@@ -573,16 +655,28 @@ export function extractSince(s: Slot, since: VersionVector): Slot | undefined {
   out.ctr = pick(s.ctr);
   out.rst = pick(s.rst);
   out.clr = pick(s.clr);
-  if (s.kids !== undefined) {
-    for (const [k, kid] of s.kids) {
-      const x = extractSince(kid, since);
-      if (x === undefined) continue;
-      out.kids ??= new Map();
-      out.kids.set(k, x);
-      any = true;
-    }
-  }
+  if (s.kids !== undefined && extractKidsSince(s.kids, since, out)) any = true;
   return any ? out : undefined;
+}
+
+/**
+ * {@link extractSince} of children, into `out`'s; whether any (a function of its own: see
+ * {@link mergeKids}).
+ */
+function extractKidsSince(
+  kids: ReadonlyMap<string, Slot>,
+  since: VersionVector,
+  out: Slot,
+): boolean {
+  let any = false;
+  kids.forEach((kid, k) => {
+    const x = extractSince(kid, since);
+    if (x === undefined) return;
+    out.kids ??= new Map();
+    out.kids.set(k, x);
+    any = true;
+  });
+  return any;
 }
 
 /** Size estimate of a whole subtree. */
@@ -593,7 +687,16 @@ export function slotBytes(s: Slot): number {
   if (s.ctr) n += s.ctr.length * 3 * DOT_BYTES;
   if (s.rst) n += s.rst.length * 2 * DOT_BYTES;
   if (s.clr) for (const c of s.clr) n += clearBytes(c);
-  if (s.kids) for (const [k, kid] of s.kids) n += k.length + 2 + slotBytes(kid);
+  if (s.kids) n += kidsBytes(s.kids);
+  return n;
+}
+
+/** {@link slotBytes} of children (a function of its own: see {@link mergeKids}). */
+function kidsBytes(kids: ReadonlyMap<string, Slot>): number {
+  let n = 0;
+  kids.forEach((kid, k) => {
+    n += k.length + 2 + slotBytes(kid);
+  });
   return n;
 }
 

@@ -18,6 +18,7 @@ import {
 import type { PeerId, Value } from '@lattice/crdt';
 import { describe, expect, it } from 'vitest';
 import { ByteReader, ByteWriter, RleReader, RleWriter } from '../src/bytes.js';
+import { adoptableBytes, slotBytes } from '../src/state.js';
 import { run, stateOf, stepsArb } from './arbitraries.js';
 import { Replica } from './helpers.js';
 
@@ -174,6 +175,25 @@ describe('codec', () => {
       expect(stateOf(CrdtDocument.fromDelta(decodeDelta(encodeDelta(a.doc.snapshot()))))).toBe(
         stateOf(a.doc),
       );
+    },
+  );
+
+  test.prop([stepsArb(3)], { numRuns: 200 })(
+    'the size a decoded delta reports is the size of its tree (summed while decoding)',
+    (steps) => {
+      const [a, b] = run(steps, 3);
+      if (!a || !b) return;
+      // Full states, deltas (with clears, from deletes and UNSETs) and an empty delta.
+      for (const delta of [
+        a.doc.snapshot(),
+        a.doc.delta(b.doc.versionVector),
+        a.doc.delta(a.doc.versionVector),
+      ]) {
+        const decoded = decodeDelta(encodeDelta(delta));
+        expect(decoded._bytes).toBe(slotBytes(decoded.root));
+        expect(decoded._adoptableBytes).toBe(adoptableBytes(decoded.root));
+        expect(delta._bytes).toBe(slotBytes(delta.root));
+      }
     },
   );
 

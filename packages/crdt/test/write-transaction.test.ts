@@ -225,6 +225,47 @@ describe('write transactions', () => {
     expect(encodeDocument(base)).toEqual(after);
   });
 
+  it("a write's delta (built when first read) equals the document's delta since the write's start, read in any order", () => {
+    // Its since, version vector and tree are made lazily and separately (`DocDelta._ofWrite`).
+    for (const first of ['since', 'versionVector', 'root'] as const) {
+      const a = new Replica('a');
+      const r0 = a.write({ kind: 'insert', document: { _id: 'doc', held: 1, m: { x: 1 } } });
+      const d0 = deltaOf(r0);
+      if (first === 'root') expect(d0.root).toBe(d0.root);
+      expect([...d0.since]).toEqual([]);
+      expect([...d0.versionVector]).toEqual([...a.doc.versionVector]);
+      const before = a.doc.clone();
+      const start = new Map(a.doc.versionVector);
+      // A held field first, then new ones (the op's list of document slots starts at the first
+      // field), a held one again, and a nested path under a held map.
+      const r = a.write({
+        kind: 'update',
+        set: [
+          { path: ['held'], value: 2 },
+          { path: ['n1'], value: 1 },
+          { path: ['n2'], value: 2 },
+          { path: ['m', 'y'], value: 2 },
+        ],
+      });
+      const d = deltaOf(r);
+      const reads = {
+        since: () => [...d.since],
+        versionVector: () => [...d.versionVector],
+        root: () => encodeDelta(d),
+      };
+      const firstRead = reads[first]();
+      expect(reads[first]()).toEqual(firstRead);
+      expect([...d.since]).toEqual([...start]);
+      expect([...d.versionVector]).toEqual([...a.doc.versionVector]);
+      expect(encodeDelta(d)).toEqual(encodeDelta(a.doc.delta(start)));
+      // A later write does not change it.
+      a.write(setMany(['held', 'n1', 'n3'], (i) => -i));
+      expect(encodeDelta(d)).toEqual(encodeDelta(deltaOf(r)));
+      before.merge(d);
+      expect(before.toJSON()).toEqual({ _id: 'doc', held: 2, m: { x: 1, y: 2 }, n1: 1, n2: 2 });
+    }
+  });
+
   it('a near-limit merge of fields the document holds is accepted, in key order or not', () => {
     // Long keys: the two states together exceed the limit by their key bytes alone, the merge
     // (every key held on both sides) adds only entries.
@@ -233,11 +274,15 @@ describe('write transactions', () => {
       (_, i) => `${String(i).padStart(5, '0')}${'k'.repeat(1_000)}`,
     );
     const shuffled = [...keys].reverse();
-    for (const order of [keys, shuffled]) {
+    for (const [orderA, orderB] of [
+      [keys, keys],
+      [shuffled, shuffled],
+      [keys, shuffled],
+    ] as const) {
       const a = new Replica('a');
       const b = new Replica('b');
-      a.write(setMany(order, (i) => i));
-      b.write(setMany(order, (i) => -i));
+      a.write(setMany(orderA, (i) => i));
+      b.write(setMany(orderB, (i) => -i));
       for (const [x, y] of [
         [a, b],
         [b, a],
