@@ -56,7 +56,7 @@ describe('MultiplexerClient', () => {
     // The client asks for a peers snapshot at once; nobody answers yet, so it retries later.
     const client = new MultiplexerClient({ bus, subjects, peerId: LOCAL });
     const seen: string[] = [];
-    client.on((e) => seen.push(`${e.type} ${e.peerId}`));
+    client.on((e) => seen.push(`${e.type} ${'peerId' in e ? e.peerId : ''}`));
     client.onMessage((m) => seen.push(`message ${Buffer.from(m.data).toString()}`));
     const mux = fakeMultiplexer();
     const served = serveMultiplexerMessages(bus, subjects, mux, { heartbeatMs: 50 });
