@@ -146,26 +146,42 @@ export class MemoryEngine implements StorageEngine {
 
   *entries(range: EngineRange): Iterable<readonly [Uint8Array, Uint8Array]> {
     this.#check();
-    const start = range.gte ?? range.gt;
-    const from = start ? this.#lowerBound(start) : 0;
-    const picked: [Uint8Array, Uint8Array][] = [];
-    for (let i = from; i < this.#keys.length; i++) {
-      const k = this.#keys[i] as Buffer;
-      if (
-        (range.lt && compareKeys(k, range.lt) >= 0) ||
-        (range.lte && compareKeys(k, range.lte) > 0)
-      )
-        break;
-      if (!inRange(k, range)) continue;
-      picked.push([k, this.#values.get(hex(k)) as Uint8Array]);
-    }
-    if (range.reverse) picked.reverse();
+    // The snapshot holds only what the iteration can yield: up to `limit` entries from the end
+    // it starts at (a page of a large range costs its page, not the rest of the range).
     const limit = range.limit ?? Infinity;
-    let n = 0;
-    for (const e of picked) {
-      if (n++ >= limit) return;
-      yield e;
+    const keys = this.#keys;
+    const picked: [Uint8Array, Uint8Array][] = [];
+    if (!range.reverse) {
+      const start = range.gte ?? range.gt;
+      for (let i = start ? this.#lowerBound(start) : 0; i < keys.length; i++) {
+        if (picked.length >= limit) break;
+        const k = keys[i] as Buffer;
+        if (
+          (range.lt && compareKeys(k, range.lt) >= 0) ||
+          (range.lte && compareKeys(k, range.lte) > 0)
+        )
+          break;
+        if (inRange(k, range)) picked.push([k, this.#values.get(hex(k)) as Uint8Array]);
+      }
+    } else {
+      let i = keys.length - 1;
+      if (range.lt) i = this.#lowerBound(range.lt) - 1;
+      else if (range.lte) {
+        i = this.#lowerBound(range.lte);
+        if (i >= keys.length || compareKeys(keys[i] as Buffer, range.lte) !== 0) i--;
+      }
+      for (; i >= 0; i--) {
+        if (picked.length >= limit) break;
+        const k = keys[i] as Buffer;
+        if (
+          (range.gte && compareKeys(k, range.gte) < 0) ||
+          (range.gt && compareKeys(k, range.gt) <= 0)
+        )
+          break;
+        if (inRange(k, range)) picked.push([k, this.#values.get(hex(k)) as Uint8Array]);
+      }
     }
+    yield* picked;
   }
 
   approximateSize(gte: Uint8Array, lt: Uint8Array): number {
