@@ -80,6 +80,12 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       stderr = (stderr + chunk.toString()).slice(-4000);
     });
     child = proc;
+    // A process that exits without stopping the server (process.exit, a crash) takes it along.
+    const orphan = (): void => {
+      proc.kill('SIGKILL');
+    };
+    process.once('exit', orphan);
+    proc.once('exit', () => process.off('exit', orphan));
     const exited = new Promise<never>((_, reject) => {
       proc.once('exit', (code) =>
         reject(

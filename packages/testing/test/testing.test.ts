@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -37,6 +38,35 @@ describe('nats-server launcher', () => {
       await server.stop();
     }
     await expect(natsInfo(server.port)).rejects.toThrow();
+  });
+
+  it('goes away with a process that exits without stopping it', async () => {
+    const dist = new URL('../dist/index.js', import.meta.url).href;
+    const { execFileSync } = await import('node:child_process');
+    const pid = Number(
+      execFileSync(
+        process.execPath,
+        [
+          '--input-type=module',
+          '-e',
+          `const t = await import(${JSON.stringify(dist)}); const s = await t.startNatsServer({ jetstream: false }); console.log(s.pid); process.exit(0);`,
+        ],
+        { encoding: 'utf8' },
+      ).trim(),
+    );
+    expect(pid).toBeGreaterThan(0);
+    // Gone, or a zombie waiting for an init that reaps slowly: either way it serves nothing.
+    const alive = (): boolean => {
+      try {
+        return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z';
+      } catch {
+        return false;
+      }
+    };
+    await waitFor(() => (alive() ? undefined : true), {
+      timeoutMs: 5_000,
+      what: `nats-server ${pid} to go away`,
+    });
   });
 
   it('joins servers into a cluster', async () => {
