@@ -6,7 +6,7 @@
  * (`--certificate-file`), and peers that trust the authority (`--authority-keys`) admit it under
  * those permissions. See `services/multiplexer/src/certificate.ts`.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { compilePermissions, type PermissionsSpec } from '@lattice/dql';
 import { permissionsToProto } from '@lattice/merge';
 import {
@@ -14,6 +14,7 @@ import {
   identitySeedFromFile,
   issueCertificate,
   issueRevocations,
+  readIdentitySeed,
   revocationsFromFile,
   verifyCertificate,
   type Identity,
@@ -21,15 +22,7 @@ import {
 
 /** The identity of a seed file (64 hex digits), which must exist. */
 export function readIdentityFile(path: string): Identity {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch {
-    throw new Error(`cannot read the identity file ${path}`);
-  }
-  const hex = text.trim();
-  if (!/^[0-9a-fA-F]{64}$/.test(hex)) throw new Error(`${path} must hold 64 hex digits`);
-  return createIdentity(new Uint8Array(Buffer.from(hex, 'hex')));
+  return createIdentity(readIdentitySeed(path));
 }
 
 /** The authority of a key file, created (mode 0600) when missing; its public key in hex. */

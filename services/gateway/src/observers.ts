@@ -27,7 +27,7 @@ import { encodeDocId } from '@lattice/crdt';
 import type { DocId } from '@lattice/crdt';
 import { executePlan, LiveQuery, MemorySource, parse, planQuery } from '@lattice/dql';
 import type { Document, DocumentSource, ItemChange, JsonValue, QueryPlan } from '@lattice/dql';
-import { dataSyncInfo, isSystemCollection } from '@lattice/merge';
+import { isSystemCollection, SYSTEM_COLLECTIONS, systemSource } from '@lattice/merge';
 import { dqlError } from '@lattice/dql';
 import type { CommitEntry } from '@lattice/store';
 import { gatewayError } from './errors.js';
@@ -341,7 +341,7 @@ export class ObserverHub {
       });
     }
     const system = isSystemCollection(stmt.from.name);
-    if (system && stmt.from.name !== 'system:data_sync_info') {
+    if (system && !(SYSTEM_COLLECTIONS as readonly string[]).includes(stmt.from.name)) {
       throw dqlError('DQL_INVALID_QUERY', `no system collection ${stmt.from.name}`, {
         collection: stmt.from.name,
       });
@@ -359,7 +359,7 @@ export class ObserverHub {
       plan,
       max,
       options,
-      system ? () => this.#systemSource(plan.collection) : undefined,
+      system ? () => systemSource(plan.collection, this.#peer) : undefined,
     );
     let set = this.#byCollection.get(observer.collection);
     if (!set) this.#byCollection.set(observer.collection, (set = new Set()));
@@ -370,13 +370,6 @@ export class ObserverHub {
       this.#systemTimer.unref();
     }
     return observer;
-  }
-
-  /** The documents of a system collection as they are now. */
-  #systemSource(collection: string): DocumentSource {
-    const source = new MemorySource();
-    for (const d of dataSyncInfo(this.#peer.syncStatus())) source.put(collection, d);
-    return source;
   }
 
   #pollSystem(): void {

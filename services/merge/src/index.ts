@@ -48,4 +48,5 @@ export {
   isSystemCollection,
   SYSTEM_COLLECTION_PREFIX,
   SYSTEM_COLLECTIONS,
+  systemSource,
 } from './system-collections.js';

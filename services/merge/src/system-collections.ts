@@ -12,7 +12,7 @@
  * aggregates) over those documents. Writing to a system collection fails with
  * `MERGE_SYSTEM_COLLECTION`.
  */
-import type { Document, JsonValue, SelectStatement } from '@lattice/dql';
+import type { Document, DocumentSource, JsonValue, SelectStatement } from '@lattice/dql';
 import { executePlan, MemorySource, planQuery } from '@lattice/dql';
 import { mergeError } from './errors.js';
 import type { SyncStatus } from './session.js';
@@ -54,6 +54,23 @@ export function dataSyncInfo(status: readonly SyncStatus[]): Document[] {
   }));
 }
 
+/**
+ * The documents of system collection `name` as they are now, as a DQL source.
+ * @throws `MERGE_SYSTEM_COLLECTION` for a name that is not one.
+ */
+export function systemSource(name: string, state: SystemState): DocumentSource {
+  if (name !== 'system:data_sync_info') {
+    throw mergeError(
+      'MERGE_SYSTEM_COLLECTION',
+      `no system collection ${name}; there are ${SYSTEM_COLLECTIONS.join(', ')}`,
+      { collection: name },
+    );
+  }
+  const source = new MemorySource();
+  for (const d of dataSyncInfo(state.syncStatus())) source.put(name, d);
+  return source;
+}
+
 /** Runs a SELECT over a system collection; unknown names fail with `MERGE_SYSTEM_COLLECTION`. */
 export function selectSystem(
   stmt: SelectStatement,
@@ -61,17 +78,7 @@ export function selectSystem(
   state: SystemState,
   now: () => number,
 ): JsonValue[] {
-  const name = stmt.from.name;
-  const source = new MemorySource();
-  if (name === 'system:data_sync_info') {
-    for (const d of dataSyncInfo(state.syncStatus())) source.put(name, d);
-  } else {
-    throw mergeError(
-      'MERGE_SYSTEM_COLLECTION',
-      `no system collection ${name}; there are ${SYSTEM_COLLECTIONS.join(', ')}`,
-      { collection: name },
-    );
-  }
+  const source = systemSource(stmt.from.name, state);
   return executePlan(planQuery(stmt, { args }), source, { now }).items;
 }
 

@@ -18,13 +18,12 @@
  * (`SignedRevocations`, over `"lattice-revocations/1" 0x00 | revocations`); a multiplexer given
  * the list refuses those peers' links and closes the ones that are up (`MUX_PEER_REVOKED`).
  */
-import { createPublicKey, sign, verify } from 'node:crypto';
+import { sign, verify } from 'node:crypto';
 import { v1 } from '@lattice/proto';
 import { muxError } from './errors.js';
-import type { Identity } from './handshake.js';
+import { ed25519PublicKey, type Identity } from './handshake.js';
 
 const CONTEXT = Buffer.from('lattice-identity/1\0');
-const SPKI_ED25519_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 /** Largest certificate accepted (permissions are a handful of conditions). */
 export const MAX_CERTIFICATE_BYTES = 16 * 1024;
 
@@ -95,18 +94,8 @@ export function verifyCertificate(
   } catch {
     return invalid('malformed');
   }
-  const trusted = authorities.some(
-    (k) => k.length === cert.authorityKey.length && Buffer.compare(k, cert.authorityKey) === 0,
-  );
-  if (!trusted || cert.authorityKey.length !== 32)
-    invalid('issued by an authority not trusted here');
-  const key = createPublicKey({
-    key: Buffer.concat([SPKI_ED25519_PREFIX, cert.authorityKey]),
-    format: 'der',
-    type: 'spki',
-  });
-  if (!verify(null, Buffer.concat([CONTEXT, cert.claims]), key, cert.signature))
-    invalid('bad signature');
+  const problem = signatureProblem(CONTEXT, cert.claims, cert, authorities);
+  if (problem !== undefined) invalid(problem);
   if (claims.peerId !== peerId) invalid(`issued to another peer (${claims.peerId})`);
   const notAfterMs = Number(claims.notAfterMs);
   if (!(notAfterMs > nowMs)) invalid(`expired at ${new Date(notAfterMs).toISOString()}`);
@@ -170,23 +159,29 @@ export function verifyRevocations(
   } catch {
     return invalid('malformed');
   }
-  const trusted = authorities.some(
-    (k) => k.length === signed.authorityKey.length && Buffer.compare(k, signed.authorityKey) === 0,
-  );
-  if (!trusted || signed.authorityKey.length !== 32)
-    invalid('signed by an authority not trusted here');
-  const key = createPublicKey({
-    key: Buffer.concat([SPKI_ED25519_PREFIX, signed.authorityKey]),
-    format: 'der',
-    type: 'spki',
-  });
-  if (
-    !verify(null, Buffer.concat([REVOCATIONS_CONTEXT, signed.revocations]), key, signed.signature)
-  )
-    invalid('bad signature');
+  const problem = signatureProblem(REVOCATIONS_CONTEXT, signed.revocations, signed, authorities);
+  if (problem !== undefined) invalid(problem);
   return {
     peerIds: list.peerIds,
     issuedAtMs: Number(list.issuedAtMs),
     authority: Buffer.from(signed.authorityKey).toString('hex'),
   };
+}
+
+/**
+ * Why `context | body` does not hold as signed by `authorityKey` under the trusted
+ * `authorities`, or undefined when it does.
+ */
+function signatureProblem(
+  context: Uint8Array,
+  body: Uint8Array,
+  signed: { readonly signature: Uint8Array; readonly authorityKey: Uint8Array },
+  authorities: readonly Uint8Array[],
+): string | undefined {
+  const key = signed.authorityKey;
+  if (key.length !== 32 || !authorities.some((k) => Buffer.compare(k, key) === 0))
+    return 'signed by an authority not trusted here';
+  return verify(null, Buffer.concat([context, body]), ed25519PublicKey(key), signed.signature)
+    ? undefined
+    : 'bad signature';
 }

@@ -63,6 +63,15 @@ export interface Identity {
 const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
 const SPKI_ED25519_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 
+/** The key object of a raw 32-byte ed25519 public key, for `verify`. */
+export function ed25519PublicKey(raw: Uint8Array): KeyObject {
+  return createPublicKey({
+    key: Buffer.concat([SPKI_ED25519_PREFIX, raw]),
+    format: 'der',
+    type: 'spki',
+  });
+}
+
 /** The peer id of a public key: the first 16 bytes of its SHA-256, in hex. */
 export function peerIdFromPublicKey(publicKey: Uint8Array): PeerId {
   return createHash('sha256').update(publicKey).digest('hex').slice(0, 32) as PeerId;
@@ -299,11 +308,7 @@ export class LinkHandshake {
       return;
     }
     const auth = v1.MuxAuth.decode(message);
-    const key = createPublicKey({
-      key: Buffer.concat([SPKI_ED25519_PREFIX, remote.publicKey]),
-      format: 'der',
-      type: 'spki',
-    });
+    const key = ed25519PublicKey(remote.publicKey);
     const signed =
       auth.sessionId.length >= 8 &&
       auth.sessionId.length <= 32 &&

@@ -49,12 +49,7 @@ function parseSeed(text: string, path: string): Uint8Array {
  * @throws MuxError MUX_BAD_REQUEST when the file is missing or holds no key.
  */
 export function meshKeyFromFile(path: string): Uint8Array {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw muxError('MUX_BAD_REQUEST', `cannot read the mesh key file ${path}`, { path }, err);
-  }
+  const text = readSetting(path, 'the mesh key file');
   const hex = text.trim();
   if (!/^([0-9a-fA-F]{2}){16,}$/.test(hex)) {
     throw muxError(
@@ -73,12 +68,7 @@ export function meshKeyFromFile(path: string): Uint8Array {
  * @throws MuxError MUX_BAD_REQUEST (unreadable) or MUX_CERTIFICATE_INVALID (not for this peer).
  */
 export function certificateFromFile(path: string, peerId: string, nowMs = Date.now()): Uint8Array {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw muxError('MUX_BAD_REQUEST', `cannot read the certificate file ${path}`, { path }, err);
-  }
+  const text = readSetting(path, 'the certificate file');
   const bytes = new Uint8Array(Buffer.from(text.trim(), 'base64'));
   let issuer: Uint8Array;
   try {
@@ -113,11 +103,23 @@ export function parseAuthorityKeys(text: string): Uint8Array[] {
  * @throws MuxError MUX_BAD_REQUEST (unreadable) or MUX_CERTIFICATE_INVALID (not from them).
  */
 export function revocationsFromFile(path: string, authorities: readonly Uint8Array[]): Revocations {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw muxError('MUX_BAD_REQUEST', `cannot read the revocations file ${path}`, { path }, err);
-  }
+  const text = readSetting(path, 'the revocations file');
   return verifyRevocations(new Uint8Array(Buffer.from(text.trim(), 'base64')), authorities);
+}
+
+/** Reads a settings file this service needs (it is never created here). */
+function readSetting(path: string, what: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw muxError('MUX_BAD_REQUEST', `cannot read ${what} ${path}`, { path }, err);
+  }
+}
+
+/**
+ * The identity seed in `path`, which must exist (tools that name a peer, not the peer itself).
+ * @throws MuxError MUX_BAD_REQUEST when the file is missing or holds no seed.
+ */
+export function readIdentitySeed(path: string): Uint8Array {
+  return parseSeed(readSetting(path, 'the identity file'), path);
 }

@@ -85,6 +85,7 @@ export {
   identitySeedFromFile,
   meshKeyFromFile,
   parseAuthorityKeys,
+  readIdentitySeed,
   revocationsFromFile,
 } from './identity-file.js';
 export {
