@@ -205,13 +205,19 @@ export function runLinkDriverContractTests(
     it('stops delivering events to a listener that unsubscribed', async () => {
       const { h, la, ra, rb, lb } = await opened();
       try {
+        // Two listeners on one end both get a frame; once one unsubscribes, only the other does.
+        const probe = record(h.b);
+        await sendAll(h, h.a, probe, la.id, [bytes(8, 2)]);
+        if (la.capabilities.reliable) {
+          await h.waitFor(() => probe.frames(lb.id).length === 1, 'the first probe frame');
+          await h.waitFor(() => rb.frames(lb.id).length === 1, 'the frame at the other listener');
+        }
         ra.stop();
         rb.stop();
         const before = rb.events.length;
-        const probe = record(h.b);
         await sendAll(h, h.a, probe, la.id, [bytes(8, 3)]);
         if (la.capabilities.reliable) {
-          await h.waitFor(() => probe.frames(lb.id).length === 1, 'the probe frame');
+          await h.waitFor(() => probe.frames(lb.id).length === 2, 'the second probe frame');
         }
         expect(rb.events.length).toBe(before);
         probe.stop();

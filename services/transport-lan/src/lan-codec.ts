@@ -169,6 +169,21 @@ export class RecordDecoder {
     if (this.#failed) throw lanError('LAN_FRAME_MALFORMED', 'decoder already failed');
     let at = 0;
     const end = chunk.length;
+    if (this.#payload === undefined && this.#headerFill === 0) {
+      // Fast path for the common case, DATA records wholly inside this chunk: no per-record state
+      // is touched. Anything else (another type, a record running past the chunk) falls through
+      // to the general loop below at the same position.
+      const max = this.#maxFrameBytes;
+      const buffer = chunk.buffer;
+      const base = chunk.byteOffset;
+      while (end - at >= RECORD_HEADER_BYTES && chunk[at] === RecordType.DATA) {
+        const length = readU32(chunk, at + 1);
+        if (length > max || end - at - RECORD_HEADER_BYTES < length) break;
+        at += RECORD_HEADER_BYTES;
+        onRecord(RecordType.DATA, new Uint8Array(buffer, base + at, length));
+        at += length;
+      }
+    }
     while (at < end) {
       if (this.#payload !== undefined) {
         const take = Math.min(end - at, this.#payload.length - this.#payloadFill);

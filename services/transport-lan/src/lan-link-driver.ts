@@ -240,6 +240,8 @@ export class LanLinkDriver implements LinkDriver {
   readonly #backoff: BackoffOptions;
   readonly #random: () => number;
   readonly #listeners = new Set<LinkListener>();
+  /** The listener when there is exactly one (the usual case: no copy of the set per event). */
+  #onlyListener: LinkListener | undefined;
   readonly #diagnostics = new Set<(event: LanDriverEvent) => void>();
   readonly #connections = new Set<Connection>();
   readonly #links = new Map<LinkId, Connection>();
@@ -312,9 +314,18 @@ export class LanLinkDriver implements LinkDriver {
 
   listen(listener: LinkListener): () => void {
     this.#listeners.add(listener);
+    this.#onListenersChanged();
     for (const c of this.#links.values())
       if (c.info !== undefined) listener({ type: 'up', link: c.info });
-    return () => this.#listeners.delete(listener);
+    return () => {
+      this.#listeners.delete(listener);
+      this.#onListenersChanged();
+    };
+  }
+
+  #onListenersChanged(): void {
+    this.#onlyListener =
+      this.#listeners.size === 1 ? this.#listeners.values().next().value : undefined;
   }
 
   /** Subscribes to diagnostics (connections closed and why, dials scheduled, refusals). */
@@ -398,6 +409,7 @@ export class LanLinkDriver implements LinkDriver {
     if (this.#closed) return;
     this.#closed = true;
     this.#listeners.clear();
+    this.#onListenersChanged();
     for (const t of this.#targets.values()) clearTimeout(t.timer);
     this.#targets.clear();
     const server = this.#server;
@@ -843,8 +855,9 @@ export class LanLinkDriver implements LinkDriver {
 
   #emit(event: LinkEvent): void {
     if (this.#closed) return;
-    if (this.#listeners.size === 1) {
-      for (const l of this.#listeners) l(event);
+    const only = this.#onlyListener;
+    if (only !== undefined) {
+      only(event);
       return;
     }
     for (const l of [...this.#listeners]) l(event);

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { seededRandom, type LinkId } from '@lattice/multiplexer';
 import { freePort } from '@lattice/testing';
 import {
@@ -82,6 +82,25 @@ describe('LanLinkDriver', () => {
       expect(() => parsePeerAddress(bad)).toThrow(
         expect.objectContaining({ code: 'LAN_BAD_ADDRESS' }) as Error,
       );
+  });
+
+  it('delivers no event to a listener once it unsubscribed, even as the only one', async () => {
+    const b = await driver();
+    const a = await driver({ port: false, peers: [`tcp://${LOCAL}:${b.port}`] });
+    const events: string[] = [];
+    const stop = b.listen((e) => events.push(e.type));
+    // Polled, not awaited through listeners: one more listener on `b` would make this one no
+    // longer its only one, which is the case under test.
+    const until = (check: () => void): Promise<void> => vi.waitFor(check, { timeout: 10_000 });
+    await until(() => expect(a.links.length + b.links.length).toBe(2));
+    const id = a.links[0]?.id as LinkId;
+    expect(a.send(id, Uint8Array.of(1))).toBe(true);
+    await until(() => expect(b.counters.framesReceived).toBe(1));
+    expect(events).toEqual(['up', 'frame']);
+    stop();
+    expect(a.send(id, Uint8Array.of(2))).toBe(true);
+    await until(() => expect(b.counters.framesReceived).toBe(2));
+    expect(events).toEqual(['up', 'frame']);
   });
 
   it('links over IPv6 loopback', async () => {
