@@ -6,7 +6,7 @@
  * (`--certificate-file`), and peers that trust the authority (`--authority-keys`) admit it under
  * those permissions. See `services/multiplexer/src/certificate.ts`.
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { compilePermissions, type PermissionsSpec } from '@lattice/dql';
 import { permissionsToProto } from '@lattice/merge';
 import {
@@ -15,7 +15,10 @@ import {
   issueCertificate,
   issueRevocations,
   readIdentitySeed,
+  peekRevocations,
+  readRevocationLists,
   revocationsFromFile,
+  writeRevocationLists,
   verifyCertificate,
   type Identity,
 } from '@lattice/multiplexer';
@@ -83,9 +86,9 @@ export function issue(options: IssueOptions): { peerId: string; notAfter: string
 }
 
 /**
- * Adds peers to the authority's revocation list in `file` (created when missing) and signs it
- * again; peers that trust the authority and read the file (`--revocations-file`, `SIGHUP`)
- * refuse them.
+ * Adds peers to the authority's revocation list in `file` (created when missing; other
+ * authorities' lists in it are kept) and signs it again; peers that trust the authority and read
+ * the file (`--revocations-file`, `SIGHUP`) refuse them and pass the list on to their peers.
  * @returns every revoked peer id.
  */
 export function revoke(options: {
@@ -94,11 +97,13 @@ export function revoke(options: {
   readonly file: string;
 }): string[] {
   const { identity } = authority(options.authorityKeyFile);
-  const before = existsSync(options.file)
-    ? revocationsFromFile(options.file, [identity.publicKey]).peerIds
-    : [];
+  const before = revocationsFromFile(options.file, identity.publicKey)?.peerIds ?? [];
   const all = [...new Set([...before, ...options.peerIds])].sort();
-  const bytes = issueRevocations(identity, all);
-  writeFileSync(options.file, `${Buffer.from(bytes).toString('base64')}\n`, { mode: 0o644 });
+  const mine = Buffer.from(identity.publicKey).toString('hex');
+  // Other authorities' lists in the file stay as they are.
+  const others = readRevocationLists(options.file).filter(
+    (l) => peekRevocations(l)?.authority !== mine,
+  );
+  writeRevocationLists(options.file, [...others, issueRevocations(identity, all)]);
   return all;
 }

@@ -14,9 +14,14 @@
  * `lattice.v1.IdentityClaims` bytes carried in the certificate (verified as they came, never
  * re-encoded).
  *
- * Revocation: the authority signs a list of peer ids it no longer vouches for
- * (`SignedRevocations`, over `"lattice-revocations/1" 0x00 | revocations`); a multiplexer given
- * the list refuses those peers' links and closes the ones that are up (`MUX_PEER_REVOKED`).
+ * Revocation: the authority signs a list of peer ids it no longer vouches for, with the time it
+ * signed it (`SignedRevocations`, over `"lattice-revocations/1" 0x00 | revocations`); a
+ * multiplexer that adopts the list refuses those peers' links and closes the ones that are up
+ * (`MUX_PEER_REVOKED`). Of two lists of one authority the later one holds, so a list also lifts
+ * revocations. Multiplexers pass the lists they hold to each other (`MuxControl` on stream 0,
+ * at the start of every peer session and whenever they adopt a later one), so a list given to
+ * one peer (`--revocations-file`, `SIGHUP`) reaches every peer that trusts the authority and is
+ * connected through others that trust it too — and each keeps it in its revocations file.
  */
 import { sign, verify } from 'node:crypto';
 import { v1 } from '@lattice/proto';
@@ -166,6 +171,24 @@ export function verifyRevocations(
     issuedAtMs: Number(list.issuedAtMs),
     authority: Buffer.from(signed.authorityKey).toString('hex'),
   };
+}
+
+/**
+ * Who signed a revocation list (the authority's key in hex) and when, as the list claims — not
+ * verified — or undefined when it does not decode.
+ */
+export function peekRevocations(
+  bytes: Uint8Array,
+): { readonly authority: string; readonly issuedAtMs: number } | undefined {
+  try {
+    const signed = v1.SignedRevocations.decode(bytes);
+    return {
+      authority: Buffer.from(signed.authorityKey).toString('hex'),
+      issuedAtMs: Number(v1.IdentityRevocations.decode(signed.revocations).issuedAtMs),
+    };
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -127,6 +127,8 @@ export interface RemoteHello {
   readonly maxMessageBytes: number;
   /** The remote's session id for us. */
   readonly sessionId: Uint8Array;
+  /** Whether the remote's multiplexer keeps stream 0 for itself (`MuxHello.control_stream`). */
+  readonly controlStream: boolean;
   /** What a trusted authority certified about the remote, when it showed a certificate. */
   readonly certified?: CertifiedIdentity | undefined;
 }
@@ -205,6 +207,7 @@ export class LinkHandshake {
       nonce: this.#nonce,
       receiveWindowBytes: init.receiveWindowBytes,
       maxMessageBytes: init.maxMessageBytes,
+      controlStream: true,
     }).finish();
   }
 
@@ -353,6 +356,7 @@ export class LinkHandshake {
       receiveWindowBytes: remote.receiveWindowBytes,
       maxMessageBytes: remote.maxMessageBytes,
       sessionId: auth.sessionId,
+      controlStream: remote.controlStream,
       ...(certified === undefined ? {} : { certified }),
     };
     this.#hooks.done(this.#result);

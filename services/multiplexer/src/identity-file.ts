@@ -7,9 +7,14 @@
  * file and links it into place, which fails for all but the first, and the others read the winner.
  */
 import { randomBytes } from 'node:crypto';
-import { linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { v1 } from '@lattice/proto';
-import { verifyCertificate, verifyRevocations, type Revocations } from './certificate.js';
+import {
+  peekRevocations,
+  verifyCertificate,
+  verifyRevocations,
+  type Revocations,
+} from './certificate.js';
 import { muxError } from './errors.js';
 
 /**
@@ -98,13 +103,52 @@ export function parseAuthorityKeys(text: string): Uint8Array[] {
 }
 
 /**
- * Reads a revocation list (the base64 text `lattice identity revoke` writes) and verifies it
- * against the trusted authorities.
- * @throws MuxError MUX_BAD_REQUEST (unreadable) or MUX_CERTIFICATE_INVALID (not from them).
+ * Reads the revocation lists in `path`: one encoded `SignedRevocations` per line, in base64, at
+ * most one per authority (`lattice identity revoke` writes its authority's line, and a
+ * multiplexer keeps there the later lists it learns from its peers). A missing file holds none.
+ * The lists are not verified here: {@link Multiplexer.adoptRevocations} does that.
+ * @throws MuxError MUX_BAD_REQUEST when the file cannot be read or a line is not base64.
  */
-export function revocationsFromFile(path: string, authorities: readonly Uint8Array[]): Revocations {
-  const text = readSetting(path, 'the revocations file');
-  return verifyRevocations(new Uint8Array(Buffer.from(text.trim(), 'base64')), authorities);
+export function readRevocationLists(path: string): Uint8Array[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw muxError('MUX_BAD_REQUEST', `cannot read the revocations file ${path}`, { path }, err);
+  }
+  return text
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '')
+    .map((line, i) => {
+      if (!/^[A-Za-z0-9+/]+={0,2}$/.test(line)) {
+        throw muxError('MUX_BAD_REQUEST', `line ${i + 1} of ${path} is not base64`, { path });
+      }
+      return new Uint8Array(Buffer.from(line, 'base64'));
+    });
+}
+
+/**
+ * Writes revocation lists to `path` in the format {@link readRevocationLists} reads, atomically
+ * (a temporary file renamed into place), readable by all (the lists are public).
+ */
+export function writeRevocationLists(path: string, lists: readonly Uint8Array[]): void {
+  const temporary = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  writeFileSync(temporary, lists.map((l) => `${Buffer.from(l).toString('base64')}\n`).join(''), {
+    mode: 0o644,
+  });
+  renameSync(temporary, path);
+}
+
+/**
+ * The list of the authority `authority` in `path` (verified against it), when there is one.
+ * @throws MuxError MUX_BAD_REQUEST (unreadable) or MUX_CERTIFICATE_INVALID (its line is bad).
+ */
+export function revocationsFromFile(path: string, authority: Uint8Array): Revocations | undefined {
+  const key = Buffer.from(authority).toString('hex');
+  const line = readRevocationLists(path).find((bytes) => peekRevocations(bytes)?.authority === key);
+  return line === undefined ? undefined : verifyRevocations(line, [authority]);
 }
 
 /** Reads a settings file this service needs (it is never created here). */

@@ -43,7 +43,7 @@ export type {
 } from './link-driver.js';
 export { LoopbackLinkDriver, LoopbackNetwork, seededRandom } from './loopback.js';
 export type { LoopbackDirectionStats, LoopbackLink, LoopbackLinkOptions } from './loopback.js';
-export { MIN_MESH_KEY_BYTES, Multiplexer, Priority } from './multiplexer.js';
+export { MIN_MESH_KEY_BYTES, Multiplexer, MUX_CONTROL_STREAM, Priority } from './multiplexer.js';
 export type {
   InboundMessage,
   MultiplexerCounters,
@@ -86,11 +86,14 @@ export {
   meshKeyFromFile,
   parseAuthorityKeys,
   readIdentitySeed,
+  readRevocationLists,
   revocationsFromFile,
+  writeRevocationLists,
 } from './identity-file.js';
 export {
   issueCertificate,
   issueRevocations,
+  peekRevocations,
   MAX_CERTIFICATE_BYTES,
   verifyCertificate,
   verifyRevocations,

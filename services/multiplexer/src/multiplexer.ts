@@ -23,6 +23,7 @@ import {
   type DecodeOptions,
 } from './frame-codec.js';
 import { LinkHandshake, type Identity, type RemoteHello } from './handshake.js';
+import { peekRevocations, verifyRevocations, type Revocations } from './certificate.js';
 import type { LinkDriver, LinkEvent, LinkId, LinkInfo } from './link-driver.js';
 import type { ReassemblyBudget } from './receive-stream.js';
 import {
@@ -38,13 +39,22 @@ import type { MultiplexerPort } from './bus-api.js';
 
 /** Stream numbers by purpose: lower is more urgent. */
 export const Priority = {
-  /** Small control messages: overtake everything. */
-  CONTROL: 0,
+  /** Small control messages: overtake everything but the multiplexers' own stream. */
+  CONTROL: 1,
   /** Sync protocol messages. */
   SYNC: 2,
   /** Bulk transfers (attachments, initial sync). */
   BULK: 6,
 } as const;
+
+/**
+ * The stream two multiplexers keep for themselves (`MuxControl`: revocation lists), with peers
+ * whose hello says so (`MuxHello.control_stream`); applications send on the others.
+ */
+export const MUX_CONTROL_STREAM = 0;
+
+/** Most revocation lists one `MuxControl` message is read for (one per authority). */
+const MAX_CONTROL_LISTS = 16;
 
 /** Options of {@link Multiplexer}. */
 export interface MultiplexerOptions {
@@ -113,6 +123,17 @@ export type MultiplexerEvent =
       readonly type: 'session-reset';
       readonly peerId: PeerId;
       readonly permissions?: v1.IPermissions | undefined;
+    }
+  /**
+   * A revocation list later than the one held of its authority was adopted (see
+   * {@link Multiplexer.adoptRevocations}); `bytes` is the signed list, to keep.
+   */
+  | {
+      readonly type: 'revocations-adopted';
+      readonly revocations: Revocations;
+      readonly bytes: Uint8Array;
+      /** The peer it came from; undefined: given locally. */
+      readonly from: PeerId | undefined;
     };
 
 /** Counters of the multiplexer as a whole. */
@@ -121,6 +142,10 @@ export interface MultiplexerCounters {
   unauthenticatedFrames: number;
   handshakesFailed: number;
   sessionResets: number;
+  /** Revocation lists from peers that did not verify here (another authority, bad signature). */
+  revocationsRefused: number;
+  /** `MuxControl` messages that did not decode. */
+  malformedControl: number;
 }
 
 /** One peer as {@link Multiplexer.peers} reports it. */
@@ -162,6 +187,8 @@ interface PeerEntry {
   session: PeerSession;
   readonly localSessionId: Uint8Array;
   remoteSessionId: Uint8Array | undefined;
+  /** Whether the remote takes `MuxControl` on {@link MUX_CONTROL_STREAM} (its hello says). */
+  controlStream: boolean;
   readonly links: Set<LinkState>;
   linger: Timer | undefined;
 }
@@ -175,6 +202,8 @@ export class Multiplexer implements MultiplexerPort {
     unauthenticatedFrames: 0,
     handshakesFailed: 0,
     sessionResets: 0,
+    revocationsRefused: 0,
+    malformedControl: 0,
   };
   readonly #options: Required<
     Omit<
@@ -189,6 +218,11 @@ export class Multiplexer implements MultiplexerPort {
   readonly #wallClock: () => number;
   /** Peers a trusted authority revoked: refused, whatever they show. */
   #revoked: ReadonlySet<string> = new Set();
+  /** The latest revocation list held of each trusted authority (by its key in hex). */
+  readonly #revocationLists = new Map<
+    string,
+    { readonly bytes: Uint8Array; readonly list: Revocations }
+  >();
   readonly #budget: ReassemblyBudget;
   readonly #links = new Map<LinkId, LinkState>();
   readonly #peers = new Map<PeerId, PeerEntry>();
@@ -312,6 +346,11 @@ export class Multiplexer implements MultiplexerPort {
     data: Uint8Array,
     options: { readonly stream?: number; readonly signal?: AbortSignal } = {},
   ): Promise<void> {
+    if (options.stream === MUX_CONTROL_STREAM) {
+      throw muxError('MUX_BAD_REQUEST', `stream ${MUX_CONTROL_STREAM} is the multiplexer's own`, {
+        stream: String(MUX_CONTROL_STREAM),
+      });
+    }
     const peer = this.#peers.get(peerId as PeerId);
     if (peer === undefined) {
       throw muxError('MUX_PEER_UNREACHABLE', `no link reaches peer ${peerId}`, { peerId });
@@ -599,11 +638,26 @@ export class Multiplexer implements MultiplexerPort {
   }
 
   /**
-   * Refuses these peers from now on, whatever they show (a trusted authority's revocation list,
-   * verified by the caller), and closes the links of those that are connected.
+   * Adopts a revocation list (an encoded `SignedRevocations`) signed by a trusted authority when
+   * it is later than the list held of that authority: the peers on it are refused from then on,
+   * the links of those connected are closed (`MUX_PEER_REVOKED`), and the list goes on to every
+   * peer whose multiplexer takes control messages (`MuxControl`), which does the same — so a
+   * revocation given to one peer crosses the mesh hop by hop, through peers that trust the
+   * authority. A list no later than the one held changes nothing and is not verified again.
+   * @param from the peer the list came from (it is not sent back); undefined: given locally.
+   * @returns the list when it was adopted, undefined when it was not later.
+   * @throws MuxError MUX_CERTIFICATE_INVALID when it does not verify here.
    */
-  setRevoked(peerIds: Iterable<string>): void {
-    this.#revoked = new Set(peerIds);
+  adoptRevocations(bytes: Uint8Array, from?: PeerId): Revocations | undefined {
+    const claimed = peekRevocations(bytes);
+    const held = claimed && this.#revocationLists.get(claimed.authority);
+    if (claimed && held && held.list.issuedAtMs >= claimed.issuedAtMs) return undefined;
+    const list = verifyRevocations(bytes, this.#authorities);
+    const mine = this.#revocationLists.get(list.authority);
+    if (mine !== undefined && mine.list.issuedAtMs >= list.issuedAtMs) return undefined;
+    const kept = bytes.slice();
+    this.#revocationLists.set(list.authority, { bytes: kept, list });
+    this.#revoked = new Set([...this.#revocationLists.values()].flatMap((l) => l.list.peerIds));
     for (const link of [...this.#links.values()]) {
       const peerId = link.peer?.peerId;
       if (peerId === undefined || !this.#revoked.has(peerId)) continue;
@@ -612,6 +666,49 @@ export class Multiplexer implements MultiplexerPort {
       });
       this.#emit({ type: 'link-refused', linkId: link.info.id, error, local: true });
       link.driver.closeLink(link.info.id, error.code, error.message);
+    }
+    this.#emit({ type: 'revocations-adopted', revocations: list, bytes: kept, from });
+    const control = v1.MuxControl.encode({ revocations: [kept] }).finish();
+    for (const peer of this.#peers.values()) {
+      if (peer.peerId !== from && !this.#revoked.has(peer.peerId))
+        this.#sendPeerControl(peer, control);
+    }
+    return list;
+  }
+
+  /** How many peers the revocation lists held revoke. */
+  get revokedPeers(): number {
+    return this.#revoked.size;
+  }
+
+  /** The revocation lists held, one per authority (encoded `SignedRevocations`). */
+  revocationLists(): Uint8Array[] {
+    return [...this.#revocationLists.values()].map((l) => l.bytes);
+  }
+
+  /** Sends a `MuxControl` to `peer` when its multiplexer takes them (best effort). */
+  #sendPeerControl(peer: PeerEntry, control: Uint8Array): void {
+    if (!peer.controlStream) return;
+    // The session retransmits until the peer has it; a closed session drops it, and the next
+    // one starts with every list held (see #attach).
+    peer.session.send(control, MUX_CONTROL_STREAM).catch(() => undefined);
+  }
+
+  /** A `MuxControl` from `peerId`: adopts what is later than held (see adoptRevocations). */
+  #onControl(peerId: PeerId, data: Uint8Array): void {
+    let control: v1.MuxControl;
+    try {
+      control = v1.MuxControl.decode(data);
+    } catch {
+      this.counters.malformedControl++;
+      return;
+    }
+    for (const bytes of control.revocations.slice(0, MAX_CONTROL_LISTS)) {
+      try {
+        this.adoptRevocations(bytes, peerId);
+      } catch {
+        this.counters.revocationsRefused++;
+      }
     }
   }
 
@@ -650,6 +747,8 @@ export class Multiplexer implements MultiplexerPort {
     const samePermissions =
       peer === undefined || keyOfPermissions(peer.permissions) === keyOfPermissions(permissions);
     let permissionsChanged = false;
+    /** Whether the peer's session starts here (it then gets every revocation list held). */
+    let fresh = false;
     if (
       peer !== undefined &&
       peer.links.size > 0 &&
@@ -676,12 +775,14 @@ export class Multiplexer implements MultiplexerPort {
       }
       const localSessionId = this.#pendingSessionId(remote.peerId);
       this.#pendingIds.delete(remote.peerId);
+      fresh = true;
       peer = {
         peerId: remote.peerId,
         permissions: permissions,
         session: this.#newSession(remote),
         localSessionId,
         remoteSessionId: remote.sessionId,
+        controlStream: remote.controlStream,
         links: new Set(),
         linger: undefined,
       };
@@ -694,7 +795,9 @@ export class Multiplexer implements MultiplexerPort {
       peer.session.close();
       this.#purgeInbox(peer.peerId);
       peer.session = this.#newSession(remote);
+      fresh = true;
       peer.remoteSessionId = remote.sessionId;
+      peer.controlStream = remote.controlStream;
       stale = [...peer.links];
       peer.links.clear();
       for (const l of stale) l.peer = undefined;
@@ -719,6 +822,12 @@ export class Multiplexer implements MultiplexerPort {
     }
     this.#emit({ type: 'link-up', peerId: peer.peerId, link: link.info });
     peer.session.addLink(this.#port(link));
+    if (fresh && this.#revocationLists.size > 0) {
+      this.#sendPeerControl(
+        peer,
+        v1.MuxControl.encode({ revocations: this.revocationLists() }).finish(),
+      );
+    }
     for (const l of stale) {
       l.driver.closeLink(l.info.id, 'MUX_SESSION_RESET', 'the peer started over on another link');
     }
@@ -734,6 +843,11 @@ export class Multiplexer implements MultiplexerPort {
       globalBudget: this.#budget,
       hooks: {
         deliver: (m) => {
+          if (m.stream === MUX_CONTROL_STREAM && remote.controlStream) {
+            session.consume(m.stream, m.endOffset);
+            this.#onControl(peerId, m.data);
+            return;
+          }
           const message: InboundMessage = { peerId, stream: m.stream, data: m.data };
           if (this.#messageListeners.size > 0) {
             session.consume(m.stream, m.endOffset);

@@ -36,7 +36,8 @@ import {
   identitySeedFromFile,
   meshKeyFromFile,
   parseAuthorityKeys,
-  revocationsFromFile,
+  readRevocationLists,
+  writeRevocationLists,
 } from './identity-file.js';
 import { createIdentity } from './handshake.js';
 import { Multiplexer, type MultiplexerOptions } from './multiplexer.js';
@@ -95,8 +96,8 @@ export const multiplexerConfigSchema = baseConfigSchema.extend({
     .min(1)
     .optional()
     .describe(
-      'peers an authority revoked (`lattice identity revoke`): refused and disconnected; ' +
-        'SIGHUP reads it again',
+      'revocation lists (`lattice identity revoke`): their peers are refused and disconnected; ' +
+        'SIGHUP reads it again, and later lists learnt from peers are written to it',
     ),
   busMessages: z
     .enum(['true', 'false'])
@@ -144,7 +145,7 @@ export async function startMultiplexerService(
     throw new Error('--revocations-file needs --authority-keys (the lists are theirs)');
   }
   const multiplexer = new Multiplexer({ ...options, identity, meshKey, authorities, certificate });
-  reloadRevocationsFile(multiplexer, config, authorities ?? []);
+  reloadRevocationsFile(multiplexer, config);
   const driver = new BusLinkDriver({ bus, subjects, transports: config.transports });
   await driver.ready();
   const detach = multiplexer.attach(driver);
@@ -161,6 +162,21 @@ export async function startMultiplexerService(
       );
     } else if (event.type === 'peer-up' || event.type === 'peer-down') {
       logger.info({ peerId: event.peerId }, event.type);
+    } else if (event.type === 'revocations-adopted' && event.from !== undefined) {
+      const { authority, issuedAtMs, peerIds } = event.revocations;
+      logger.warn(
+        { authority, issuedAt: new Date(issuedAtMs).toISOString(), revoked: peerIds.length },
+        `revocation list learnt from ${event.from}`,
+      );
+      if (config.revocationsFile === undefined) return;
+      try {
+        writeRevocationLists(config.revocationsFile, multiplexer.revocationLists());
+      } catch (err) {
+        logger.error(
+          { err, revocationsFile: config.revocationsFile },
+          'revocation list not saved: it holds until the process stops',
+        );
+      }
     }
   });
   const messages = config.busMessages
@@ -193,7 +209,7 @@ export async function startMultiplexerService(
     }
     if (config.revocationsFile !== undefined) {
       try {
-        const n = reloadRevocationsFile(multiplexer, config, authorities ?? []);
+        const n = reloadRevocationsFile(multiplexer, config);
         logger.info(
           { revocationsFile: config.revocationsFile, revoked: n },
           'revocations reloaded',
@@ -256,20 +272,18 @@ export function reloadCertificateFile(multiplexer: Multiplexer, config: Multiple
 }
 
 /**
- * Reads the revocation list again and applies it (`SIGHUP`): the peers on it are refused and
- * their links closed. A bad list changes nothing.
- * @returns how many peers are revoked.
- * @throws the file's error.
+ * Reads the revocation lists again (`SIGHUP`) and adopts those later than the ones held: their
+ * peers are refused and their links closed, and the lists go on to the other peers. The file is
+ * read whole before anything is adopted; a list that does not verify stops the reload there.
+ * @returns how many peers the lists held afterwards revoke.
+ * @throws the file's error, or MUX_CERTIFICATE_INVALID for a list not signed by a trusted
+ * authority.
  */
-export function reloadRevocationsFile(
-  multiplexer: Multiplexer,
-  config: MultiplexerConfig,
-  authorities: readonly Uint8Array[],
-): number {
+export function reloadRevocationsFile(multiplexer: Multiplexer, config: MultiplexerConfig): number {
   if (config.revocationsFile === undefined) return 0;
-  const list = revocationsFromFile(config.revocationsFile, authorities);
-  multiplexer.setRevoked(list.peerIds);
-  return list.peerIds.length;
+  for (const list of readRevocationLists(config.revocationsFile))
+    multiplexer.adoptRevocations(list);
+  return multiplexer.revokedPeers;
 }
 
 /** The multiplexer service definition, started by its `main.ts` or composed by `lattice up`. */

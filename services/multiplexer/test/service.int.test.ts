@@ -1,15 +1,20 @@
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { NatsBus } from '@lattice/bus';
 import { Subjects, v1 } from '@lattice/proto';
-import { waitFor } from '@lattice/testing';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { tempDir, waitFor } from '@lattice/testing';
 import { checkHealth, createLogger, startService, type RunningService } from '@lattice/service';
 import {
   createIdentity,
+  issueRevocations,
   LoopbackNetwork,
   MultiplexerClient,
   multiplexerConfigSchema,
   multiplexerService,
+  readRevocationLists,
   startMultiplexerService,
+  writeRevocationLists,
   type InboundMessage,
   type MultiplexerServiceInstance,
 } from '@lattice/multiplexer';
@@ -197,12 +202,12 @@ describe('multiplexer service over real NATS', () => {
     clientA.onMessage((m) => gotA.push(m));
     await Promise.all([
       ...toB.map((m) => clientA.send(b.multiplexer.peerId, m)),
-      ...toA.map((m) => clientB.send(a.multiplexer.peerId, m, { stream: 0 })),
+      ...toA.map((m) => clientB.send(a.multiplexer.peerId, m, { stream: 1 })),
     ]);
     await until(() => gotB.length === toB.length && gotA.length === toA.length, 'every message');
     expect(gotB.map((m) => new Uint8Array(m.data))).toEqual(toB);
     expect(gotA.map((m) => new Uint8Array(m.data))).toEqual(toA);
-    expect(gotA.every((m) => m.stream === 0 && m.peerId === b.multiplexer.peerId)).toBe(true);
+    expect(gotA.every((m) => m.stream === 1 && m.peerId === b.multiplexer.peerId)).toBe(true);
 
     // Presence over the bus, and the link going down.
     const reply = await busT.request(nsA.request('multiplexer', 'presence'), new Uint8Array(0));
@@ -212,6 +217,69 @@ describe('multiplexer service over real NATS', () => {
     expect(Number(presence.peers[0]?.payloadBytesSent)).toBe(toB.reduce((n, m) => n + m.length, 0));
     link.down();
     await until(() => !a.multiplexer.peers().some((p) => p.connected), 'link down');
+  });
+
+  it('keeps in its revocations file the later lists its peers pass on, and starts with them', async () => {
+    const url = inject('natsUrl');
+    const tag = `muxr${Date.now().toString(36)}${Math.floor(Math.random() * 1e6)}`;
+    const nsA = new Subjects(`${tag}a`);
+    const nsB = new Subjects(`${tag}b`);
+    const [busA, busB, busT] = await Promise.all(
+      ['rev-a', 'rev-b', 'rev-t'].map((name) => NatsBus.connect({ servers: url, name })),
+    );
+    cleanups.push(
+      () => busA?.close(),
+      () => busB?.close(),
+      () => busT?.close(),
+    );
+    await using dir = await tempDir('lattice-revocations-');
+    const authority = createIdentity(new Uint8Array(32).fill(31));
+    const revoked = createIdentity(new Uint8Array(32).fill(32)).peerId;
+    const fileA = join(dir.path, 'a.revocations');
+    const fileB = join(dir.path, 'b.revocations'); // missing: B holds no list yet
+    const list = issueRevocations(authority, [revoked]);
+    writeRevocationLists(fileA, [list]);
+    const options = (seed: number) => ({
+      identity: createIdentity(new Uint8Array(32).fill(seed)),
+      meshKey: new Uint8Array(16).fill(5),
+      authorities: [authority.publicKey],
+    });
+    const config = (ns: Subjects, revocationsFile: string) =>
+      multiplexerConfigSchema.parse({
+        namespace: ns.namespace,
+        natsUrl: url,
+        transports: 'transport-lan',
+        presenceIntervalMs: '0',
+        revocationsFile,
+      });
+    const a = await startMultiplexerService(
+      { bus: busA as NatsBus, config: config(nsA, fileA), logger, subjects: nsA },
+      options(21),
+    );
+    const startB = () =>
+      startMultiplexerService(
+        { bus: busB as NatsBus, config: config(nsB, fileB), logger, subjects: nsB },
+        options(22),
+      );
+    let b = await startB();
+    cleanups.push(
+      () => a.stop(),
+      () => b.stop(),
+    );
+    expect(a.multiplexer.revokedPeers).toBe(1);
+    expect(b.multiplexer.revokedPeers).toBe(0);
+    const link = bridge(busT as NatsBus, nsA, nsB, 'l1');
+    cleanups.push(() => link.close());
+    await busT?.flush();
+    link.up();
+    await until(() => b.multiplexer.revokedPeers === 1, 'the list passed on to B');
+    await waitFor(() => existsSync(fileB) || undefined, { what: "B's revocations file" });
+    const hex = (ls: readonly Uint8Array[]) => ls.map((l) => Buffer.from(l).toString('hex'));
+    expect(hex(readRevocationLists(fileB))).toEqual(hex([list]));
+    // Restarted, B holds the list before any link comes up.
+    await b.stop();
+    b = await startB();
+    expect(b.multiplexer.revokedPeers).toBe(1);
   });
 
   it('starts as a service and answers health with its peer id', async () => {
