@@ -23,6 +23,8 @@ export interface ClientFlags {
   gateway: string;
   apiKey?: string;
   tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
   timeout: number;
   json: boolean;
   args?: string;
@@ -37,20 +39,23 @@ export async function withClient(
   flags: ClientFlags,
   action: (client: GatewayClient) => Promise<void>,
 ): Promise<void> {
-  const client = new GatewayClient({
-    gateway: flags.gateway,
-    apiKey: flags.apiKey,
-    tlsCa: flags.tlsCa,
-    timeoutMs: flags.timeout,
-  });
+  let client: GatewayClient | undefined;
   try {
+    client = new GatewayClient({
+      gateway: flags.gateway,
+      apiKey: flags.apiKey,
+      tlsCa: flags.tlsCa,
+      tlsCert: flags.tlsCert,
+      tlsKey: flags.tlsKey,
+      timeoutMs: flags.timeout,
+    });
     await action(client);
   } catch (err) {
     const code = err instanceof ClientError ? err.code : 'ERROR';
     process.stderr.write(`lattice: ${code}: ${(err as Error).message}\n`);
     process.exitCode = 1;
   } finally {
-    client.close();
+    client?.close();
   }
 }
 

@@ -4,7 +4,8 @@
  *
  * @remarks The gateway is found at `--gateway host:port` (or `LATTICE_GATEWAY`, default
  * `127.0.0.1:50051`, where `lattice up` listens); `--api-key` (or `LATTICE_API_KEY`) is sent as a
- * bearer token, `--tls-ca FILE` turns TLS on. Failures print the gateway's error code and message
+ * bearer token, `--tls-ca FILE` turns TLS on (`--tls-cert`/`--tls-key` show a client certificate
+ * to a gateway with mutual TLS). Failures print the gateway's error code and message
  * and exit with status 1.
  */
 import { readFileSync } from 'node:fs';
@@ -18,6 +19,9 @@ export interface GatewayTarget {
   readonly gateway: string;
   readonly apiKey?: string | undefined;
   readonly tlsCa?: string | undefined;
+  /** A client certificate chain and its key (PEM files), for a gateway with mutual TLS. */
+  readonly tlsCert?: string | undefined;
+  readonly tlsKey?: string | undefined;
   /** Deadline of a unary call in ms. */
   readonly timeoutMs: number;
 }
@@ -29,10 +33,24 @@ export class GatewayClient {
 
   constructor(target: GatewayTarget) {
     this.#target = target;
+    if ((target.tlsCert === undefined) !== (target.tlsKey === undefined)) {
+      throw new ClientError(
+        'BAD_FLAGS',
+        'a client certificate needs both --tls-cert and --tls-key',
+      );
+    }
+    if (target.tlsCert !== undefined && target.tlsCa === undefined) {
+      throw new ClientError('BAD_FLAGS', '--tls-cert needs --tls-ca (mutual TLS is TLS)');
+    }
+    if (target.tlsCa !== undefined) quietIpServerNameWarning();
     const credentials =
       target.tlsCa === undefined
         ? grpc.credentials.createInsecure()
-        : grpc.credentials.createSsl(readFileSync(target.tlsCa));
+        : grpc.credentials.createSsl(
+            readFileSync(target.tlsCa),
+            target.tlsKey === undefined ? null : readFileSync(target.tlsKey),
+            target.tlsCert === undefined ? null : readFileSync(target.tlsCert),
+          );
     this.#client = new DqlClient(target.gateway, credentials) as unknown as grpc.Client;
   }
 
@@ -99,6 +117,28 @@ export const CODECS = {
 } as const satisfies Record<string, Codec<never, unknown>>;
 
 /** A failed call, with the gateway's error code when it sent one. */
+let quieted = false;
+
+/**
+ * grpc-js sends the gateway's address as the TLS server name even when it is an IP (as in
+ * `--gateway 127.0.0.1:50051`), which Node deprecates (DEP0123) with a warning on stderr, where
+ * it reads like a failure. The certificate is still checked against that IP, so this warning
+ * alone is dropped; every other warning is printed as before.
+ */
+function quietIpServerNameWarning(): void {
+  if (quieted) return;
+  quieted = true;
+  const emit = process.emitWarning.bind(process) as (...args: unknown[]) => void;
+  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+    const code =
+      (typeof rest[0] === 'object' && rest[0] !== null
+        ? (rest[0] as { code?: string }).code
+        : rest[1]) ?? (warning instanceof Error ? (warning as { code?: string }).code : undefined);
+    if (code === 'DEP0123') return;
+    emit(warning, ...rest);
+  }) as typeof process.emitWarning;
+}
+
 export class ClientError extends Error {
   readonly code: string;
   constructor(code: string, message: string) {

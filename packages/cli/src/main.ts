@@ -276,6 +276,8 @@ function clientCommand(name: string, description: string): Command {
     )
     .option('--api-key <key>', 'bearer token (env LATTICE_API_KEY)', process.env['LATTICE_API_KEY'])
     .option('--tls-ca <file>', 'PEM CA certificate: connect with TLS')
+    .option('--tls-cert <file>', 'PEM client certificate, for a gateway with mutual TLS')
+    .option('--tls-key <file>', 'PEM private key of --tls-cert')
     .option('--timeout <ms>', 'deadline of each call', positiveInt, 10_000)
     .option('--json', 'print JSON (one value per line) instead of tables', false);
 }

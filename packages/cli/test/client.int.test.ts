@@ -11,7 +11,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalBus } from '@lattice/bus';
 import { startPeer, type Peer } from '@lattice/cli';
 import { baseConfigSchema } from '@lattice/service';
-import { freePort, tempDir, waitFor, type TempDir } from '@lattice/testing';
+import { InProcessPeer, startGateway } from '@lattice/gateway';
+import { MergeEngine } from '@lattice/merge';
+import { DocumentStore, MemoryEngine } from '@lattice/store';
+import {
+  freePort,
+  selfSignedPair,
+  tempDir,
+  testAuthority,
+  waitFor,
+  type TempDir,
+} from '@lattice/testing';
 
 const main = join(fileURLToPath(import.meta.url), '../../dist/main.js');
 const run = promisify(execFile);
@@ -110,6 +120,62 @@ describe('lattice client commands', () => {
     expect((r as { stderr: string }).stderr).toMatch(
       /UNAVAILABLE: cannot reach the gateway at 127\.0\.0\.1:\d+/,
     );
+  });
+
+  it('speaks mutual TLS with --tls-ca, --tls-cert and --tls-key', async () => {
+    const server = await selfSignedPair();
+    const ca = await testAuthority();
+    const engine = MergeEngine.open({
+      peerId: 'mtls-peer',
+      store: await DocumentStore.open(new MemoryEngine()),
+    });
+    const key = 'mtls-test-key-0123456789';
+    const gw = await startGateway(new InProcessPeer(engine), {
+      grpcPort: 0,
+      httpPort: 0,
+      apiKeys: [key],
+      tls: { cert: server.cert, key: server.key, clientCa: ca.cert },
+    });
+    try {
+      const me = await ca.issue('cli');
+      const dql = (...flags: string[]) =>
+        run(process.execPath, [
+          main,
+          'dql',
+          'SELECT * FROM cars',
+          '--gateway',
+          `127.0.0.1:${gw.grpcPort}`,
+          '--api-key',
+          key,
+          '--timeout',
+          '5000',
+          '--json',
+          '--tls-ca',
+          server.certPath,
+          ...flags,
+        ]).then(
+          (r) => ({ code: 0, stderr: r.stderr }),
+          (e: { stderr: string; code: number }) => e,
+        );
+      expect(await dql('--tls-cert', me.certPath, '--tls-key', me.keyPath)).toEqual({
+        code: 0,
+        stderr: '',
+      });
+      const anonymous = await dql();
+      expect(anonymous.code).toBe(1);
+      expect(anonymous.stderr).toMatch(/^lattice: UNAVAILABLE: /);
+      const half = await dql('--tls-cert', me.certPath);
+      expect(half.code).toBe(1);
+      expect(half.stderr).toMatch(
+        /BAD_FLAGS: a client certificate needs both --tls-cert and --tls-key/,
+      );
+    } finally {
+      await gw.close();
+      await engine.close();
+      await engine.store.close();
+      await server.remove();
+      await ca.remove();
+    }
   });
 
   it('observe prints the result, then each change', async () => {

@@ -18,6 +18,20 @@ import type { PeerApi } from './peer-api.js';
 import { WebSocketLinkDriver } from './ws-link-driver.js';
 import type { WebSocketLinkDriverOptions } from './ws-link-driver.js';
 
+/** TLS settings of the gateway's listeners (PEM). */
+export interface GatewayTls {
+  /** Certificate chain. */
+  readonly cert: string | Buffer;
+  /** Private key of {@link cert}. */
+  readonly key: string | Buffer;
+  /**
+   * Mutual TLS: clients must show a certificate signed by one of these CA certificates (gRPC,
+   * HTTPS and `wss` alike), or the TLS handshake fails. Absent: any client may connect (API keys
+   * still apply).
+   */
+  readonly clientCa?: string | Buffer;
+}
+
 /** Options of {@link startGateway}. */
 export interface GatewayOptions {
   /** Address both listeners bind to (default 127.0.0.1). */
@@ -30,11 +44,8 @@ export interface GatewayOptions {
   readonly apiKeys?: readonly string[];
   /** Keys with permissions and expiry (a keys file's entries, `readKeysFile`). */
   readonly keys?: readonly KeyEntry[];
-  /**
-   * TLS for both listeners (gRPC over TLS, HTTPS, `wss` sync endpoint): PEM certificate chain
-   * and private key. Absent: plaintext.
-   */
-  readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
+  /** TLS for both listeners (gRPC over TLS, HTTPS, `wss` sync endpoint). Absent: plaintext. */
+  readonly tls?: GatewayTls;
   /**
    * Serves gRPC server reflection: true requires the descriptor set, `auto` (the default) serves
    * it when it was built (`pnpm gen` with protoc installed).
@@ -121,14 +132,14 @@ export async function startGateway(peer: PeerApi, options: GatewayOptions = {}):
         `${host.includes(':') ? `[${host}]` : host}:${options.grpcPort ?? 50051}`,
         options.tls
           ? grpc.ServerCredentials.createSsl(
-              null,
+              options.tls.clientCa === undefined ? null : Buffer.from(options.tls.clientCa),
               [
                 {
                   cert_chain: Buffer.from(options.tls.cert),
                   private_key: Buffer.from(options.tls.key),
                 },
               ],
-              false,
+              options.tls.clientCa !== undefined,
             )
           : grpc.ServerCredentials.createInsecure(),
         (error, port) => (error ? reject(error) : resolve(port)),
@@ -166,7 +177,7 @@ export async function startGateway(peer: PeerApi, options: GatewayOptions = {}):
         observers: String(hub.size),
         syncLinks: links ? String(links.size) : 'off',
         auth: keys.playground ? 'playground' : 'api-keys',
-        tls: options.tls ? 'on' : 'off',
+        tls: options.tls ? (options.tls.clientCa === undefined ? 'on' : 'mutual') : 'off',
       }),
       reloadKeys: (apiKeys, entries) => keys.replace(apiKeys, entries),
       close() {

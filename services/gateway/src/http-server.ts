@@ -19,6 +19,7 @@ import type { Server as HttpsServer } from 'node:https';
 import type { JsonValue } from '@lattice/dql';
 import { hasCode, statusOf } from '@lattice/errors';
 import type { ApiKeys } from './auth.js';
+import type { GatewayTls } from './gateway.js';
 import { checkArgs, queryTypeOf } from './codec.js';
 import { gatewayError } from './errors.js';
 import type { PeerApi } from './peer-api.js';
@@ -37,8 +38,8 @@ export interface HttpApiOptions {
   readonly maxBodyBytes?: number;
   /** Longest time a request may take (ms, default 30 s): answered 504 after it. */
   readonly requestTimeoutMs?: number;
-  /** Serve HTTPS with this PEM certificate chain and key. */
-  readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
+  /** Serve HTTPS with these settings (mutual TLS when `clientCa` is given). */
+  readonly tls?: GatewayTls;
 }
 
 function toJson(v: unknown): unknown {
@@ -174,7 +175,14 @@ export function createHttpApi(options: HttpApiOptions): Server | HttpsServer {
   const serverOptions = { requestTimeout: timeoutMs + 5_000 };
   return options.tls
     ? createHttpsServer(
-        { ...serverOptions, cert: options.tls.cert, key: options.tls.key },
+        {
+          ...serverOptions,
+          cert: options.tls.cert,
+          key: options.tls.key,
+          ...(options.tls.clientCa === undefined
+            ? {}
+            : { ca: options.tls.clientCa, requestCert: true, rejectUnauthorized: true }),
+        },
         listener,
       )
     : createServer(serverOptions, listener);

@@ -11,7 +11,7 @@ export type { KeyEntry, KeyEntryInput, KeysReload } from './auth.js';
 export { decodeArgs, queryTypeOf, toExecuteResponse, toObserveResponse } from './codec.js';
 export { GatewayErrorCode, gatewayError } from './errors.js';
 export { startGateway } from './gateway.js';
-export type { Gateway, GatewayOptions } from './gateway.js';
+export type { Gateway, GatewayOptions, GatewayTls } from './gateway.js';
 export {
   addDqlService,
   DQL_SERVICE_NAME,

@@ -60,6 +60,12 @@ export const gatewayConfigSchema = baseConfigSchema.extend({
     .default('')
     .describe('PEM certificate chain: TLS on both listeners (https, wss, gRPC over TLS)'),
   tlsKey: z.string().default('').describe('PEM private key of --tls-cert'),
+  tlsClientCa: z
+    .string()
+    .default('')
+    .describe(
+      'PEM CA certificates: mutual TLS, every client (gRPC, HTTPS, wss) must show a certificate they signed',
+    ),
   reflection: z
     .enum(['auto', 'on', 'off'])
     .default('auto')
@@ -106,12 +112,15 @@ function readPem(path: string, what: string): Buffer {
 
 /**
  * The {@link GatewayOptions} a configuration asks for; reads the keys file and TLS files.
- * @throws `GATEWAY_BAD_CONFIG` for a bad keys file, an unreadable PEM file, or only one of
- * `--tls-cert` and `--tls-key`.
+ * @throws `GATEWAY_BAD_CONFIG` for a bad keys file, an unreadable PEM file, only one of
+ * `--tls-cert` and `--tls-key`, or `--tls-client-ca` without them.
  */
 export function gatewayOptionsFrom(config: GatewayConfig): GatewayOptions {
   if ((config.tlsCert === '') !== (config.tlsKey === '')) {
     throw gatewayError('GATEWAY_BAD_CONFIG', 'TLS needs both --tls-cert and --tls-key');
+  }
+  if (config.tlsClientCa !== '' && config.tlsCert === '') {
+    throw gatewayError('GATEWAY_BAD_CONFIG', '--tls-client-ca needs --tls-cert and --tls-key');
   }
   return {
     host: config.host,
@@ -125,6 +134,9 @@ export function gatewayOptionsFrom(config: GatewayConfig): GatewayOptions {
           tls: {
             cert: readPem(config.tlsCert, '--tls-cert'),
             key: readPem(config.tlsKey, '--tls-key'),
+            ...(config.tlsClientCa === ''
+              ? {}
+              : { clientCa: readPem(config.tlsClientCa, '--tls-client-ca') }),
           },
         }),
     reflection: config.reflection === 'auto' ? 'auto' : config.reflection === 'on',

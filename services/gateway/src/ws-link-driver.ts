@@ -195,17 +195,26 @@ export class WebSocketLinkDriver implements LinkDriver {
   }
 
   /**
-   * Opens a link to a gateway's sync endpoint (`ws://host:port/api/v4/sync`).
+   * Opens a link to a gateway's sync endpoint (`ws://host:port/api/v4/sync`, or `wss://`: `ca`
+   * to trust, `cert` and `key` to show a client certificate to a gateway with mutual TLS).
    * @returns the link once it is up.
    */
   connect(
     url: string,
-    options: { apiKey?: string; signal?: AbortSignal; ca?: string | Buffer } = {},
+    options: {
+      apiKey?: string;
+      signal?: AbortSignal;
+      ca?: string | Buffer;
+      cert?: string | Buffer;
+      key?: string | Buffer;
+    } = {},
   ): Promise<LinkId> {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(url, {
         maxPayload: this.#capabilities.maxFrameBytes,
         ...(options.ca === undefined ? {} : { ca: options.ca }),
+        ...(options.cert === undefined ? {} : { cert: options.cert }),
+        ...(options.key === undefined ? {} : { key: options.key }),
         ...(options.apiKey ? { headers: { authorization: `Bearer ${options.apiKey}` } } : {}),
       });
       const abort = (): void => ws.terminate();

@@ -2,7 +2,7 @@ import { request } from 'node:https';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasCode } from '@lattice/errors';
-import { selfSignedPair, type SelfSignedPair } from '@lattice/testing';
+import { selfSignedPair, testAuthority, type SelfSignedPair } from '@lattice/testing';
 import type { v1 } from '@lattice/proto';
 import {
   gatewayConfigSchema,
@@ -53,6 +53,7 @@ function httpsPost(
   port: number,
   body: string,
   ca: Buffer | undefined,
+  client?: { readonly cert: Buffer; readonly key: Buffer },
 ): Promise<{ status: number; json: unknown }> {
   return new Promise((resolve, reject) => {
     const req = request(
@@ -63,6 +64,7 @@ function httpsPost(
         method: 'POST',
         headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
         ...(ca ? { ca } : {}),
+        ...(client ? { cert: client.cert, key: client.key } : {}),
       },
       (res) => {
         let text = '';
@@ -162,5 +164,75 @@ describe('TLS from cert and key paths', () => {
       await engine.close();
       await engine.store.close();
     }
+  });
+});
+
+describe('mutual TLS (--tls-client-ca)', () => {
+  it('admits clients that show a certificate of the CA on gRPC, HTTPS and wss, and no others', async () => {
+    const ca = await testAuthority();
+    const stranger = await testAuthority();
+    const mtls = await startFixture(
+      gatewayOptionsFrom(
+        gatewayConfigSchema.parse({
+          grpcPort: '0',
+          httpPort: '0',
+          apiKey: KEY,
+          syncEndpoint: 'on',
+          tlsCert: pair.certPath,
+          tlsKey: pair.keyPath,
+          tlsClientCa: ca.certPath,
+        }),
+      ),
+    );
+    const links = new WebSocketLinkDriver();
+    try {
+      const device = await ca.issue('device-1');
+      const impostor = await stranger.issue('device-1');
+      expect(mtls.gateway.health()['tls']).toBe('mutual');
+      // gRPC
+      const query = { statement: 'SELECT * FROM cars' } as v1.ExecuteRequest;
+      const ok = new grpc.Client(
+        mtls.grpcAddress,
+        grpc.credentials.createSsl(cert, device.key, device.cert),
+      );
+      const anonymous = new grpc.Client(mtls.grpcAddress, grpc.credentials.createSsl(cert));
+      const foreign = new grpc.Client(
+        mtls.grpcAddress,
+        grpc.credentials.createSsl(cert, impostor.key, impostor.cert),
+      );
+      try {
+        expect((await call(ok, 'execute', query, { metadata: auth() })).items).toEqual([]);
+        for (const refused of [anonymous, foreign]) {
+          const error = await call(refused, 'execute', query, {
+            metadata: auth(),
+            deadlineMs: 3_000,
+          }).catch((e: unknown) => e as grpc.ServiceError);
+          expect((error as grpc.ServiceError).code).toBe(grpc.status.UNAVAILABLE);
+        }
+      } finally {
+        for (const c of [ok, anonymous, foreign]) c.close();
+      }
+      // HTTPS
+      const body = JSON.stringify({ statement: 'SELECT * FROM cars' });
+      expect((await httpsPost(mtls.gateway.httpPort, body, cert, device)).status).toBe(200);
+      await expect(httpsPost(mtls.gateway.httpPort, body, cert)).rejects.toThrow();
+      await expect(httpsPost(mtls.gateway.httpPort, body, cert, impostor)).rejects.toThrow();
+      // wss
+      const url = `wss://127.0.0.1:${mtls.gateway.httpPort}/api/v4/sync`;
+      expect(await links.connect(url, { apiKey: KEY, ca: cert, ...device })).toBeDefined();
+      await expect(links.connect(url, { apiKey: KEY, ca: cert })).rejects.toThrow();
+      await expect(links.connect(url, { apiKey: KEY, ca: cert, ...impostor })).rejects.toThrow();
+    } finally {
+      await links.close();
+      await mtls.close();
+      await ca.remove();
+      await stranger.remove();
+    }
+  });
+
+  it('needs TLS itself', () => {
+    expect(() =>
+      gatewayOptionsFrom(gatewayConfigSchema.parse({ tlsClientCa: pair.certPath })),
+    ).toThrow(expect.objectContaining({ code: 'GATEWAY_BAD_CONFIG' }) as Error);
   });
 });
