@@ -15,6 +15,25 @@
 // engine without sync (the receiver still commits each batch before acknowledging it). Every
 // subject runs once on 200 documents first, so the first row does not pay alone for loading and
 // compiling its code.
+//
+// Issue #6 (initial sync time), 2026-11-21, on a shared 2-core machine (load 4.5–6): the sync
+// window of `lattice()` with pack off, old and new code alternating in one process (rotated
+// order, a GC before each run), medians of 11 runs (5 for 10k), wall / CPU:
+// 2k identical bodies 336 / 339 → 330 / 313 ms, 2k random bodies 377 / 350 → 306 / 290 ms, 10k
+// identical 917 / 1,412 → 706 / 1,054 ms. `pnpm exec tsx scripts/bench.ts sync` right after
+// (load 4–5.4, two runs): 2k 165 and 175 ms vs Yjs 75 and 144 ms, random 111 and 74 ms vs Yjs
+// 35 and 26 ms, 10k 535 and 629 ms vs Yjs 180 and 181 ms; bytes and throttled rows unchanged
+// (1.01–1.07×). Changes: the memory engine's paged key index (an insert no longer splices the
+// whole sorted key array; keys compare as latin1 strings; values copied from Node's buffer
+// pool), a message of deltas written by hand byte for byte as protobufjs writes it (2–3× faster
+// for 200 documents of 1 KB), and a hello's `resume_from` read as a number (an absent one is the
+// generated prototype's `Long` zero, which rode along as every scanned batch's `through_commit`).
+// Where the CPU of an initial sync of 2k documents goes now (profile of the sync window): the
+// store's commits and record reads 28–31 %, CRDT decode and merge 16–21 %, the `_id` codec
+// 13–16 % (five encodes or decodes per document: the sender's `records`, the receiver's
+// `decodeDelta`, `CrdtDocument.create`, the store's `encodeId` for the write and for its
+// expectation), the merge service 9–15 %, the memory engine 8–9 %, GC 8 %, msgpack of values
+// 3–6 %, protobufjs 1–5 %.
 import { randomBytes } from 'node:crypto';
 import * as A from '@automerge/automerge';
 import * as Y from 'yjs';

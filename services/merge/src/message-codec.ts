@@ -18,6 +18,9 @@
  * field names, HLC prefixes and framing from one document to the next, which deflate removes
  * without a second codec for the CRDT state.
  *
+ * A message of deltas (the bulk of a sync) is written by hand, byte for byte as protobufjs writes
+ * it (see {@link encodeDeltasMessage}); everything else goes through protobufjs.
+ *
  * Decoding is bounded: a packed message declares its length, the receiver refuses more than
  * {@link MAX_INFLATED_BYTES} and inflates with that exact output limit, and a packed message
  * inside a packed message is refused. Every failure is `MERGE_PROTOCOL`.
@@ -47,7 +50,7 @@ export function encodeSyncMessage(
   message: v1.ISyncMessage,
   options: { readonly pack: boolean },
 ): Uint8Array {
-  const bytes = v1.SyncMessage.encode(message).finish();
+  const bytes = encodeDeltasMessage(message) ?? v1.SyncMessage.encode(message).finish();
   if (
     !options.pack ||
     message.hello ||
@@ -68,6 +71,148 @@ export function encodeSyncMessage(
   if (deflated.length + 12 >= bytes.length) return bytes;
   const packed = v1.SyncMessage.encode({ packed: { length: bytes.length, deflated } }).finish();
   return packed.length < bytes.length ? packed : bytes;
+}
+
+/**
+ * `SyncMessage{trace?, deltas}` in one allocation, the same bytes protobufjs writes (fields in
+ * number order, zero and empty fields left out); `undefined` for any other message, or one with
+ * fields this writer leaves to protobufjs (non-ASCII strings, 64-bit values past 2^53).
+ * @remarks protobufjs forks its writer and queues operations for every delta; this sizes the
+ * message once and writes it into one buffer, 2–3× faster for a batch of 200 documents of 1 KB.
+ * A test holds it to protobufjs's bytes.
+ */
+export function encodeDeltasMessage(message: v1.ISyncMessage): Uint8Array | undefined {
+  for (const k in message) {
+    if (k !== 'trace' && k !== 'deltas' && message[k as keyof v1.ISyncMessage] != null)
+      return undefined;
+  }
+  const d = message.deltas;
+  if (d == null) return undefined;
+  for (const k in d) {
+    if (
+      k !== 'batch' &&
+      k !== 'deltas' &&
+      k !== 'throughCommit' &&
+      k !== 'subscriptionsHash' &&
+      d[k as keyof v1.ISyncDeltas] != null
+    )
+      return undefined;
+  }
+  const batch = uint64(d.batch);
+  const through = uint64(d.throughCommit);
+  const hash = d.subscriptionsHash ?? '';
+  if (batch === undefined || through === undefined || !isAscii(hash)) return undefined;
+  const list = d.deltas ?? [];
+  // Sizes first: each delta's body length, then the whole.
+  const sizes = new Array<number>(list.length);
+  let inner = 0;
+  let lastCollection: string | undefined;
+  for (let i = 0; i < list.length; i++) {
+    const x = list[i] as v1.ISyncDelta;
+    for (const k in x) {
+      if (k !== 'collection' && k !== 'delta' && x[k as keyof v1.ISyncDelta] != null)
+        return undefined;
+    }
+    const c = x.collection ?? '';
+    if (c !== lastCollection) {
+      if (!isAscii(c)) return undefined;
+      lastCollection = c;
+    }
+    const delta = x.delta ?? EMPTY;
+    if (!(delta instanceof Uint8Array)) return undefined;
+    const n =
+      (c.length > 0 ? 1 + varintLength(c.length) + c.length : 0) +
+      (delta.length > 0 ? 1 + varintLength(delta.length) + delta.length : 0);
+    sizes[i] = n;
+    inner += 1 + varintLength(n) + n;
+  }
+  if (batch !== 0) inner += 1 + varintLength(batch);
+  if (through !== 0) inner += 1 + varintLength(through);
+  if (hash.length > 0) inner += 1 + varintLength(hash.length) + hash.length;
+  const trace = message.trace == null ? undefined : v1.TraceContext.encode(message.trace).finish();
+  const total =
+    (trace ? 1 + varintLength(trace.length) + trace.length : 0) + 1 + varintLength(inner) + inner;
+  const out = Buffer.allocUnsafe(total);
+  let at = 0;
+  if (trace) {
+    out[at++] = 0x0a; // field 1 (trace), length-delimited
+    at = writeVarint(out, at, trace.length);
+    out.set(trace, at);
+    at += trace.length;
+  }
+  out[at++] = 0x32; // field 6 (deltas), length-delimited
+  at = writeVarint(out, at, inner);
+  if (batch !== 0) {
+    out[at++] = 0x08; // SyncDeltas.batch
+    at = writeVarint(out, at, batch);
+  }
+  for (let i = 0; i < list.length; i++) {
+    const x = list[i] as v1.ISyncDelta;
+    const c = x.collection ?? '';
+    const delta = x.delta ?? EMPTY;
+    out[at++] = 0x12; // SyncDeltas.deltas
+    at = writeVarint(out, at, sizes[i] as number);
+    if (c.length > 0) {
+      out[at++] = 0x0a; // SyncDelta.collection
+      at = writeVarint(out, at, c.length);
+      at += out.write(c, at, 'latin1');
+    }
+    if (delta.length > 0) {
+      out[at++] = 0x12; // SyncDelta.delta
+      at = writeVarint(out, at, delta.length);
+      out.set(delta, at);
+      at += delta.length;
+    }
+  }
+  if (through !== 0) {
+    out[at++] = 0x18; // SyncDeltas.through_commit
+    at = writeVarint(out, at, through);
+  }
+  if (hash.length > 0) {
+    out[at++] = 0x22; // SyncDeltas.subscriptions_hash
+    at = writeVarint(out, at, hash.length);
+    out.write(hash, at, 'latin1');
+  }
+  return out;
+}
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * A uint64 field's value as a number, when protobufjs would write it as that number's varint: a
+ * non-negative safe integer, or a `Long`-shaped object of one (the generated prototypes default
+ * 64-bit fields to a `Long` zero, which a message read from the wire may carry).
+ */
+function uint64(v: unknown): number | undefined {
+  if (v == null) return 0;
+  if (typeof v === 'number') return Number.isSafeInteger(v) && v >= 0 ? v : undefined;
+  if (typeof v !== 'object') return undefined;
+  const { low, high } = v as { low?: unknown; high?: unknown };
+  if (typeof low !== 'number' || typeof high !== 'number') return undefined;
+  const n = (high >>> 0) * 0x1_0000_0000 + (low >>> 0);
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+/** Whether every char of `s` is ASCII (so its UTF-8 is its latin1, one byte per char). */
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
+function varintLength(n: number): number {
+  let len = 1;
+  for (let v = n; v >= 0x80; v = Math.floor(v / 0x80)) len++;
+  return len;
+}
+
+function writeVarint(out: Uint8Array, at: number, n: number): number {
+  let v = n;
+  while (v >= 0x80) {
+    out[at++] = (v % 0x80) | 0x80;
+    v = Math.floor(v / 0x80);
+  }
+  out[at++] = v;
+  return at;
 }
 
 /**

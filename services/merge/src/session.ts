@@ -505,7 +505,10 @@ export class SyncSession {
       throw err;
     }
     if (this.#resumeFrom === undefined && sameBytes(h.seenSessionId, this.#id)) {
-      this.#resumeFrom = h.resumeFrom;
+      // A number: a hello without the field reads the generated prototype's default, a `Long`
+      // zero (made before `@lattice/proto` turned `Long` off), which would ride along as the
+      // cursor into every batch's `through_commit`.
+      this.#resumeFrom = Number(h.resumeFrom);
       this.#remoteEmpty = new Set(h.emptyCollections.slice(0, MAX_EMPTY_COLLECTIONS));
       this.#state = 'syncing';
       this.#notify();
@@ -1109,9 +1112,13 @@ function covers(a: VersionVector, b: VersionVector): boolean {
  * is also `CrdtDocument.key`).
  */
 function keyOf(collection: string, idBytes: Uint8Array): string {
+  // `fromCharCode` over the bytes skips the Buffer a `toString` needs (ids are short; a long one
+  // goes through a Buffer, not a huge argument list).
   return (
     keyPrefix(collection) +
-    Buffer.from(idBytes.buffer, idBytes.byteOffset, idBytes.byteLength).toString('latin1')
+    (idBytes.length <= 256
+      ? String.fromCharCode.apply(null, idBytes as unknown as number[])
+      : Buffer.from(idBytes.buffer, idBytes.byteOffset, idBytes.byteLength).toString('latin1'))
   );
 }
 

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { deflateRawSync } from 'node:zlib';
+import fc from 'fast-check';
 import { hasCode } from '@lattice/errors';
 import { v1 } from '@lattice/proto';
 import { describe, expect, it } from 'vitest';
@@ -9,6 +10,7 @@ import {
   MAX_INFLATED_BYTES,
   PACK_FROM_BYTES,
 } from '@lattice/merge';
+import { encodeDeltasMessage } from '../src/message-codec.js';
 
 const deltas = (n: number): v1.ISyncMessage => ({
   trace: { traceparent: '00-0123456789abcdef0123456789abcdef-0123456789abcdef-01' },
@@ -88,5 +90,72 @@ describe('sync message codec', () => {
     const err = protocolError(() => decodeSyncMessage(twice));
     expect(hasCode(err, 'MERGE_PROTOCOL')).toBe(true);
     expect((err as Error).message).toContain('inside a packed one');
+  });
+
+  it('writes a message of deltas byte for byte as protobufjs does', () => {
+    const uint = fc.oneof(
+      fc.constant(0),
+      fc.integer({ min: 0, max: 300 }),
+      fc.maxSafeNat(),
+      fc.constant(Number.MAX_SAFE_INTEGER),
+      // A `Long`-shaped value, as the generated prototypes default 64-bit fields to.
+      fc
+        .record({
+          low: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 0xffff_ffff })),
+          high: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 0x1f_ffff })),
+          unsigned: fc.constant(true),
+        })
+        .map((l) => l as unknown as number),
+    );
+    const text = fc.oneof(
+      fc.constant(''),
+      fc.string({ maxLength: 70 }),
+      fc.string({ unit: 'binary', maxLength: 20 }),
+    );
+    const delta = fc.record(
+      {
+        collection: fc.oneof(text, fc.constant('c')),
+        delta: fc.oneof(
+          fc.uint8Array({ maxLength: 300 }),
+          fc.constant(new Uint8Array(20_000).fill(7)),
+        ),
+      },
+      { requiredKeys: [] },
+    );
+    const message = fc.record(
+      {
+        trace: fc.record(
+          { traceparent: fc.string(), tracestate: fc.string() },
+          { requiredKeys: ['traceparent'] },
+        ),
+        deltas: fc.record(
+          {
+            batch: uint,
+            throughCommit: uint,
+            subscriptionsHash: fc.oneof(fc.constant(''), fc.constant('ab'.repeat(32)), text),
+            deltas: fc.array(delta, { maxLength: 12 }),
+          },
+          { requiredKeys: [] },
+        ),
+      },
+      { requiredKeys: ['deltas'] },
+    );
+    fc.assert(
+      fc.property(message, (m: v1.ISyncMessage) => {
+        const ours = encodeSyncMessage(m, { pack: false });
+        expect(Buffer.from(ours).equals(Buffer.from(v1.SyncMessage.encode(m).finish()))).toBe(true);
+        // The hand-written path takes every such message whose strings are ASCII.
+        const ascii = (t: string | null | undefined): boolean =>
+          [...(t ?? '')].every((c) => c.charCodeAt(0) < 0x80);
+        const d = m.deltas;
+        if (ascii(d?.subscriptionsHash) && (d?.deltas ?? []).every((x) => ascii(x.collection)))
+          expect(encodeDeltasMessage(m)).toBeDefined();
+        // And it reads back.
+        const back = decodeSyncMessage(ours);
+        expect(back.body).toBe('deltas');
+        expect(back.deltas?.deltas?.length).toBe(m.deltas?.deltas?.length ?? 0);
+      }),
+      { numRuns: 300 },
+    );
   });
 });

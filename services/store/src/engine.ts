@@ -91,15 +91,35 @@ export function inRange(key: Uint8Array, range: EngineRange): boolean {
 }
 
 /**
- * An in-memory engine: a sorted array of keys and a map of values.
- * @remarks For unit tests and small ephemeral peers. Inserts cost O(n); it is exact, not fast.
+ * An in-memory engine: a map of entries by key and the keys in order, in pages.
+ * @remarks For unit tests and ephemeral peers. Keys are held as latin1 strings (one char per
+ * byte), which JavaScript compares like the bytes, so ordering never crosses into native code.
+ * The ordered keys live in pages of at most `2 × pageEntries` (a chunked sorted list): an
+ * insert or delete costs a binary search over the pages' last keys, one within a page and a
+ * splice of one page, not of every key (a single sorted array made a bulk load quadratic).
  * Iteration reads a snapshot of the range taken when iteration starts.
  */
 export class MemoryEngine implements StorageEngine {
   readonly capabilities: EngineCapabilities = { durable: false };
-  #keys: Buffer[] = [];
-  readonly #values = new Map<string, Uint8Array>();
+  /** Every entry, by its key as latin1. */
+  readonly #entries = new Map<string, { readonly key: Buffer; value: Uint8Array }>();
+  /** The keys (latin1) in ascending order, split in pages; no page is empty. */
+  #pages: string[][] = [];
+  /** The last (greatest) key of each page. */
+  #lasts: string[] = [];
+  readonly #pageEntries: number;
   #open = false;
+
+  /**
+   * @param options.pageEntries - keys per page of the ordered index: a page splits past twice
+   * this and joins a neighbour below a quarter (default 512; tests use tiny pages to exercise
+   * splits and merges).
+   */
+  constructor(options: { readonly pageEntries?: number } = {}) {
+    const n = options.pageEntries ?? 512;
+    if (!Number.isSafeInteger(n) || n < 1) throw new RangeError('pageEntries must be at least 1');
+    this.#pageEntries = n;
+  }
 
   async open(): Promise<void> {
     this.#open = true;
@@ -113,35 +133,123 @@ export class MemoryEngine implements StorageEngine {
     if (!this.#open) throw new Error('memory engine is not open');
   }
 
+  /** A key as latin1 (one char per byte). */
+  static #latin1(k: Uint8Array): string {
+    // `fromCharCode` over the bytes skips the Buffer a `toString` needs: twice as fast for keys
+    // of a few dozen bytes. Long keys go through a Buffer (no huge argument lists).
+    return k.length <= 256
+      ? String.fromCharCode.apply(null, k as unknown as number[])
+      : Buffer.from(k.buffer, k.byteOffset, k.byteLength).toString('latin1');
+  }
+
   getMany(keys: readonly Uint8Array[]): (Uint8Array | undefined)[] {
     this.#check();
-    return keys.map((k) => this.#values.get(hex(k)));
+    const out: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(keys.length);
+    for (let i = 0; i < keys.length; i++)
+      out[i] = this.#entries.get(MemoryEngine.#latin1(keys[i] as Uint8Array))?.value;
+    return out;
   }
 
   write(ops: readonly EngineOp[]): void {
     this.#check();
     for (const op of ops) {
-      const h = hex(op.key);
-      const had = this.#values.has(h);
+      const k = MemoryEngine.#latin1(op.key);
+      const had = this.#entries.get(k);
       if (op.type === 'put') {
-        this.#values.set(h, Uint8Array.from(op.value));
-        if (!had) this.#keys.splice(this.#lowerBound(op.key), 0, Buffer.from(op.key));
+        // A copy: the caller may reuse its buffer. From Node's buffer pool (one allocation per
+        // few small values, as RocksDB's binding returns them), not an array buffer each.
+        const value = Buffer.allocUnsafe(op.value.length);
+        value.set(op.value);
+        if (had) had.value = value;
+        else {
+          this.#entries.set(k, { key: Buffer.from(op.key), value });
+          this.#insert(k);
+        }
       } else if (had) {
-        this.#values.delete(h);
-        this.#keys.splice(this.#lowerBound(op.key), 1);
+        this.#entries.delete(k);
+        this.#remove(k);
       }
     }
   }
 
-  #lowerBound(key: Uint8Array): number {
+  /** The first page whose last key is `>= k` (`> k` when `after`); `#pages.length` if none. */
+  #pageOf(k: string, after: boolean): number {
+    const lasts = this.#lasts;
     let lo = 0;
-    let hi = this.#keys.length;
+    let hi = lasts.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (compareKeys(this.#keys[mid] as Buffer, key) < 0) lo = mid + 1;
+      const m = lasts[mid] as string;
+      if (m < k || (after && m === k)) lo = mid + 1;
       else hi = mid;
     }
     return lo;
+  }
+
+  /** The first index in `page` whose key is `>= k` (`> k` when `after`). */
+  static #indexIn(page: readonly string[], k: string, after: boolean): number {
+    let lo = 0;
+    let hi = page.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const m = page[mid] as string;
+      if (m < k || (after && m === k)) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Adds `k` (not present) to the ordered index. */
+  #insert(k: string): void {
+    const pages = this.#pages;
+    if (pages.length === 0) {
+      pages.push([k]);
+      this.#lasts.push(k);
+      return;
+    }
+    let p = this.#pageOf(k, false);
+    let page: string[];
+    if (p === pages.length) {
+      // Past every key: append to the last page (the common case of a bulk load in order).
+      p--;
+      page = pages[p] as string[];
+      page.push(k);
+      this.#lasts[p] = k;
+    } else {
+      page = pages[p] as string[];
+      page.splice(MemoryEngine.#indexIn(page, k, false), 0, k);
+    }
+    if (page.length > 2 * this.#pageEntries) this.#split(p);
+  }
+
+  /** Splits page `p` in two halves. */
+  #split(p: number): void {
+    const page = this.#pages[p] as string[];
+    const tail = page.splice(page.length >>> 1);
+    this.#pages.splice(p + 1, 0, tail);
+    this.#lasts.splice(p, 1, page[page.length - 1] as string, tail[tail.length - 1] as string);
+  }
+
+  /** Removes `k` (present) from the ordered index. */
+  #remove(k: string): void {
+    const pages = this.#pages;
+    const p = this.#pageOf(k, false);
+    const page = pages[p] as string[];
+    page.splice(MemoryEngine.#indexIn(page, k, false), 1);
+    if (page.length === 0) {
+      pages.splice(p, 1);
+      this.#lasts.splice(p, 1);
+      return;
+    }
+    this.#lasts[p] = page[page.length - 1] as string;
+    // A page that shrank to a quarter joins its next neighbour (or its previous one), so pages
+    // stay large enough that the page index does not grow with deletes.
+    if (page.length * 4 >= this.#pageEntries || pages.length === 1) return;
+    const q = p + 1 < pages.length ? p : p - 1;
+    const merged = (pages[q] as string[]).concat(pages[q + 1] as string[]);
+    pages.splice(q, 2, merged);
+    this.#lasts.splice(q, 2, merged[merged.length - 1] as string);
+    if (merged.length > 2 * this.#pageEntries) this.#split(q);
   }
 
   *entries(range: EngineRange): Iterable<readonly [Uint8Array, Uint8Array]> {
@@ -149,39 +257,69 @@ export class MemoryEngine implements StorageEngine {
     // The snapshot holds only what the iteration can yield: up to `limit` entries from the end
     // it starts at (a page of a large range costs its page, not the rest of the range).
     const limit = range.limit ?? Infinity;
-    const keys = this.#keys;
-    const picked: [Uint8Array, Uint8Array][] = [];
+    const gte = range.gte && MemoryEngine.#latin1(range.gte);
+    const gt = range.gt && MemoryEngine.#latin1(range.gt);
+    const lt = range.lt && MemoryEngine.#latin1(range.lt);
+    const lte = range.lte && MemoryEngine.#latin1(range.lte);
+    const pages = this.#pages;
+    const picked: (readonly [Uint8Array, Uint8Array])[] = [];
+    if (limit <= 0) return;
     if (!range.reverse) {
-      const start = range.gte ?? range.gt;
-      for (let i = start ? this.#lowerBound(start) : 0; i < keys.length; i++) {
-        if (picked.length >= limit) break;
-        const k = keys[i] as Buffer;
-        if (
-          (range.lt && compareKeys(k, range.lt) >= 0) ||
-          (range.lte && compareKeys(k, range.lte) > 0)
-        )
-          break;
-        if (inRange(k, range)) picked.push([k, this.#values.get(hex(k)) as Uint8Array]);
+      // Start at the first key past both lower bounds.
+      let [p, i] = this.#position(gte, false, 0, 0);
+      if (gt !== undefined) {
+        const [q, j] = this.#position(gt, true, 0, 0);
+        if (q > p || (q === p && j > i)) [p, i] = [q, j];
+      }
+      outer: for (; p < pages.length; p++, i = 0) {
+        const page = pages[p] as string[];
+        for (; i < page.length; i++) {
+          const k = page[i] as string;
+          if ((lt !== undefined && k >= lt) || (lte !== undefined && k > lte)) break outer;
+          const e = this.#entries.get(k) as { key: Buffer; value: Uint8Array };
+          picked.push([e.key, e.value]);
+          if (picked.length >= limit) break outer;
+        }
       }
     } else {
-      let i = keys.length - 1;
-      if (range.lt) i = this.#lowerBound(range.lt) - 1;
-      else if (range.lte) {
-        i = this.#lowerBound(range.lte);
-        if (i >= keys.length || compareKeys(keys[i] as Buffer, range.lte) !== 0) i--;
+      // Start just before the first key past both upper bounds.
+      let [p, i] = this.#position(lt, false, pages.length, 0);
+      if (lte !== undefined) {
+        const [q, j] = this.#position(lte, true, pages.length, 0);
+        if (q < p || (q === p && j < i)) [p, i] = [q, j];
       }
-      for (; i >= 0; i--) {
+      // Step back one: (p, i) is the first key not to yield.
+      outer: for (;;) {
+        if (i === 0) {
+          if (p === 0) break;
+          p--;
+          i = (pages[p] as string[]).length;
+        }
+        i--;
+        const k = (pages[p] as string[])[i] as string;
+        if ((gte !== undefined && k < gte) || (gt !== undefined && k <= gt)) break outer;
+        const e = this.#entries.get(k) as { key: Buffer; value: Uint8Array };
+        picked.push([e.key, e.value]);
         if (picked.length >= limit) break;
-        const k = keys[i] as Buffer;
-        if (
-          (range.gte && compareKeys(k, range.gte) < 0) ||
-          (range.gt && compareKeys(k, range.gt) <= 0)
-        )
-          break;
-        if (inRange(k, range)) picked.push([k, this.#values.get(hex(k)) as Uint8Array]);
       }
     }
     yield* picked;
+  }
+
+  /**
+   * The position (page, index) of the first key `>= k` (`> k` when `after`); the position past
+   * the last key when there is none; `[dp, di]` when `k` is undefined.
+   */
+  #position(
+    k: string | undefined,
+    after: boolean,
+    dp: number,
+    di: number,
+  ): [page: number, index: number] {
+    if (k === undefined) return [dp, di];
+    const p = this.#pageOf(k, after);
+    if (p === this.#pages.length) return [p, 0];
+    return [p, MemoryEngine.#indexIn(this.#pages[p] as string[], k, after)];
   }
 
   approximateSize(gte: Uint8Array, lt: Uint8Array): number {
@@ -196,11 +334,7 @@ export class MemoryEngine implements StorageEngine {
 
   sizes(): EngineSizes {
     let bytes = 0;
-    for (const k of this.#keys) bytes += k.length + (this.#values.get(hex(k))?.length ?? 0);
+    for (const e of this.#entries.values()) bytes += e.key.length + e.value.length;
     return { liveDataBytes: bytes, diskBytes: 0, memoryBytes: bytes };
   }
-}
-
-function hex(k: Uint8Array): string {
-  return Buffer.from(k.buffer, k.byteOffset, k.byteLength).toString('latin1');
 }
