@@ -6,14 +6,9 @@
  * The generated code lives in `generated/` and is produced by `pnpm gen`; it is never edited by
  * hand. Import message classes as `v1.Error`, and their types as `v1.Error` too.
  */
-import protobuf from 'protobufjs/minimal.js';
+// First: 64-bit fields as numbers, before the generated code sets their defaults.
+import './numbers.js';
 import { lattice } from '../generated/lattice.js';
-
-// 64-bit fields decode as JS numbers, as the generated types (`--force-number`) declare: exact
-// up to 2^53, which every Lattice sequence, counter and time stays below. Without this, decoding
-// returns `Long` objects whenever the `long` package is installed.
-protobuf.util.Long = undefined as unknown as typeof protobuf.util.Long;
-protobuf.configure();
 
 import v1 = lattice.v1;
 
