@@ -11,8 +11,8 @@
 //
 // A pty ignores the baud rate: these are CPU costs of the stack on a pty, not line speeds; on a
 // real UART every subject is capped at baud / 10 bytes/s. The baud still sets the advertised max
-// frame (20 ms of line time): 115 200 baud gives 230 B frames, 4 000 000 gives 4 KB frames, and
-// both are measured (`LATTICE_USB_BAUDS=115200` for one).
+// frame (20 ms of line time): 115 200 baud gives 230 B frames, 4 000 000 gives 8 000 B frames,
+// and both are measured (`LATTICE_USB_BAUDS=115200` for one).
 import { loadavg } from 'node:os';
 import { BenchSuite } from '@lattice/bench';
 import { createIdentity, Multiplexer, type LinkId } from '@lattice/multiplexer';

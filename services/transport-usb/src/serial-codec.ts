@@ -72,33 +72,56 @@ export function frameOverheadBytes(payloadBytes: number): number {
 /** COBS-encodes `body` (no delimiter). */
 export function cobsEncode(body: Uint8Array): Uint8Array {
   const out = new Uint8Array(cobsMaxBytes(body.length));
-  const state: CobsState = { at: 1, codeAt: 0, code: 1 };
-  cobsAppend(body, out, state);
-  out[state.codeAt] = state.code;
-  return out.subarray(0, state.at);
+  cobsOpen(1, 0, 1);
+  cobsAppend(body, out);
+  return out.subarray(0, cobsClose(out));
 }
 
-/** Where a COBS encoding in progress stands: the next byte, the open code byte, its count. */
-interface CobsState {
-  at: number;
-  codeAt: number;
-  code: number;
+// Where the COBS encoding in progress stands: the next byte, the open code byte and its count.
+// Module state rather than an object per frame: encoding is synchronous and never re-entered.
+let encAt = 0;
+let encCodeAt = 0;
+let encCode = 1;
+
+function cobsOpen(at: number, codeAt: number, code: number): void {
+  encAt = at;
+  encCodeAt = codeAt;
+  encCode = code;
+}
+
+/** Writes the open code byte; returns the offset after the encoding. */
+function cobsClose(out: Uint8Array): number {
+  out[encCodeAt] = encCode;
+  return encAt;
 }
 
 /** Runs shorter than this are copied byte by byte (a native `set` costs more for them). */
 const SHORT_RUN = 16;
 
 /**
- * Appends `bytes` to the COBS encoding in `out` described by `state`.
+ * Payloads at least this long that are not `Buffer`s are scanned for zeros through a `Buffer`
+ * view: `Buffer#indexOf` is a native memchr, `Uint8Array#indexOf` a loop about five times
+ * slower per byte; below this length making the view costs more than it saves.
+ */
+const SCAN_VIEW_MIN = 256;
+
+/**
+ * Appends `bytes` to the COBS encoding in progress in `out`.
  * @remarks Runs of non-zero bytes are found with `indexOf` and copied with `set`: for typical
  * payloads (few zeros) that is a handful of native calls per frame instead of a loop per byte.
  */
-function cobsAppend(bytes: Uint8Array, out: Uint8Array, state: CobsState): void {
-  let { at, codeAt, code } = state;
-  let i = 0;
+function cobsAppend(bytes: Uint8Array, out: Uint8Array): void {
+  let at = encAt;
+  let codeAt = encCodeAt;
+  let code = encCode;
   const n = bytes.length;
+  const scan =
+    n >= SCAN_VIEW_MIN && !Buffer.isBuffer(bytes)
+      ? Buffer.from(bytes.buffer, bytes.byteOffset, n)
+      : bytes;
+  let i = 0;
   while (i < n) {
-    let zero = bytes.indexOf(0, i);
+    let zero = scan.indexOf(0, i);
     if (zero === -1) zero = n;
     // Copy the run up to the zero, closing a block every 254 non-zero bytes.
     while (i < zero) {
@@ -124,9 +147,25 @@ function cobsAppend(bytes: Uint8Array, out: Uint8Array, state: CobsState): void 
       i = zero + 1;
     }
   }
-  state.at = at;
-  state.codeAt = codeAt;
-  state.code = code;
+  encAt = at;
+  encCodeAt = codeAt;
+  encCode = code;
+}
+
+/** Appends one byte to the COBS encoding in progress in `out`. */
+function cobsAppendByte(byte: number, out: Uint8Array): void {
+  if (byte === 0) {
+    out[encCodeAt] = encCode;
+    encCodeAt = encAt++;
+    encCode = 1;
+    return;
+  }
+  out[encAt++] = byte;
+  if (++encCode === 0xff) {
+    out[encCodeAt] = encCode;
+    encCodeAt = encAt++;
+    encCode = 1;
+  }
 }
 
 /**
@@ -183,7 +222,8 @@ export function encodedFrameBytes(payloadBytes: number): number {
  * Encodes one frame for the line, delimiters included, into `out` at `offset`.
  * @returns the offset after the frame; `out` needs {@link encodedFrameBytes} bytes of room.
  * @remarks No intermediate copy: the CRC runs over the type byte and the payload where they
- * are, and the COBS encoding is written straight into `out` (a writer's batch buffer).
+ * are, and the COBS encoding is written straight into `out` (a writer's batch buffer), so the
+ * frames of a batch are encoded one after the other into one buffer and written together.
  */
 export function encodeSerialFrameInto(
   type: SerialFrameType,
@@ -196,22 +236,18 @@ export function encodeSerialFrameInto(
   }
   const crc = crc32(payload, TYPE_CRC[type]);
   out[offset] = DELIMITER;
-  const state: CobsState = { at: offset + 3, codeAt: offset + 1, code: 2 };
-  out[offset + 2] = type; // never zero: the first code block holds it
-  cobsAppend(payload, out, state);
-  const tail = crcBytes;
-  tail[0] = crc & 0xff;
-  tail[1] = (crc >>> 8) & 0xff;
-  tail[2] = (crc >>> 16) & 0xff;
-  tail[3] = crc >>> 24;
-  cobsAppend(tail, out, state);
-  out[state.codeAt] = state.code;
-  out[state.at] = DELIMITER;
-  return state.at + 1;
+  // The type byte is never zero: it opens the first code block.
+  cobsOpen(offset + 3, offset + 1, 2);
+  out[offset + 2] = type;
+  cobsAppend(payload, out);
+  cobsAppendByte(crc & 0xff, out);
+  cobsAppendByte((crc >>> 8) & 0xff, out);
+  cobsAppendByte((crc >>> 16) & 0xff, out);
+  cobsAppendByte(crc >>> 24, out);
+  const end = cobsClose(out);
+  out[end] = DELIMITER;
+  return end + 1;
 }
-
-/** Scratch for the four CRC bytes of the frame being encoded (encoding is synchronous). */
-const crcBytes = new Uint8Array(CRC_BYTES);
 
 /** Encodes one frame for the line, delimiters included. */
 export function encodeSerialFrame(type: SerialFrameType, payload: Uint8Array): Uint8Array {
@@ -228,28 +264,41 @@ export function decodeSerialFrame(encoded: Uint8Array, maxPayloadBytes: number):
   if (encoded.indexOf(DELIMITER) !== -1) {
     throw usbError('USB_FRAME_CORRUPT', 'zero byte inside a COBS frame');
   }
-  return decodeBody(encoded, 0, encoded.length, maxPayloadBytes);
-}
-
-/** {@link decodeSerialFrame} of `encoded[from, to)`, bytes known to hold no delimiter. */
-function decodeBody(
-  encoded: Uint8Array,
-  from: number,
-  to: number,
-  maxPayloadBytes: number,
-): SerialFrame {
-  const n = to - from;
+  const n = encoded.length;
   if (n > maxEncodedBytes(maxPayloadBytes)) {
     throw usbError('USB_FRAME_TOO_LARGE', `frame of ${n} encoded bytes`, { bytes: String(n) });
   }
   const body = new Uint8Array(n);
-  const length = cobsDecodeInto(encoded, from, to, body);
+  const length = cobsDecodeInto(encoded, 0, n, body);
+  // A view, not a copy: the body buffer was allocated for this frame alone.
+  const payload = payloadOf(body, length);
+  const fault = bodyFault(body, length, maxPayloadBytes, payload);
+  if (fault !== undefined) throw fault;
+  return { type: body[0] as SerialFrameType, payload };
+}
+
+/** The payload of a decoded body of `length` bytes, a view (empty when the body is too short). */
+function payloadOf(body: Uint8Array, length: number): Uint8Array {
+  return body.subarray(TYPE_BYTES, length - CRC_BYTES);
+}
+
+/**
+ * Checks a decoded body `type | payload | crc32le` (`body[0, length)`).
+ * @param payload `payloadOf(body, length)`: the caller makes the view it hands on.
+ * @returns why it is dropped, or undefined when it is a good frame.
+ */
+function bodyFault(
+  body: Uint8Array,
+  length: number,
+  maxPayloadBytes: number,
+  payload: Uint8Array,
+): UsbError | undefined {
   if (length < BODY_OVERHEAD) {
-    throw usbError('USB_FRAME_CORRUPT', `frame of ${length} bytes is too short`);
+    return usbError('USB_FRAME_CORRUPT', `frame of ${length} bytes is too short`);
   }
   const type = body[0] as number;
   if (type !== SerialFrameType.DATA && type !== SerialFrameType.KEEPALIVE) {
-    throw usbError('USB_FRAME_CORRUPT', `unknown frame type ${String(type)}`);
+    return usbError('USB_FRAME_CORRUPT', `unknown frame type ${String(type)}`);
   }
   const end = length - CRC_BYTES;
   const expected =
@@ -258,16 +307,14 @@ function decodeBody(
       ((body[end + 2] as number) << 16) |
       ((body[end + 3] as number) << 24)) >>>
     0;
-  // A view, not a copy: the body buffer was allocated for this frame alone. The CRC runs over
-  // it continuing from the type byte's CRC (the same as a CRC of `type | payload`).
-  const payload = body.subarray(TYPE_BYTES, end);
+  // Continued from the type byte's CRC: the same as a CRC of `type | payload`.
   if (crc32(payload, TYPE_CRC[type]) !== expected) {
-    throw usbError('USB_FRAME_CORRUPT', 'CRC-32 mismatch');
+    return usbError('USB_FRAME_CORRUPT', 'CRC-32 mismatch');
   }
-  if (payload.length > maxPayloadBytes) {
-    throw usbError('USB_FRAME_TOO_LARGE', `payload of ${payload.length} bytes`);
+  if (end - TYPE_BYTES > maxPayloadBytes) {
+    return usbError('USB_FRAME_TOO_LARGE', `payload of ${end - TYPE_BYTES} bytes`);
   }
-  return { type, payload };
+  return undefined;
 }
 
 /** What a {@link SerialFrameDecoder} counted. */
@@ -286,7 +333,11 @@ export interface SerialDecoderCounters {
  * Splits a byte stream into frames; see the module comment.
  *
  * @remarks `push` hands each good frame to `onFrame` and each dropped one to `onDrop`, and never
- * throws for what the line sends. Memory stays under `maxEncodedBytes(maxPayloadBytes)`.
+ * throws for what the line sends. The COBS decoding is streamed: each byte read is copied once,
+ * from the chunk into one body buffer that every frame reuses (whether or not a frame was split
+ * across reads), so a frame costs no allocation but the payload's view. `onFrame`'s `payload`
+ * is therefore valid only during the call — the link contract's rule for a received frame.
+ * Memory stays under `maxEncodedBytes(maxPayloadBytes)`.
  */
 export class SerialFrameDecoder {
   readonly counters: SerialDecoderCounters = {
@@ -297,16 +348,25 @@ export class SerialFrameDecoder {
   };
   readonly #maxPayloadBytes: number;
   readonly #maxEncoded: number;
-  readonly #buffer: Uint8Array;
-  readonly #onFrame: (frame: SerialFrame) => void;
+  /** The frame in progress, decoded (`type | payload | crc32le`); reused by every frame. */
+  readonly #body: Uint8Array;
+  readonly #onFrame: (type: SerialFrameType, payload: Uint8Array) => void;
   readonly #onDrop: (error: UsbError) => void;
+  /** Encoded bytes of the frame in progress seen so far. */
+  #encoded = 0;
+  /** Decoded bytes of it in `#body`. */
   #length = 0;
+  /** Bytes left in the current COBS block; 0: the next byte is a code byte. */
+  #left = 0;
+  /** The current block ends in an implied zero (its code was not 0xFF), written if one follows. */
+  #zeroAfter = false;
   /** Bytes of an oversized frame skipped so far (discarding until the next delimiter). */
   #skipping = 0;
 
   constructor(options: {
     readonly maxPayloadBytes: number;
-    readonly onFrame: (frame: SerialFrame) => void;
+    /** A good frame; `payload` is valid only during the call (its memory is reused). */
+    readonly onFrame: (type: SerialFrameType, payload: Uint8Array) => void;
     readonly onDrop?: (error: UsbError) => void;
   }) {
     if (!Number.isInteger(options.maxPayloadBytes) || options.maxPayloadBytes < 0) {
@@ -316,63 +376,94 @@ export class SerialFrameDecoder {
     }
     this.#maxPayloadBytes = options.maxPayloadBytes;
     this.#maxEncoded = maxEncodedBytes(options.maxPayloadBytes);
-    this.#buffer = new Uint8Array(this.#maxEncoded);
+    // Decoding never makes bytes: the decoded body is shorter than the encoded frame.
+    this.#body = new Uint8Array(this.#maxEncoded);
     this.#onFrame = options.onFrame;
     this.#onDrop = options.onDrop ?? (() => undefined);
   }
 
-  /** Bytes held of a frame in progress. */
+  /** Encoded bytes held of a frame in progress (its decoded part is at most this long). */
   get pendingBytes(): number {
-    return this.#length;
+    return this.#encoded;
   }
 
   /** Feeds bytes read from the line. */
   push(chunk: Uint8Array): void {
+    const n = chunk.length;
     let start = 0;
-    while (start < chunk.length) {
+    while (start < n) {
       const at = chunk.indexOf(DELIMITER, start);
       if (at === -1) {
-        this.#append(chunk, start, chunk.length);
+        this.#take(chunk, start, n);
         return;
       }
-      if (this.#length === 0 && this.#skipping === 0) {
-        // The whole frame is in this chunk: decode it where it lies, without a copy.
-        this.#endFrame(chunk, start, at);
-      } else {
-        this.#append(chunk, start, at);
-        this.#endFrame(this.#buffer, 0, this.#length);
-      }
+      if (at > start) this.#take(chunk, start, at);
+      this.#endFrame();
       start = at + 1;
     }
   }
 
   /** Drops a frame in progress (the line was reopened: its tail will never come). */
   reset(): void {
-    if (this.#length > 0 || this.#skipping > 0) {
-      this.#drop(usbError('USB_FRAME_CORRUPT', 'frame torn by a line reset'), this.#length);
+    if (this.#encoded > 0 || this.#skipping > 0) {
+      this.#drop(
+        usbError('USB_FRAME_CORRUPT', 'frame torn by a line reset'),
+        this.#encoded + this.#skipping,
+      );
     }
-    this.#length = 0;
+    this.#clear();
     this.#skipping = 0;
   }
 
-  #append(bytes: Uint8Array, from: number, to: number): void {
-    const n = to - from;
-    if (n === 0) return;
-    if (this.#skipping > 0) {
-      this.#skipping += n;
-      return;
-    }
-    if (this.#length + n > this.#maxEncoded) {
-      this.#skipping = this.#length + n;
-      this.#length = 0;
-      return;
-    }
-    this.#buffer.set(bytes.subarray(from, to), this.#length);
-    this.#length += n;
+  #clear(): void {
+    this.#encoded = 0;
+    this.#length = 0;
+    this.#left = 0;
+    this.#zeroAfter = false;
   }
 
-  /** A delimiter ended the frame in progress, `bytes[from, to)`. */
-  #endFrame(bytes: Uint8Array, from: number, to: number): void {
+  /** Decodes `bytes[from, to)`, delimiter-free bytes of the frame in progress, into `#body`. */
+  #take(bytes: Uint8Array, from: number, to: number): void {
+    if (this.#skipping > 0) {
+      this.#skipping += to - from;
+      return;
+    }
+    const encoded = this.#encoded + to - from;
+    if (encoded > this.#maxEncoded) {
+      this.#skipping = encoded;
+      this.#clear();
+      return;
+    }
+    this.#encoded = encoded;
+    const body = this.#body;
+    let i = from;
+    let o = this.#length;
+    let left = this.#left;
+    while (i < to) {
+      if (left === 0) {
+        // A code byte: the previous block's implied zero, then a block of `code - 1` bytes.
+        if (this.#zeroAfter) body[o++] = 0;
+        const code = bytes[i++] as number;
+        left = code - 1;
+        this.#zeroAfter = code !== 0xff;
+        continue;
+      }
+      const run = left < to - i ? left : to - i;
+      if (run < SHORT_RUN) {
+        for (let k = 0; k < run; k++) body[o + k] = bytes[i + k] as number;
+      } else {
+        body.set(bytes.subarray(i, i + run), o);
+      }
+      i += run;
+      o += run;
+      left -= run;
+    }
+    this.#length = o;
+    this.#left = left;
+  }
+
+  /** A delimiter ended the frame in progress. */
+  #endFrame(): void {
     if (this.#skipping > 0) {
       const skipped = this.#skipping;
       this.#skipping = 0;
@@ -384,19 +475,23 @@ export class SerialFrameDecoder {
       );
       return;
     }
-    this.#length = 0;
-    if (to === from) return; // between two delimiters: not a frame
-    let frame: SerialFrame;
-    try {
-      frame = decodeBody(bytes, from, to, this.#maxPayloadBytes);
-    } catch (error) {
-      // Only typed codec errors come from decodeBody; anything else is a bug to surface.
-      if (!isUsbCodecError(error)) throw error;
-      this.#drop(error, to - from);
+    const encoded = this.#encoded;
+    if (encoded === 0) return; // between two delimiters: not a frame
+    const length = this.#length;
+    const torn = this.#left > 0;
+    this.#clear();
+    const body = this.#body;
+    // One view serves the CRC check and the listener.
+    const payload = payloadOf(body, length);
+    const fault = torn
+      ? usbError('USB_FRAME_CORRUPT', 'COBS code runs past the end of the frame')
+      : bodyFault(body, length, this.#maxPayloadBytes, payload);
+    if (fault !== undefined) {
+      this.#drop(fault, encoded);
       return;
     }
     this.counters.frames++;
-    this.#onFrame(frame);
+    this.#onFrame(body[0] as SerialFrameType, payload);
   }
 
   #drop(error: UsbError, bytes: number): void {
@@ -405,9 +500,4 @@ export class SerialFrameDecoder {
     this.counters.droppedBytes += bytes;
     this.#onDrop(error);
   }
-}
-
-function isUsbCodecError(error: unknown): error is UsbError {
-  const code = (error as { code?: unknown } | null)?.code;
-  return code === 'USB_FRAME_CORRUPT' || code === 'USB_FRAME_TOO_LARGE';
 }

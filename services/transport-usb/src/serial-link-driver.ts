@@ -54,11 +54,9 @@ import { guardUnixPoller } from './unix-poller.js';
 import {
   encodedFrameBytes,
   encodeSerialFrameInto,
-  maxEncodedBytes,
   SerialFrameDecoder,
   SerialFrameType,
   type SerialDecoderCounters,
-  type SerialFrame,
 } from './serial-codec.js';
 
 /** A port as a lister reports it (the fields of `serialport`'s `PortInfo` this driver reads). */
@@ -115,8 +113,15 @@ export interface SerialPortCounters extends SerialDecoderCounters {
 }
 
 const DEFAULT_BAUD = 115_200;
-/** The biggest frame advertised whatever the baud rate (a pty or a 12 Mbit/s CDC-ACM port). */
-const MAX_ADVERTISED_FRAME = 4_096;
+/**
+ * The biggest frame advertised whatever the baud rate.
+ * @remarks The 20 ms rule alone decides up to 8.2 Mbaud (4 Mbaud: 8 000 B); above, only CDC-ACM
+ * ports and ptys, whose "baud" is nominal. The cap bounds what one corrupted frame loses (the
+ * multiplexer resends it) and the decoder's buffer. It was 4 096 B; at 16 KiB a fast port pays
+ * each frame's fixed CPU (a CRC call, a COBS pass, an event, on each side) half or a quarter as
+ * often per megabyte, and a max frame still takes 20 ms or less of line time at its baud.
+ */
+const MAX_ADVERTISED_FRAME = 16_384;
 /** The smallest, so that even 9 600 baud carries a useful payload. */
 const MIN_ADVERTISED_FRAME = 64;
 
@@ -142,6 +147,8 @@ export class SerialLinkDriver implements LinkDriver {
   readonly #lines = new Map<string, SerialLine>();
   /** Replaced, never mutated: an emit in progress keeps the listeners it started with. */
   #listeners: readonly LinkListener[] = [];
+  /** The line of the last frame sent (see `#lineOf`). */
+  #lastLine: SerialLine | undefined;
   readonly #configured: readonly string[];
   #watchTimer: NodeJS.Timeout | undefined;
   #listFailed = false;
@@ -229,7 +236,11 @@ export class SerialLinkDriver implements LinkDriver {
   }
 
   #lineOf(linkId: LinkId): SerialLine | undefined {
-    for (const l of this.#lines.values()) if (l.link?.id === linkId) return l;
+    // Every frame sent looks its line up: the last one found is tried first.
+    if (this.#lastLine?.link?.id === linkId) return this.#lastLine;
+    for (const l of this.#lines.values()) {
+      if (l.link?.id === linkId) return (this.#lastLine = l);
+    }
     return undefined;
   }
 
@@ -299,7 +310,7 @@ interface LineHooks {
 /** One serial path: its port (when open), its link (when up), and its reopen schedule. */
 class SerialLine {
   readonly path: string;
-  readonly counters: SerialPortCounters;
+  readonly #counters: SerialPortCounters;
   link: LinkInfo | undefined;
   readonly #options: ResolvedOptions;
   readonly #capabilities: LinkCapabilities;
@@ -327,6 +338,8 @@ class SerialLine {
   #sampleMs = 0;
   #lastDone = 0;
   readonly #minMark: number;
+  /** Line bytes of a max-size frame, delimiters included. */
+  readonly #maxFrameOnLine: number;
   #lastSent = 0;
   #lastReceived = 0;
   #timer: NodeJS.Timeout | undefined;
@@ -345,12 +358,13 @@ class SerialLine {
     this.#capabilities = capabilities;
     this.#hooks = hooks;
     this.#backoffMs = options.reopenMinMs;
-    this.#minMark = 4 * (maxEncodedBytes(capabilities.maxFrameBytes) + 2);
+    this.#maxFrameOnLine = encodedFrameBytes(capabilities.maxFrameBytes);
+    this.#minMark = 4 * this.#maxFrameOnLine;
     this.#token =
       basename(path)
         .replace(/[^A-Za-z0-9_-]/g, '_')
         .slice(0, 100) || 'port';
-    this.counters = {
+    this.#counters = {
       path,
       frames: 0,
       corrupt: 0,
@@ -367,12 +381,19 @@ class SerialLine {
     };
     this.#decoder = new SerialFrameDecoder({
       maxPayloadBytes: capabilities.maxFrameBytes,
-      onFrame: (f) => this.#onFrame(f),
-      onDrop: (e) => {
-        this.#syncCounters();
-        this.#hooks.error(e);
-      },
+      onFrame: (type, payload) => this.#onFrame(type, payload),
+      onDrop: (e) => this.#hooks.error(e),
     });
+  }
+
+  /** Counters of this port; the decoder's are copied in when read, not on every frame. */
+  get counters(): SerialPortCounters {
+    const c = this.#decoder.counters;
+    this.#counters.frames = c.frames;
+    this.#counters.corrupt = c.corrupt;
+    this.#counters.oversized = c.oversized;
+    this.#counters.droppedBytes = c.droppedBytes;
+    return this.#counters;
   }
 
   open(): void {
@@ -390,7 +411,7 @@ class SerialLine {
     this.#port = port;
     port.on('data', (chunk: Buffer) => {
       if (this.#port !== port) return;
-      this.counters.bytesReceived += chunk.length;
+      this.#counters.bytesReceived += chunk.length;
       this.#decoder.push(chunk);
     });
     port.on('error', (cause: Error) => this.#lost(port, 'USB_PORT_CLOSED', cause));
@@ -407,7 +428,7 @@ class SerialLine {
         return;
       }
       if (cause !== null) {
-        this.counters.openFailures++;
+        this.#counters.openFailures++;
         this.#port = undefined;
         this.#hooks.error(
           usbError('USB_PORT_OPEN_FAILED', `cannot open ${this.path}`, { path: this.path }, cause),
@@ -421,7 +442,7 @@ class SerialLine {
       }
       // Before the first read or write can wait on the poller (see unix-poller.ts).
       guardUnixPoller(port.port);
-      this.counters.opens++;
+      this.#counters.opens++;
       this.#decoder.reset();
       this.#linkUp();
       this.#timer = setInterval(() => this.#tick(), Math.max(10, this.#options.keepaliveMs / 4));
@@ -436,7 +457,7 @@ class SerialLine {
 
   sendData(frame: Uint8Array): boolean {
     if (this.link === undefined || this.#blocked) return false;
-    this.counters.framesSent++;
+    this.#counters.framesSent++;
     // Taken even when this write crosses the high-water mark: the next send is the one refused.
     this.#write(SerialFrameType.DATA, frame);
     return true;
@@ -465,11 +486,20 @@ class SerialLine {
     if (port === undefined) return;
     this.#lastSent = Date.now();
     const need = encodedFrameBytes(payload.length);
+    const mark = this.#mark();
+    // A burst goes out in quarters of the mark rather than one write at the end of the turn:
+    // when the first quarter is written the sender is woken while the rest is still in flight,
+    // so encoding the next frames overlaps the port's writing instead of following it.
+    const flushAt = Math.max(this.#minMark, mark / 4);
     let batch = this.#batch;
     if (batch === undefined || batch.length - this.#batchBytes < need) {
-      // Grows by doubling (a copy per doubling); the first buffer fits a few frames. A buffer
-      // whose write completed is reused, so a steady stream allocates nothing.
-      const size = Math.max(2 * (this.#batchBytes + need), this.#minMark);
+      // Sized for a whole quarter and one max frame, so a batch does not grow while it fills
+      // (it can only when the mark rose meanwhile). A buffer whose write completed is reused:
+      // a steady stream allocates nothing.
+      const size = Math.max(
+        Math.ceil(flushAt) + this.#maxFrameOnLine,
+        2 * (this.#batchBytes + need),
+      );
       const spare = this.#spare;
       let grown: Buffer;
       if (spare !== undefined && spare.length >= size) {
@@ -482,13 +512,9 @@ class SerialLine {
       batch = this.#batch = grown;
     }
     const end = encodeSerialFrameInto(type, payload, batch, this.#batchBytes);
-    this.counters.bytesSent += end - this.#batchBytes;
+    this.#counters.bytesSent += end - this.#batchBytes;
     this.#batchBytes = end;
-    const mark = this.#mark();
-    if (end >= Math.max(this.#minMark, mark / 4)) {
-      // A burst goes out in quarters of the mark rather than one write at the end of the turn:
-      // when the first quarter is written the sender is woken while the rest is still in
-      // flight, so encoding the next frames overlaps the port's writing instead of following it.
+    if (end >= flushAt) {
       this.#flush(port);
     } else if (!this.#flushScheduled) {
       this.#flushScheduled = true;
@@ -558,26 +584,26 @@ class SerialLine {
     this.#drainRate = this.#rateBefore === 0 ? rate : 0.8 * this.#rateBefore + 0.2 * rate;
   }
 
-  #onFrame(frame: SerialFrame): void {
-    this.#syncCounters();
+  /** A good frame; `payload` is the decoder's, valid only during this call (and the event's). */
+  #onFrame(type: SerialFrameType, payload: Uint8Array): void {
     this.#lastReceived = Date.now();
     this.#backoffMs = this.#options.reopenMinMs;
     if (this.link === undefined) this.#linkUp(); // a silent line spoke again
     const link = this.link;
-    if (frame.type === SerialFrameType.DATA && link !== undefined) {
-      this.#hooks.emit({ type: 'frame', linkId: link.id, data: frame.payload });
+    if (type === SerialFrameType.DATA && link !== undefined) {
+      this.#hooks.emit({ type: 'frame', linkId: link.id, data: payload });
     }
   }
 
   #tick(): void {
     const now = Date.now();
     if (now - this.#lastSent >= this.#options.keepaliveMs && !this.#blocked && this.#port) {
-      this.counters.keepalivesSent++;
+      this.#counters.keepalivesSent++;
       this.#write(SerialFrameType.KEEPALIVE, EMPTY);
     }
     const link = this.link;
     if (link !== undefined && now - this.#lastReceived >= this.#options.silenceMs) {
-      this.counters.silences++;
+      this.#counters.silences++;
       this.link = undefined;
       const error = usbError(
         'USB_LINK_SILENT',
@@ -630,7 +656,7 @@ class SerialLine {
   /** Forgets the port and closes it, and reports the link down. */
   #detach(port: SerialPort, reasonCode: string, reason: string): void {
     this.#port = undefined;
-    this.counters.closes++;
+    this.#counters.closes++;
     clearInterval(this.#timer);
     this.#timer = undefined;
     this.#blocked = false;
@@ -651,14 +677,6 @@ class SerialLine {
       this.open();
     }, delay);
     this.#reopenTimer.unref();
-  }
-
-  #syncCounters(): void {
-    const c = this.#decoder.counters;
-    this.counters.frames = c.frames;
-    this.counters.corrupt = c.corrupt;
-    this.counters.oversized = c.oversized;
-    this.counters.droppedBytes = c.droppedBytes;
   }
 }
 

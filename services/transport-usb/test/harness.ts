@@ -24,7 +24,10 @@ export interface Recorded {
 
 export function record(driver: SerialLinkDriver): Recorded {
   const events: LinkEvent[] = [];
-  const stop = driver.listen((e) => events.push(e));
+  // A frame's data is the driver's and valid only during the event (the link contract): copied.
+  const stop = driver.listen((e) =>
+    events.push(e.type === 'frame' ? { ...e, data: e.data.slice() } : e),
+  );
   return {
     events,
     up: () => {

@@ -26,7 +26,8 @@ function collect(maxPayloadBytes = MAX): {
   const drops: string[] = [];
   const decoder = new SerialFrameDecoder({
     maxPayloadBytes,
-    onFrame: (f) => frames.push(f),
+    // The payload is the decoder's, valid during the call only: keep a copy.
+    onFrame: (type, p) => frames.push({ type, payload: p.slice() }),
     onDrop: (e) => drops.push(e.code),
   });
   return { decoder, frames, drops };
@@ -53,6 +54,11 @@ const concat = (parts: readonly Uint8Array[]): Uint8Array => {
 };
 
 const payload = fc.uint8Array({ maxLength: MAX });
+
+/** Payloads with runs of zeros and of non-zero bytes around the 254-byte block edge. */
+const runs = fc
+  .array(fc.tuple(fc.boolean(), fc.integer({ min: 1, max: 300 })), { maxLength: 6 })
+  .map((rs) => concat(rs.map(([zero, n]) => new Uint8Array(n).fill(zero ? 0 : 0x41))));
 
 /** COBS as the textbook writes it, one byte at a time: the reference for the fast encoder. */
 function textbookCobs(body: Uint8Array): Uint8Array {
@@ -130,10 +136,6 @@ describe('serial frames', () => {
       );
       return concat([Uint8Array.of(0), textbookCobs(body), Uint8Array.of(0)]);
     };
-    // Payloads with runs of zeros and of non-zero bytes around the 254-byte block edge.
-    const runs = fc
-      .array(fc.tuple(fc.boolean(), fc.integer({ min: 1, max: 300 })), { maxLength: 6 })
-      .map((rs) => concat(rs.map(([zero, n]) => new Uint8Array(n).fill(zero ? 0 : 0x41))));
     fc.assert(
       fc.property(
         fc.oneof(payload, runs),
@@ -151,6 +153,81 @@ describe('serial frames', () => {
     expect(() => encodeSerialFrameInto(1, new Uint8Array(10), new Uint8Array(17), 0)).toThrow(
       RangeError,
     );
+  });
+
+  it('encodes a batch into one buffer exactly as the frames encoded alone, one after another', () => {
+    // Payloads as Buffers and plain Uint8Arrays (the encoder scans the latter through a Buffer
+    // view from 256 bytes on), short and long, with runs of zeros and of non-zero bytes.
+    const item = fc.tuple(
+      fc.constantFrom(SerialFrameType.DATA, SerialFrameType.KEEPALIVE),
+      fc.oneof(payload, runs, fc.uint8Array({ minLength: 250, maxLength: 1_200 })),
+      fc.boolean(),
+    );
+    fc.assert(
+      fc.property(fc.array(item, { maxLength: 12 }), fc.nat({ max: 40 }), (items, offset) => {
+        const frames = items.map(([type, p, asBuffer]) => ({
+          type,
+          payload: asBuffer ? Buffer.from(p) : p,
+        }));
+        const room = frames.reduce((n, f) => n + encodedFrameBytes(f.payload.length), offset);
+        const batch = Buffer.alloc(room, 0xee);
+        let at = offset;
+        for (const f of frames) at = encodeSerialFrameInto(f.type, f.payload, batch, at);
+        const alone = concat(frames.map((f) => encodeSerialFrame(f.type, f.payload)));
+        expect(new Uint8Array(batch.subarray(offset, at))).toEqual(alone);
+        expect(batch.subarray(at).every((b) => b === 0xee)).toBe(true); // nothing past the end
+        // And the batch decodes back to the frames, in order.
+        const { decoder, frames: got, drops } = collect(1_800);
+        decoder.push(batch.subarray(offset, at));
+        expect(drops).toEqual([]);
+        expect(got).toEqual(
+          frames.map((f) => ({ type: f.type, payload: new Uint8Array(f.payload) })),
+        );
+      }),
+    );
+  });
+
+  it('decodes a stream of frames the same however it is cut into reads', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof(payload, runs), { minLength: 1, maxLength: 25 }),
+        fc.array(fc.nat(), { maxLength: 300 }),
+        (payloads, cuts) => {
+          const bytes = concat(payloads.map((p) => encodeSerialFrame(SerialFrameType.DATA, p)));
+          const whole = collect(2_000);
+          whole.decoder.push(bytes);
+          const cut = collect(2_000);
+          feed(cut.decoder, bytes, cuts);
+          const byByte = collect(2_000);
+          for (let i = 0; i < bytes.length; i++) byByte.decoder.push(bytes.subarray(i, i + 1));
+          for (const r of [whole, cut, byByte]) {
+            expect(r.drops).toEqual([]);
+            expect(r.frames.map((f) => f.payload)).toEqual(payloads);
+            expect(r.decoder.pendingBytes).toBe(0);
+          }
+        },
+      ),
+    );
+  });
+
+  it('hands every frame a view of one reused buffer, valid during the call', () => {
+    const views: Uint8Array[] = [];
+    const copies: Uint8Array[] = [];
+    const decoder = new SerialFrameDecoder({
+      maxPayloadBytes: MAX,
+      onFrame: (_type, p) => {
+        views.push(p);
+        copies.push(p.slice());
+      },
+    });
+    const payloads = [Uint8Array.of(1, 2, 3), new Uint8Array(300).fill(9), Uint8Array.of(0, 0)];
+    // Split mid-frame and whole in one read: both paths decode into the same buffer.
+    const bytes = concat(payloads.map((p) => encodeSerialFrame(SerialFrameType.DATA, p)));
+    decoder.push(bytes.subarray(0, 7));
+    decoder.push(bytes.subarray(7));
+    expect(copies).toEqual(payloads);
+    expect(new Set(views.map((v) => v.buffer)).size).toBe(1);
+    expect(views.every((v) => v.buffer !== bytes.buffer)).toBe(true);
   });
 
   it('refuses a zero inside a frame handed to decodeSerialFrame or cobsDecode', () => {

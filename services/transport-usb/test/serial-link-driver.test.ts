@@ -43,7 +43,9 @@ describe('SerialLinkDriver', () => {
       });
       expect(serialBandwidth(9_600)).toBe(960);
       expect(serialMaxFrameBytes(9_600)).toBe(64);
-      expect(serialMaxFrameBytes(3_000_000)).toBe(4_096);
+      expect(serialMaxFrameBytes(3_000_000)).toBe(6_000);
+      expect(serialMaxFrameBytes(4_000_000)).toBe(8_000);
+      expect(serialMaxFrameBytes(12_000_000)).toBe(16_384);
       // A max frame plus framing fits the 20 ms budget at 115 200 baud.
       expect(((230 + frameOverheadBytes(230)) * 1000) / 11_520).toBeLessThan(21);
     } finally {
