@@ -11,7 +11,7 @@ import { decodeValue, encodeValue } from '@lattice/store';
 import type { DocumentStore } from '@lattice/store';
 import type { MessageChannel } from './channel.js';
 import { mergeError } from './errors.js';
-import { subscriptionsHash, SyncSession } from './session.js';
+import { subscriptionsHash, SyncSession, systemTimer } from './session.js';
 import type { SessionOptions, SyncStatus } from './session.js';
 import type { ExecuteResult } from './writer.js';
 import { decodeClockMeta, HLC_META_KEY, LocalWriter } from './writer.js';
@@ -33,6 +33,8 @@ export interface MergeEngineOptions {
   readonly store: DocumentStore;
   /** Wall clock (Unix ms); injected by the simulator. */
   readonly now?: () => number;
+  /** Runs `fn` after `ms`, returning what cancels it (default Node's timers); the simulator's run on its ticks. */
+  readonly setTimer?: (ms: number, fn: () => void) => () => void;
   readonly newId?: () => string;
   readonly session?: SessionOptions;
   readonly warn?: (message: string, details: Record<string, unknown>) => void;
@@ -188,6 +190,7 @@ export class MergeEngine {
           collections: this.#subsCollections,
         }),
         now: this.#now,
+        setTimer: this.#options.setTimer ?? systemTimer,
         warn: this.#options.warn ?? (() => undefined),
       },
       remotePeer,

@@ -30,6 +30,13 @@
  *   16th skipped message), which the remote answers without the flag (no loop). A hello from a
  *   new session of the remote ends this one; the replacement keeps this session's id, so the
  *   remote does not start over in turn (no restart ping-pong).
+ * - Lost first messages: until the remote's hello naming it arrives, a session sends its hello
+ *   again with `answer` after `helloRetryMs` (1 s, doubling to 30 s), followed by its
+ *   subscriptions once it knows the remote's session, so a new link that lost both hellos, or a
+ *   hello and what followed it, still gets going. A session answering `answer` sends its
+ *   subscriptions again too; one that had already taken the remote's hello naming it (and so
+ *   may have sent data the remote dropped) starts over instead, keeping its id and resuming from
+ *   the remote's checkpoint.
  *
  * Any message but the hello may travel packed (`SyncPacked`: the message raw-deflated, see
  * `message-codec.ts`) when it is at least 256 bytes and that makes it smaller.
@@ -103,6 +110,9 @@ import {
 
 const tracer = otel.getTracer('@lattice/merge');
 
+/** The longest wait between two hellos of a session the remote has not answered. */
+const MAX_HELLO_RETRY_MS = 30_000;
+
 /**
  * The protocol version this code speaks; a peer refuses a hello with another one.
  * @remarks 2: packed (deflated) messages and `subscriptions_hash` elided in deltas after the first
@@ -174,8 +184,17 @@ export interface SessionHost {
   };
   /** Wall clock (Unix ms). */
   now(): number;
+  /** Runs `fn` after `ms` (the hello retry); returns what cancels it. */
+  setTimer(ms: number, fn: () => void): () => void;
   /** Reports a problem that does not end the session (a refused document, a bad query). */
   warn(message: string, details: Record<string, unknown>): void;
+}
+
+/** The host timer of a {@link SessionHost}: Node's, not keeping the process alive. */
+export function systemTimer(ms: number, fn: () => void): () => void {
+  const t = setTimeout(fn, ms);
+  t.unref();
+  return () => clearTimeout(t);
 }
 
 /** Options of {@link SyncSession}. */
@@ -187,6 +206,12 @@ export interface SessionOptions {
   readonly batchSize?: number;
   /** Batches in flight (default 4). */
   readonly window?: number;
+  /**
+   * Until the remote's hello naming this session arrives, the hello is sent again (asking for an
+   * answer) after this many ms, then after twice that, up to 30 s (default 1,000): a session
+   * whose hello and the remote's answer were both lost would otherwise wait forever.
+   */
+  readonly helloRetryMs?: number;
   /**
    * Deflate messages of at least 256 bytes when that makes them smaller (default true). The
    * receiver reads both forms; turn it off where bytes cost nothing (peers in one process).
@@ -283,6 +308,8 @@ export class SyncSession {
   #introduced = false;
   /** Messages skipped before the handshake completed (every 16th asks for a hello). */
   #skipped = 0;
+  readonly #helloRetryMs: number;
+  #cancelHelloRetry: () => void = () => undefined;
   #state: SyncStatus['state'] = 'connecting';
   /** Set by the remote's hello that names this session: from then on its messages count. */
   #resumeFrom: number | undefined;
@@ -338,6 +365,7 @@ export class SyncSession {
     this.#batchSize = options.batchSize ?? 100;
     this.#window = options.window ?? 4;
     this.#pack = options.pack ?? true;
+    this.#helloRetryMs = options.helloRetryMs ?? 1_000;
     this.#permissions = options.permissions;
     this.#id = options.sessionId ?? new Uint8Array(randomBytes(SESSION_ID_BYTES));
   }
@@ -374,6 +402,7 @@ export class SyncSession {
       const cp = readCheckpoint(this.#host.store, this.#remote);
       this.#receivedThrough = cp.hash === this.#host.subscriptions().hash ? cp.through : 0;
       await this.#sendHello();
+      this.#retryHello(this.#helloRetryMs);
       for await (const bytes of this.#channel.messages) {
         this.#bytesReceived += bytes.length;
         this.#lastReceivedAt = this.#host.now();
@@ -390,6 +419,7 @@ export class SyncSession {
     } finally {
       this.#closed = true;
       this.#state = 'closed';
+      this.#cancelHelloRetry();
       unsubscribe();
       this.#notify();
       this.#channel.close();
@@ -445,6 +475,22 @@ export class SyncSession {
     return new Promise<void>((r) => (this.#wake = r));
   }
 
+  /**
+   * Sends the hello again (asking for an answer) after `ms` while the remote's hello naming this
+   * session has not come, doubling the wait each time up to 30 s.
+   */
+  #retryHello(ms: number): void {
+    this.#cancelHelloRetry = this.#host.setTimer(ms, () => {
+      if (this.#closed || this.#resumeFrom !== undefined) return;
+      // The remote missed our hello, so also what followed it: the subscriptions go again
+      // (once the remote's session is known). A closed channel ends the session anyway.
+      this.#sendHello(true)
+        .then(() => this.sendSubscriptions(true))
+        .catch(() => undefined);
+      this.#retryHello(Math.min(2 * ms, MAX_HELLO_RETRY_MS));
+    });
+  }
+
   /** Sends this session's hello, naming the remote's session once known. */
   async #sendHello(answer = false): Promise<void> {
     await this.#send({
@@ -494,8 +540,22 @@ export class SyncSession {
       this.#introduced = true;
       this.sendSubscriptions();
     } else if (sameBytes(h.sessionId, this.#remoteSession)) {
-      // The remote's hello naming us was lost on the way: it asks again.
-      if (h.answer) await this.#sendHello();
+      // The remote's hello naming us was lost on the way: it asks again. It is not listening to
+      // this session yet, so what followed that hello was lost too: the subscriptions go again,
+      // and a session that already sent data starts over (same id, from the remote's
+      // checkpoint), as for a remote restart — the remote keeps its session.
+      if (h.answer) {
+        if (this.#resumeFrom !== undefined) {
+          const err = mergeError(
+            'MERGE_REMOTE_RESTARTED',
+            `${this.#remote} missed this session's hello: starting over`,
+          );
+          restarts.set(err, { hello: bytes, sessionId: this.#id });
+          throw err;
+        }
+        await this.#sendHello();
+        this.sendSubscriptions(true);
+      }
     } else {
       const err = mergeError(
         'MERGE_REMOTE_RESTARTED',
@@ -509,6 +569,7 @@ export class SyncSession {
       // zero (made before `@lattice/proto` turned `Long` off), which would ride along as the
       // cursor into every batch's `through_commit`.
       this.#resumeFrom = Number(h.resumeFrom);
+      this.#cancelHelloRetry();
       this.#remoteEmpty = new Set(h.emptyCollections.slice(0, MAX_EMPTY_COLLECTIONS));
       this.#state = 'syncing';
       this.#notify();

@@ -144,6 +144,21 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
   };
   const violations: string[] = [];
 
+  // Timers run on the simulated clock: due at a wall time, fired as the ticks pass it.
+  const timers = new Set<{ readonly due: number; readonly fn: () => void }>();
+  const setTimer = (ms: number, fn: () => void): (() => void) => {
+    const t = { due: wall() + ms, fn };
+    timers.add(t);
+    return () => timers.delete(t);
+  };
+  const fireTimers = (): void => {
+    for (const t of [...timers]) {
+      if (t.due > wall()) continue;
+      timers.delete(t);
+      t.fn();
+    }
+  };
+
   const generation = names.map(() => 0);
   const start = async (i: number): Promise<MergeEngine> => {
     const store = await DocumentStore.open(storage[i] as MemoryEngine, { sync: false });
@@ -155,7 +170,8 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
       store,
       now: wall,
       newId: () => `${names[i]}-${gen}-${ids++}`,
-      session: { batchSize: 20, window: 3 },
+      setTimer,
+      session: { batchSize: 20, window: 3, helloRetryMs: 50 },
     });
     if (e.subscriptions.length === 0) {
       await e.subscribe(
@@ -380,6 +396,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
       }
     }
     deliver();
+    fireTimers();
     await drain();
   }
 
@@ -393,8 +410,11 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     const before = report.messages;
     for (const l of links) if (!l.up) connect(l); // a reconnect may have raced a closing session
     deliver();
+    fireTimers();
     await drain();
-    const busy = links.some((l) => !l.up || l.queues[0].length + l.queues[1].length > 0);
+    // A pending timer is a session still waiting for its handshake: not quiet yet.
+    const busy =
+      timers.size > 0 || links.some((l) => !l.up || l.queues[0].length + l.queues[1].length > 0);
     quiet = !busy && report.messages === before ? quiet + 1 : 0;
   }
   if (quiet < 20) {

@@ -8,7 +8,12 @@ import type { SimulationOptions, Topology } from '@lattice/merge/testing';
 import { describe, expect, it } from 'vitest';
 
 const SEEDS = Number(process.env['LATTICE_SIM_SEEDS'] ?? 34);
-const REGRESSIONS: readonly SimulationOptions[] = [];
+const REGRESSIONS: readonly SimulationOptions[] = [
+  // Found by a sweep of 200 more seeds: a new link lost both first hellos (and the answer and
+  // subscriptions after them): the two sessions waited for each other forever. Fixed by the
+  // hello retry and by resending subscriptions with every answer.
+  { seed: 108, peers: 10, topology: 'mesh', ticks: 150, resetRate: 0.01, restartRate: 0.005 },
+];
 
 async function check(options: SimulationOptions): Promise<void> {
   const report = await simulate(options);
