@@ -7,7 +7,8 @@
 // - applying 100k remote single-key updates (decode + merge, as bytes arrive);
 // - conflict merge of 1k / 10k / 50k / 100k keys in both tie-break directions, the time per key
 //   at each size (linear: flat) and the 100k/50k time ratio (goal: 2× keys ≤ 2.2× time), in wall
-//   time and in the process's CPU time (steadier under the neighbours' load);
+//   time and in the process's CPU time (steadier under the neighbours' load), for decode then
+//   merge (`merge(decodeDelta(bytes))`) and for the streaming merge of the bytes (`mergeEncoded`);
 // - full-state size, encode, cold load + read;
 // - a delta for 100 changed keys (bytes including the handshake, i.e. the receiver's encoded
 //   version vector) against the minimum bytes, at several document sizes and history lengths, and
@@ -30,6 +31,7 @@ import {
   encodeDocument,
   encodeVersionVector,
   HybridClock,
+  mergeEncoded,
 } from '@lattice/crdt';
 import type { Value, WriteIntent } from '@lattice/crdt';
 
@@ -380,11 +382,15 @@ export default async function run(): Promise<BenchSuite> {
     // Every round merges 100k keys in total (100 documents of 1k keys, 10 of 10k, 2 of 50k, one
     // of 100k), so allocation and GC weigh the same at every size: a round holding one small
     // merge after a forced GC would leave the collection its garbage causes out of the timing.
+    // Two ways to merge the received bytes, in the same rounds: `lattice` decodes the whole
+    // message, then merges it (`merge(decodeDelta(bytes))`, the rows kept from earlier runs);
+    // `lattice streamed` merges each field as it is decoded (`mergeEncoded(doc, bytes)`).
     const wall = Date.now();
     const sizes = [1_000, 10_000, 50_000, 100_000];
     const keysPerRound = 100_000;
     const ms: Record<string, number> = {};
     const cpuMs: Record<string, number> = {};
+    const ours = ['lattice', 'lattice streamed'] as const;
     for (const keys of sizes) {
       const docs = keysPerRound / keys;
       for (const incomingWins of [true, false]) {
@@ -415,6 +421,12 @@ export default async function run(): Promise<BenchSuite> {
                 for (const d of ds as CrdtDocument[]) d.merge(decodeDelta(remoteBytes));
               },
             },
+            'lattice streamed': {
+              setup: () => many(() => decodeDocument(localBytes)),
+              run: (ds) => {
+                for (const d of ds as CrdtDocument[]) mergeEncoded(d, remoteBytes);
+              },
+            },
             yjs: {
               setup: () =>
                 many(() => {
@@ -432,19 +444,19 @@ export default async function run(): Promise<BenchSuite> {
           },
           cpuPerRound,
         );
-        const both = {
-          lattice: (perMerge['lattice'] as number) / docs,
-          yjs: (perMerge['yjs'] as number) / docs,
-        };
-        const lMs = both['lattice'] as number;
-        suite.record(caseName, 'lattice', 'time', lMs, 'ms', 'yjs');
-        ms[`${keys}-${incomingWins}`] = lMs;
-        suite.record(caseName, 'yjs', 'time', both['yjs'] as number, 'ms');
+        for (const who of ours) {
+          const lMs = (perMerge[who] as number) / docs;
+          suite.record(caseName, who, 'time', lMs, 'ms', 'yjs');
+          ms[`${who}-${keys}-${incomingWins}`] = lMs;
+        }
+        suite.record(caseName, 'yjs', 'time', (perMerge['yjs'] as number) / docs, 'ms');
         // CPU time of the process (all its threads, GC helpers included): on a shared machine the
         // wall time of a 100 ms merge swings with the neighbours' load; CPU time much less.
-        const lCpu = (cpuPerRound['lattice'] as number) / docs;
-        suite.record(caseName, 'lattice', 'cpu time', lCpu, 'ms', 'yjs');
-        cpuMs[`${keys}-${incomingWins}`] = lCpu;
+        for (const who of ours) {
+          const lCpu = (cpuPerRound[who] as number) / docs;
+          suite.record(caseName, who, 'cpu time', lCpu, 'ms', 'yjs');
+          cpuMs[`${who}-${keys}-${incomingWins}`] = lCpu;
+        }
         suite.record(caseName, 'yjs', 'cpu time', (cpuPerRound['yjs'] as number) / docs, 'ms');
 
         if (keys === 10_000) {
@@ -462,27 +474,31 @@ export default async function run(): Promise<BenchSuite> {
     }
     // Linear: the time per key stays flat from 1k to 100k keys (ratios against 1k), and twice the
     // keys take at most 2.2× the time (100k against 50k).
-    for (const dir of ['wins', 'loses']) {
-      const w = String(dir === 'wins');
-      const at = (k: number): number => ms[`${k}-${w}`] as number;
-      const perKey = `conflict merge time per key, incoming ${dir}`;
-      for (const keys of sizes) {
-        const subject = `lattice ${keys / 1000}k`;
-        suite.record(perKey, subject, 'time/key', (at(keys) * 1000) / keys, 'µs', 'lattice 1k');
+    for (const who of ours) {
+      // `lattice`'s rows keep their earlier names; the streamed ones say so.
+      const how = who === 'lattice' ? '' : ', streamed';
+      for (const dir of ['wins', 'loses']) {
+        const w = String(dir === 'wins');
+        const at = (k: number): number => ms[`${who}-${k}-${w}`] as number;
+        const perKey = `conflict merge time per key${how}, incoming ${dir}`;
+        for (const keys of sizes) {
+          const subject = `lattice ${keys / 1000}k`;
+          suite.record(perKey, subject, 'time/key', (at(keys) * 1000) / keys, 'µs', 'lattice 1k');
+        }
+        const twice = `conflict merge${how}, 100k keys vs 50k keys, incoming ${dir}`;
+        suite.record(twice, 'lattice 50k', 'time', at(50_000), 'ms', 'lattice 50k');
+        suite.record(twice, 'lattice 100k', 'time', at(100_000), 'ms');
+        const cpuAt = (k: number): number => cpuMs[`${who}-${k}-${w}`] as number;
+        const perKeyCpu = `conflict merge CPU time per key${how}, incoming ${dir}`;
+        for (const keys of sizes) {
+          const subject = `lattice ${keys / 1000}k`;
+          const us = (cpuAt(keys) * 1000) / keys;
+          suite.record(perKeyCpu, subject, 'cpu time/key', us, 'µs', 'lattice 1k');
+        }
+        const twiceCpu = `conflict merge CPU time${how}, 100k keys vs 50k keys, incoming ${dir}`;
+        suite.record(twiceCpu, 'lattice 50k', 'cpu time', cpuAt(50_000), 'ms', 'lattice 50k');
+        suite.record(twiceCpu, 'lattice 100k', 'cpu time', cpuAt(100_000), 'ms');
       }
-      const twice = `conflict merge, 100k keys vs 50k keys, incoming ${dir}`;
-      suite.record(twice, 'lattice 50k', 'time', at(50_000), 'ms', 'lattice 50k');
-      suite.record(twice, 'lattice 100k', 'time', at(100_000), 'ms');
-      const cpuAt = (k: number): number => cpuMs[`${k}-${w}`] as number;
-      const perKeyCpu = `conflict merge CPU time per key, incoming ${dir}`;
-      for (const keys of sizes) {
-        const subject = `lattice ${keys / 1000}k`;
-        const us = (cpuAt(keys) * 1000) / keys;
-        suite.record(perKeyCpu, subject, 'cpu time/key', us, 'µs', 'lattice 1k');
-      }
-      const twiceCpu = `conflict merge CPU time, 100k keys vs 50k keys, incoming ${dir}`;
-      suite.record(twiceCpu, 'lattice 50k', 'cpu time', cpuAt(50_000), 'ms', 'lattice 50k');
-      suite.record(twiceCpu, 'lattice 100k', 'cpu time', cpuAt(100_000), 'ms');
     }
   }
 

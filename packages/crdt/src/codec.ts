@@ -50,6 +50,8 @@
  * decoding reuses its column readers, interns peer ids so entries of one peer share one string,
  * and reuses the last message's peer table when the next one repeats it byte for byte (deltas
  * from one sender), so a one-field delta allocates little more than the entries it carries.
+ * `mergeEncoded` decodes the same format into a document one top-level field at a time, without
+ * building the decoded state as a whole.
  *
  * Version vector (`encodeVersionVector`): `varint(P)`, then per peer in sorted order
  * `varint(len) utf8`, then per peer `svarint(time − previous time)` (from 0).
@@ -60,6 +62,8 @@ import { clearBytes, DOT_BYTES, isRegList, regBytes, Slot } from './state.js';
 import type { DocId } from './doc-id.js';
 import { decodeDocId, encodeDocId } from './doc-id.js';
 import { CrdtDocument, DocDelta, DOC_MAX_BYTES, MAX_FIELD_DEPTH } from './document.js';
+import type { FieldSource, MergeResult } from './document.js';
+import type { HybridClock } from './hlc.js';
 import { bad, ByteReader, ByteWriter, RleReader, RleWriter } from './bytes.js';
 import { crdtError } from './errors.js';
 import type { PeerId } from './ids.js';
@@ -562,9 +566,32 @@ class Decoder {
   }
 
   slot(depth: number): Slot {
+    const s = new Slot();
+    const kidCount = this.entriesOf(s, depth);
+    if (kidCount > 0) this.kidsOf(s, kidCount, depth);
+    return s;
+  }
+
+  /** Reads the `n` children of `s` (at field depth `depth`), which follow its entries. */
+  kidsOf(s: Slot, n: number, depth: number): void {
+    const kids = new Map<string, Slot>();
+    let prev = '';
+    for (let i = 0; i < n; i++) {
+      const k = this.childKey(i, prev);
+      kids.set(k, this.slot(depth + 1));
+      this.bytes += k.length + 2;
+      prev = k;
+    }
+    s.kids = kids;
+  }
+
+  /**
+   * Reads a slot's entries into `s` (at field depth `depth`); returns its number of children,
+   * which follow (each a {@link Decoder.childKey} and a {@link Decoder.slot}).
+   */
+  entriesOf(s: Slot, depth: number): number {
     if (depth > CODEC_LIMITS.maxDepth) bad('fields nested too deep');
     this.count();
-    const s = new Slot();
     const kidCount = this.kids.next();
     const shape = this.shape.next();
     if (shape >= 1024) bad('bad slot shape');
@@ -683,27 +710,22 @@ class Decoder {
       }
       s.clr = list;
     }
-    if (kidCount > 0) {
-      const kids = new Map<string, Slot>();
-      let prev = '';
-      for (let i = 0; i < kidCount; i++) {
-        const packed = this.key.next();
-        const prefix = Math.floor(packed / 16);
-        let n = packed % 16;
-        if (n === 15) n += this.misc.next();
-        if (prefix > prev.length || (i === 0 && prefix !== 0)) bad('key prefix out of range');
-        const k = prefix === 0 ? this.keys.utf8(n) : this.keys.utf8After(prev, prefix, n);
-        if (i > 0) {
-          if (!(prev < k)) bad('fields not sorted');
-          if (sharedPrefix(prev, k) !== prefix) bad('key prefix not canonical');
-        }
-        kids.set(k, this.slot(depth + 1));
-        this.bytes += k.length + 2;
-        prev = k;
-      }
-      s.kids = kids;
+    return kidCount;
+  }
+
+  /** The key of child `i` of a slot; `prev` is the key of child `i − 1` (ignored for the first). */
+  childKey(i: number, prev: string): string {
+    const packed = this.key.next();
+    const prefix = Math.floor(packed / 16);
+    let n = packed % 16;
+    if (n === 15) n += this.misc.next();
+    if (prefix > prev.length || (i === 0 && prefix !== 0)) bad('key prefix out of range');
+    const k = prefix === 0 ? this.keys.utf8(n) : this.keys.utf8After(prev, prefix, n);
+    if (i > 0) {
+      if (!(prev < k)) bad('fields not sorted');
+      if (sharedPrefix(prev, k) !== prefix) bad('key prefix not canonical');
     }
-    return s;
+    return k;
   }
 
   /** Checks that every column was consumed and every peer referenced. */
@@ -762,6 +784,24 @@ function docIdOf(buf: Uint8Array, start: number, length: number): DocId {
  */
 export function decodeDelta(bytes: Uint8Array): DocDelta {
   if (!(bytes instanceof Uint8Array)) throw new TypeError('decodeDelta takes a Uint8Array');
+  const r = openBody(bytes);
+  const id = readId(r);
+  const peers = readPeers(r);
+  const d = decoder;
+  try {
+    d.begin(r, peers);
+    const since = d.vv();
+    const vv = d.vv();
+    const root = d.slot(0);
+    d.end();
+    return DocDelta._decoded(id, since, vv, root, d.bytes, d.adoptable);
+  } finally {
+    d.release();
+  }
+}
+
+/** Checks a message's size and format version and inflates its body: a reader at the `_id`. */
+function openBody(bytes: Uint8Array): ByteReader {
   if (bytes.length > CODEC_LIMITS.maxBytes)
     throw crdtError(
       'CRDT_DECODE',
@@ -787,20 +827,107 @@ export function decodeDelta(bytes: Uint8Array): DocDelta {
   } else {
     return bad(`unknown format ${version}`);
   }
+  return r;
+}
+
+/** Reads the `_id` of a message. */
+function readId(r: ByteReader): DocId {
   const idLength = r.varint();
   if (idLength > r.end - r.pos) bad('truncated _id');
   const id = docIdOf(r.buf, r.pos, idLength);
   r.pos += idLength;
+  return id;
+}
+
+/**
+ * The top-level fields of the message being decoded, one at a time: what {@link mergeEncoded}
+ * gives `CrdtDocument._mergeFields`. One instance (the decoder is one too).
+ */
+class FieldReader implements FieldSource {
+  key = '';
+  slot: Slot = NO_SLOT;
+  #n = 0;
+  #i = 0;
+
+  get count(): number {
+    // Each field after the first adds at least one byte of key suffix (keys are distinct), so a
+    // message cannot claim more fields than that without failing: a bound on what is allocated
+    // ahead for them, whatever the claimed count.
+    const keyBytes = decoder.keys.end - decoder.keys.pos;
+    return Math.min(this.#n - this.#i, keyBytes + 1);
+  }
+
+  reset(n: number): void {
+    this.#n = n;
+    this.#i = 0;
+    this.key = '';
+    this.slot = NO_SLOT;
+  }
+
+  next(): boolean {
+    if (this.#i >= this.#n) {
+      // Holds no field after the last one (this reader outlives the message).
+      this.key = '';
+      this.slot = NO_SLOT;
+      return false;
+    }
+    const k = decoder.childKey(this.#i, this.key);
+    this.slot = decoder.slot(1);
+    this.key = k;
+    this.#i++;
+    return true;
+  }
+
+  end(): void {
+    decoder.end();
+  }
+}
+
+const NO_SLOT = new Slot();
+const fieldReader = new FieldReader();
+
+/**
+ * Merges an encoded delta or full state into `doc`: the same result, errors and clock effect as
+ * `doc.merge(decodeDelta(bytes), options)`, decoding and merging one top-level field at a time.
+ * @remarks The decoded state is never built as a whole: each incoming field is merged as soon as
+ * it is read, and what the document does not keep of it (its slot, its key string) is garbage at
+ * once. A large message decoded first keeps every decoded field alive until the merge ends, so
+ * young-generation collections during the decode and the merge copy all of it (most of the cost
+ * of merging a 100k-field state); streamed, they copy only what the document keeps. The merge
+ * records what it changes as it goes and puts it back when the message turns out to be invalid
+ * (`CRDT_DECODE`), the clock refuses its times (`CRDT_CLOCK_DRIFT`) or the result is too large
+ * (`CRDT_DOC_TOO_LARGE`), so a failed merge changes nothing. A message that clears the root (a
+ * delete), one into a document without fields (a load) and one for another document take
+ * `merge` of the decoded message instead (decoded once).
+ * @throws as `decodeDelta` and {@link CrdtDocument.merge}.
+ */
+export function mergeEncoded(
+  doc: CrdtDocument,
+  bytes: Uint8Array,
+  options: { readonly clock?: HybridClock } = {},
+): MergeResult {
+  if (!(bytes instanceof Uint8Array)) throw new TypeError('mergeEncoded takes a Uint8Array');
+  const r = openBody(bytes);
+  const id = readId(r);
   const peers = readPeers(r);
   const d = decoder;
   try {
     d.begin(r, peers);
     const since = d.vv();
     const vv = d.vv();
-    const root = d.slot(0);
-    d.end();
-    return DocDelta._decoded(id, since, vv, root, d.bytes, d.adoptable);
+    const root = new Slot();
+    const n = d.entriesOf(root, 0);
+    if (!doc._canMergeFields(id, root)) {
+      if (n > 0) d.kidsOf(root, n, 0);
+      d.end();
+      const delta = DocDelta._decoded(id, since, vv, root, d.bytes, d.adoptable);
+      d.release();
+      return doc.merge(delta, options);
+    }
+    fieldReader.reset(n);
+    return doc._mergeFields(since, vv, root, fieldReader, options.clock);
   } finally {
+    fieldReader.reset(0);
     d.release();
   }
 }

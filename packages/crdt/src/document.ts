@@ -125,6 +125,21 @@ export interface WriteResult {
   readonly warning: SizeWarning | undefined;
 }
 
+/**
+ * @internal The top-level fields of an incoming delta, read one at a time (see
+ * `CrdtDocument._mergeFields`; the codec's streaming merge implements it).
+ */
+export interface FieldSource {
+  /** At most how many fields are left (a bound for allocating ahead). */
+  readonly count: number;
+  /** Reads the next field into `key` and `slot`; false after the last. May throw `CRDT_DECODE`. */
+  next(): boolean;
+  readonly key: string;
+  readonly slot: Slot;
+  /** Called after the last field: checks the rest of the message (may throw `CRDT_DECODE`). */
+  end(): void;
+}
+
 /** The outcome of a merge. */
 export interface MergeResult {
   readonly changed: boolean;
@@ -524,6 +539,105 @@ export class CrdtDocument {
     if (incoming !== Infinity && this.byteSize + incoming > DOC_MAX_BYTES)
       incoming -= heldKeyBytes(this.#root, delta.root);
     return this.#guardSize(delta.root, incoming, (doc, undo) => doc.#mergeRaw(delta, undo));
+  }
+
+  /**
+   * @internal Whether {@link CrdtDocument._mergeFields} can merge a delta of document `id` whose
+   * root holds the entries of `rootEntries` (its children not read yet): same document, this
+   * document has fields, and the delta does not clear the root (a clear at the root changes
+   * every field: `merge` runs it on a clone).
+   */
+  _canMergeFields(id: DocId, rootEntries: Slot): boolean {
+    return (
+      this.#root.kids !== undefined &&
+      rootEntries.clr === undefined &&
+      (id === this.id || docIdKey(id) === this.key)
+    );
+  }
+
+  /**
+   * @internal {@link CrdtDocument.merge} of the delta (`since`, `vv`, a root with the entries of
+   * `rootEntries` and the children `fields` reads), merging each top-level field as it is read
+   * (`mergeEncoded`). Only where {@link CrdtDocument._canMergeFields} holds.
+   * @remarks The same result as `merge`: the root's entries, then each field as `mergeSlot`
+   * merges it, then the version vector. The size bound of `merge` needs the whole delta, so the
+   * merge records what it changes (as the guarded path of `merge` does) and puts it back if
+   * reading a field fails, the clock refuses the delta's greatest time, or the result is over the
+   * size limit; the version vector changes only after all three passed. A held field with
+   * children of its own is merged last, after those checks, in place unless what it can add
+   * might cross the limit (recording it would copy its map of children on every merge). The change
+   * log records each field as it is merged (dropped, to be rebuilt, if the merge is undone).
+   */
+  _mergeFields(
+    since: VersionVector,
+    vv: VersionVector,
+    rootEntries: Slot,
+    fields: FieldSource,
+    clock: HybridClock | undefined,
+  ): MergeResult {
+    const root = this.#root;
+    const { reg, mdots, ctr, rst, clr } = root;
+    const undo = childUndo(fields.count, true);
+    const bytes = this.#meter.bytes;
+    const log = this.#log;
+    const m: Meter = { bytes, changed: false };
+    // The delta's greatest time, for the clock (a walk of each field while it is at hand).
+    let t = clock === undefined ? -1 : maxTime(rootEntries);
+    try {
+      // No children and no clears in `rootEntries`: only the root's own entries change.
+      mergeSlot(root, rootEntries, [], m);
+      while (fields.next()) {
+        const kid = fields.slot;
+        mergeField(root, fields.key, kid, m, undo);
+        if (clock !== undefined) {
+          const kt = maxTime(kid);
+          if (kt > t) t = kt;
+        }
+        log?.record(fields.key, kid);
+      }
+      fields.end();
+      for (const v of vv.values()) if (v > t) t = v;
+      if (clock !== undefined && t >= 0) clock.receive(t as Timestamp['time']);
+      const later = undo.deferred as unknown[];
+      if (later.length > 0) {
+        // Held fields with children, left for last: merged in place when what they can add keeps
+        // the document under the limit (as `merge` would), else recorded and copied on write.
+        undo.deferred = undefined;
+        let add = 0;
+        for (let i = 0; i < later.length; i += 2) add += slotBytes(later[i + 1] as Slot);
+        const guard = m.bytes + this.#idBytes + add > DOC_MAX_BYTES ? undo : undefined;
+        for (let i = 0; i < later.length; i += 2) {
+          const k = later[i] as string;
+          const kid = later[i + 1] as Slot;
+          mergeField(root, k, kid, m, guard);
+          log?.record(k, kid);
+        }
+      }
+      this.#meter.bytes = m.bytes;
+      if (this.byteSize > DOC_MAX_BYTES) throw tooLarge(this.byteSize);
+    } catch (e) {
+      root.reg = reg;
+      root.mdots = mdots;
+      root.ctr = ctr;
+      root.rst = rst;
+      root.clr = clr;
+      undoChildren(root, undo);
+      this.#meter.bytes = bytes;
+      // Rows recorded for the undone fields would only be stale, but a rebuild would index the
+      // refused state: rebuilt from the restored state when next needed.
+      if (log !== undefined) this.#log = undefined;
+      throw e;
+    }
+    this.#compactLog();
+    let changed = m.changed;
+    for (const [p, pt] of vv) {
+      const have = this.#vv.get(p) ?? -1;
+      if (pt > have && have >= (since.get(p) ?? -1)) {
+        this.#vv.set(p, pt);
+        changed = true;
+      }
+    }
+    return { changed, warning: sizeWarning(this.byteSize) };
   }
 
   /**

@@ -10,6 +10,7 @@ export {
   encodeDelta,
   encodeDocument,
   encodeVersionVector,
+  mergeEncoded,
 } from './codec.js';
 export { compareDocIds, decodeDocId, docIdKey, encodeDocId, MAX_DOC_ID_BYTES } from './doc-id.js';
 export {

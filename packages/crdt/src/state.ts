@@ -417,19 +417,39 @@ export function isEmpty(s: Slot): boolean {
 export interface ChildUndo {
   readonly keys: string[];
   readonly previous: (Slot | undefined)[];
-  /** Per leaf merged in place: the slot, then its `reg`, `mdots`, `ctr`, `rst`, `clr` before. */
+  /**
+   * Per leaf merged in place: the slot, then its `reg`, `mdots`, `ctr`, `rst`, `clr` before (six
+   * elements per leaf, the first `6 × leafCount` used; the list may be allocated ahead).
+   */
   readonly leaves: unknown[];
+  leafCount: number;
+  /**
+   * When defined, a held field with children that the document owns alone is not merged but
+   * appended here (key, incoming slot) for the caller to merge later: recorded, it would be
+   * copied on write, a copy of its whole map of children.
+   */
+  deferred: unknown[] | undefined;
 }
 
-/** An empty {@link ChildUndo}. */
-export function childUndo(): ChildUndo {
-  return { keys: [], previous: [], leaves: [] };
+/**
+ * An empty {@link ChildUndo}; `leaves` leaves room for that many leaves (a merge that knows how
+ * many fields it brings: no growing copies of a list of six elements per field).
+ */
+export function childUndo(leaves = 0, defer = false): ChildUndo {
+  return {
+    keys: [],
+    previous: [],
+    leaves: leaves > 0 ? new Array(6 * leaves) : [],
+    leafCount: 0,
+    deferred: defer ? [] : undefined,
+  };
 }
 
 /** Undoes what a merge into `dst` that recorded `undo` did to `dst`'s children. */
 export function undoChildren(dst: Slot, undo: ChildUndo): void {
   const f = undo.leaves;
-  for (let i = 0; i < f.length; i += 6) {
+  const end = 6 * undo.leafCount;
+  for (let i = 0; i < end; i += 6) {
     const s = f[i] as Slot;
     s.reg = f[i + 1] as RegEntries | undefined;
     s.mdots = f[i + 2] as readonly DotEntry[] | undefined;
@@ -505,11 +525,12 @@ function mergeKids(
 
 /**
  * Merges `kid` into `dst`'s child `k`, as {@link mergeSlot} does for each child of a merged slot;
- * `dst` has no ancestors (a document root).
+ * `dst` has no ancestors (a document root). With `undo`, the child is recorded there as
+ * {@link mergeSlot} records it.
  */
-export function mergeField(dst: Slot, k: string, kid: Slot, m: Meter): void {
+export function mergeField(dst: Slot, k: string, kid: Slot, m: Meter, undo?: ChildUndo): void {
   const kids = (dst.kids ??= new Map());
-  mergeChild(dst, kids, k, kid, dst.clr ?? NO_CLEARS, m, undefined);
+  mergeChild(dst, kids, k, kid, dst.clr ?? NO_CLEARS, m, undo);
   if (kids.size === 0) dst.kids = undefined;
 }
 
@@ -533,8 +554,19 @@ function mergeChild(
 ): void {
   const d = kids.get(k);
   if (undo !== undefined) {
+    if (d !== undefined && d.shared === false && d.kids !== undefined && undo.deferred) {
+      undo.deferred.push(k, kid);
+      return;
+    }
     if (d !== undefined && d.shared === false && d.kids === undefined) {
-      undo.leaves.push(d, d.reg, d.mdots, d.ctr, d.rst, d.clr);
+      const f = undo.leaves;
+      const i = 6 * undo.leafCount++;
+      f[i] = d;
+      f[i + 1] = d.reg;
+      f[i + 2] = d.mdots;
+      f[i + 3] = d.ctr;
+      f[i + 4] = d.rst;
+      f[i + 5] = d.clr;
       mergeSlot(d, kid, clears, m);
       return;
     }
