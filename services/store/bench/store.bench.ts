@@ -249,6 +249,32 @@ export default async function run(): Promise<BenchSuite> {
       },
       { anchor: 'rocksdb-raw', opsPerCall: 100 },
     );
+    // Readers that need values only (queries by _id, the gateway's document reads): one key per
+    // document, so the anchor is one raw get per document.
+    await suite.measure(
+      'point read of 1 value (100k docs)',
+      {
+        'rocksdb-raw get': () => raw._getManySync([enc.encode(`V/c/${doc(pick())._id}`)], {}),
+        'store.getValues': () => indexed.getValues('r', [doc(pick())._id]),
+      },
+      { anchor: 'rocksdb-raw get' },
+    );
+    await suite.measure(
+      'read 100 values by id (100k docs)',
+      {
+        'rocksdb-raw get': () => {
+          const keys: Uint8Array[] = [];
+          for (let i = 0; i < 100; i++) keys.push(enc.encode(`V/c/${doc(pick())._id}`));
+          return raw._getManySync(keys, {});
+        },
+        'store.getValues': () =>
+          indexed.getValues(
+            'r',
+            Array.from({ length: 100 }, () => doc(pick())._id),
+          ),
+      },
+      { anchor: 'rocksdb-raw get', opsPerCall: 100 },
+    );
     const lookup = parse('SELECT * FROM r WHERE n = :n') as SelectStatement;
     const indexes = indexed.indexInfo('r');
     await suite.measure(

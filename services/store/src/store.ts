@@ -42,6 +42,7 @@ import { randomBytes } from 'node:crypto';
 import type { EngineOp, EngineSizes, StorageEngine } from './engine.js';
 import { storeError } from './errors.js';
 import {
+  allocKey,
   collectionKey,
   collectionOf,
   collectionPrefix,
@@ -73,6 +74,15 @@ import {
   valueKey,
 } from './keys.js';
 import { streamPlan } from './query-stream.js';
+import {
+  decodeRecord,
+  encodeRecord,
+  encodeRecordTail,
+  recordLength,
+  varintLength,
+  writeVarint,
+} from './record-codec.js';
+import type { DecodedRecord } from './record-codec.js';
 import type { StreamSource } from './query-stream.js';
 import { decodeTrustedValue, encodeValue, NOT_FOUND, readEncodedPath } from './value-codec.js';
 
@@ -324,6 +334,8 @@ const EMPTY = new Uint8Array(0);
 export class DocumentStore {
   readonly limits: StoreLimits;
   readonly #engine: StorageEngine;
+  /** The DQL source over the engine (stateless: one for every query). */
+  readonly #source: StoreSource;
   readonly #sync: boolean;
   readonly #now: () => number;
   #open = false;
@@ -349,6 +361,7 @@ export class DocumentStore {
 
   private constructor(engine: StorageEngine, options: StoreOptions) {
     this.#engine = engine;
+    this.#source = new StoreSource(engine);
     this.#sync = options.sync ?? true;
     this.#now = options.now ?? Date.now;
     this.limits = { ...DEFAULT_STORE_LIMITS, ...options.limits };
@@ -764,7 +777,7 @@ export class DocumentStore {
     for (const e of c.expect) {
       const o = overlay.get(overlayKey(e.collection, e.idBytes));
       const r = stored.get(e);
-      const actual = o ? o.seq : r ? v1.DocRecord.decode(r).seq : 0;
+      const actual = o ? o.seq : r ? decodeRecord(r).seq : 0;
       if (actual !== e.seq) {
         return storeError(
           'STORE_CONFLICT',
@@ -936,12 +949,34 @@ export class DocumentStore {
     return out;
   }
 
+  /**
+   * The materialized value of each id, in the order asked: `undefined` where the document is
+   * missing or a tombstone.
+   * @remarks For readers that need values only (no CRDT state, versions or seq): one key per
+   * document (its value) instead of two, and no record to decode. A document's value key exists
+   * exactly while it is live, written in the same batch as its record.
+   */
+  getValues(collection: string, ids: readonly DocId[]): (Document | undefined)[] {
+    this.#check();
+    nameBytes(collection);
+    const keys: Uint8Array[] = new Array<Uint8Array>(ids.length);
+    for (let i = 0; i < ids.length; i++) keys[i] = valueKey(collection, encodeId(ids[i] as DocId));
+    const got = this.#engine.getMany(keys);
+    const out: (Document | undefined)[] = new Array<Document | undefined>(got.length);
+    for (let i = 0; i < got.length; i++) {
+      const v = got[i];
+      out[i] = v ? (decodeTrustedValue(v) as Document) : undefined;
+    }
+    return out;
+  }
+
   /** Record and value of each document, in one multi-get: `[record0, value0, record1, …]`. */
   #readBoth(collection: string, idBytes: readonly Uint8Array[]): (Uint8Array | undefined)[] {
-    const keys: Uint8Array[] = [];
-    for (const b of idBytes) {
-      const [dk, vk] = documentKeys(collection, b);
-      keys.push(dk, vk);
+    const keys: Uint8Array[] = new Array<Uint8Array>(2 * idBytes.length);
+    for (let i = 0; i < idBytes.length; i++) {
+      const [dk, vk] = documentKeys(collection, idBytes[i] as Uint8Array);
+      keys[2 * i] = dk;
+      keys[2 * i + 1] = vk;
     }
     return this.#engine.getMany(keys);
   }
@@ -1020,7 +1055,7 @@ export class DocumentStore {
 
   /** The DQL source over this store (exact, `_id`-ordered scans, ordered indexes). */
   get source(): DocumentSource {
-    return new StoreSource(this.#engine);
+    return this.#source;
   }
 
   /** Ready indexes, as the planner sees them. */
@@ -1068,7 +1103,7 @@ export class DocumentStore {
 
   /** Executes a plan in full; throws `STORE_TOO_LARGE` past `maxResultItems`. */
   #execute(plan: QueryPlan): JsonValue[] {
-    const { items } = executePlan(plan, this.source, { now: this.#now });
+    const { items } = executePlan(plan, this.#source, { now: this.#now });
     if (items.length > this.limits.maxResultItems) {
       throw storeError(
         'STORE_TOO_LARGE',
@@ -1119,7 +1154,7 @@ export class DocumentStore {
     let rest: Iterator<JsonValue>;
     if ('items' in planned) rest = planned.items.values();
     else {
-      const stream = streamPlan(planned.plan, new StoreSource(this.#engine), { now: this.#now });
+      const stream = streamPlan(planned.plan, this.#source, { now: this.#now });
       rest = stream ?? this.#execute(planned.plan).values();
     }
     const first = rest.next();
@@ -1443,7 +1478,7 @@ export class DocumentStore {
           const gone = new Map<string, boolean>();
           due.forEach((id, i) => {
             const r = recs[i];
-            if (r && !v1.DocRecord.decode(r).tombstone) return; // revived; its T key is gone too
+            if (r && !decodeRecord(r).tombstone) return; // revived; its T key is gone too
             ops.push(
               { type: 'del', key: tombstoneKey(collection, id) },
               { type: 'del', key: docKey(collection, id) },
@@ -1556,7 +1591,9 @@ class StoreSource implements DocumentSource, StreamSource {
     }
   }
 
-  *get(collection: string, ids: readonly JsonValue[]): Iterable<Document> {
+  get(collection: string, ids: readonly JsonValue[]): Iterable<Document> {
+    // Values only (one key per document), into an array: a lookup by `_id` is usually one
+    // document, and a generator cost more than building the array.
     const keys: Uint8Array[] = [];
     for (const id of ids) {
       let b: Uint8Array;
@@ -1567,7 +1604,9 @@ class StoreSource implements DocumentSource, StreamSource {
       }
       keys.push(valueKey(collection, b));
     }
-    for (const v of this.#engine.getMany(keys)) if (v) yield decodeTrustedValue(v) as Document;
+    const out: Document[] = [];
+    for (const v of this.#engine.getMany(keys)) if (v) out.push(decodeTrustedValue(v) as Document);
+    return out;
   }
 
   indexScan(r: IndexScanRequest): Iterable<Document> {
@@ -1706,30 +1745,64 @@ function toStored(
   record: Uint8Array,
   value: Uint8Array | undefined,
 ): StoredDocument {
-  const rec = v1.DocRecord.decode(record);
-  const doc: StoredDocument = {
-    collection,
-    id,
-    idBytes,
-    seq: rec.seq,
-    state: rec.state,
-    versionVector: new Map(
-      rec.versionVector.map((e) => [e.peer ?? '', Number(e.counter ?? 0)]),
-    ) as unknown as VersionVector,
-    tombstone: rec.tombstone,
-    ...(rec.tombstone ? { deletedAt: rec.deletedAtMs } : {}),
-  };
-  if (value) {
-    // Decoded on first use: most readers of records (sync, merges) want state and versions,
-    // and a value's decode costs more than the read itself.
-    let decoded: Document | undefined;
-    Object.defineProperty(doc, 'value', {
+  return new StoredRecord(collection, id, idBytes, decodeRecord(record), value);
+}
+
+/** The accessor of {@link StoredRecord.value}, one for all instances (set in its static block). */
+let valueAccessor: PropertyDescriptor;
+
+/**
+ * A stored document as read: the record's fields, and `value` decoded on first access.
+ * @remarks Most readers of records (sync, merges) want state and versions, and a value's decode
+ * costs more than the read itself. `value` stays an own enumerable property (present only when
+ * the document has a value), as it was on the plain objects this replaced, but through one shared
+ * accessor: a getter closure per document (`Object.defineProperty` or an object-literal getter)
+ * cost about 1 µs per document, several times the rest of building it.
+ */
+class StoredRecord implements StoredDocument {
+  readonly collection: string;
+  readonly id: DocId;
+  readonly idBytes: Uint8Array;
+  readonly seq: CommitSeq;
+  readonly state: Uint8Array;
+  readonly versionVector: VersionVector;
+  readonly tombstone: boolean;
+  declare readonly deletedAt?: number;
+  declare readonly value?: Document;
+  #bytes: Uint8Array | undefined;
+  #decoded: Document | undefined;
+
+  constructor(
+    collection: string,
+    id: DocId,
+    idBytes: Uint8Array,
+    rec: DecodedRecord,
+    value: Uint8Array | undefined,
+  ) {
+    this.collection = collection;
+    this.id = id;
+    this.idBytes = idBytes;
+    this.seq = rec.seq;
+    this.state = rec.state;
+    this.versionVector = rec.versionVector;
+    this.tombstone = rec.tombstone;
+    if (rec.tombstone) (this as { deletedAt?: number }).deletedAt = rec.deletedAtMs;
+    if (value) {
+      this.#bytes = value;
+      Object.defineProperty(this, 'value', valueAccessor);
+    }
+  }
+
+  static {
+    valueAccessor = {
       enumerable: true,
       configurable: true,
-      get: () => (decoded ??= decodeTrustedValue(value) as Document),
-    });
+      get(this: StoredRecord): Document | undefined {
+        if (this.#bytes === undefined) return undefined;
+        return (this.#decoded ??= decodeTrustedValue(this.#bytes) as Document);
+      },
+    };
   }
-  return doc;
 }
 
 function encodeId(id: DocId): Uint8Array {
@@ -1754,109 +1827,9 @@ function overlayKey(collection: string, idBytes: Uint8Array): string {
 }
 
 /**
- * The `DocRecord` fields after `state`, as protobuf encodes them: field 3 (`version_vector`,
- * one `VersionEntry {peer = 1, counter = 2}` per peer, by peer), field 4 (`deleted_at_ms`) and
- * field 5 (`tombstone`), the last two only when set.
- * @remarks Written by hand: one per document per commit, and protobufjs' writer allocated a
- * tree of operations for these few bytes.
- */
-function encodeRecordTail(vv: VersionVector, deletedAt: number, tombstone: boolean): Uint8Array {
-  const peers = vv.size === 1 ? [...vv.keys()] : [...vv.keys()].sort(comparePeers);
-  let len = 0;
-  const sizes: number[] = [];
-  for (const peer of peers) {
-    const counter = vv.get(peer) ?? 0;
-    if (!Number.isSafeInteger(counter) || counter < 0) {
-      // Not a counter this encoder writes: leave it to protobufjs, as before.
-      return v1.DocRecord.encode({
-        versionVector: peers.map((p) => ({ peer: p, counter: vv.get(p) ?? 0 })),
-        deletedAtMs: deletedAt,
-        tombstone,
-      }).finish();
-    }
-    const p = Buffer.byteLength(peer, 'utf8');
-    const entry =
-      (p > 0 ? 1 + varintLength(p) + p : 0) + (counter > 0 ? 1 + varintLength(counter) : 0);
-    sizes.push(p, entry);
-    len += 1 + varintLength(entry) + entry;
-  }
-  if (deletedAt > 0) len += 1 + varintLength(deletedAt);
-  if (tombstone) len += 2;
-  const out = Buffer.allocUnsafe(len);
-  let at = 0;
-  peers.forEach((peer, i) => {
-    const p = sizes[2 * i] as number;
-    const counter = vv.get(peer) ?? 0;
-    out[at++] = 0x1a;
-    at = writeVarint(out, at, sizes[2 * i + 1] as number);
-    if (p > 0) {
-      out[at++] = 0x0a;
-      at = writeVarint(out, at, p);
-      at += out.write(peer, at, 'utf8');
-    }
-    if (counter > 0) {
-      out[at++] = 0x10;
-      at = writeVarint(out, at, counter);
-    }
-  });
-  if (deletedAt > 0) {
-    out[at++] = 0x20;
-    at = writeVarint(out, at, deletedAt);
-  }
-  if (tombstone) {
-    out[at++] = 0x28;
-    out[at++] = 1;
-  }
-  return out;
-}
-
-function comparePeers(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/**
- * A `DocRecord` as protobuf bytes, written in one allocation: field 1 (`seq`, varint), field 2
- * (`state`, length-delimited), then `tail`, the other fields as protobuf encoded them.
- * @remarks Commits know a document's seq only when their group is staged, long after the record
- * was sized; this writes the 1 KB-and-up state once instead of encoding it and copying it again.
- */
-function encodeRecord(seq: number, state: Uint8Array, tail: Uint8Array): Uint8Array {
-  const out = new Uint8Array(1 + varintLength(seq) + recordLength(state.length, tail.length));
-  let at = 0;
-  out[at++] = 0x08;
-  at = writeVarint(out, at, seq);
-  out[at++] = 0x12;
-  at = writeVarint(out, at, state.length);
-  out.set(state, at);
-  out.set(tail, at + state.length);
-  return out;
-}
-
-/** The bytes of a record's state field plus its tail (everything but `seq`). */
-function recordLength(stateLength: number, tailLength: number): number {
-  return 1 + varintLength(stateLength) + stateLength + tailLength;
-}
-
-function varintLength(n: number): number {
-  let len = 1;
-  for (let v = n; v >= 0x80; v = Math.floor(v / 0x80)) len++;
-  return len;
-}
-
-function writeVarint(out: Uint8Array, at: number, n: number): number {
-  let v = n;
-  while (v >= 0x80) {
-    out[at++] = (v % 0x80) | 0x80;
-    v = Math.floor(v / 0x80);
-  }
-  out[at++] = v;
-  return at;
-}
-
-/**
- * The record and value keys of one document, as views of one allocation.
- * @remarks Two keys per written document; one allocation instead of two. (The tombstone key is
- * needed only for the few writes that create or clear a tombstone.)
+ * The record and value keys of one document.
+ * @remarks Two pooled arrays filled by a loop (see `allocKey`): views of one `new Uint8Array`
+ * made V8 move its bytes out of its heap (~1 µs), more than a second allocation costs.
  */
 function documentKeys(collection: string, idBytes: Uint8Array): [Uint8Array, Uint8Array] {
   let prefixes = documentPrefixes.get(collection);
@@ -1868,12 +1841,18 @@ function documentKeys(collection: string, idBytes: Uint8Array): [Uint8Array, Uin
   }
   const p = prefixes.length / 2;
   const len = p + idBytes.length;
-  const buf = new Uint8Array(len * 2);
-  buf.set(prefixes.subarray(0, p), 0);
-  buf.set(idBytes, p);
-  buf.set(prefixes.subarray(p), len);
-  buf.set(idBytes, len + p);
-  return [buf.subarray(0, len), buf.subarray(len)];
+  const dk = allocKey(len);
+  const vk = allocKey(len);
+  for (let i = 0; i < p; i++) {
+    dk[i] = prefixes[i] as number;
+    vk[i] = prefixes[p + i] as number;
+  }
+  for (let i = 0; i < idBytes.length; i++) {
+    const b = idBytes[i] as number;
+    dk[p + i] = b;
+    vk[p + i] = b;
+  }
+  return [dk, vk];
 }
 
 /** `D coll` and `V coll` back to back, by collection (see {@link documentKeys}). */

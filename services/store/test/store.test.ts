@@ -92,6 +92,80 @@ for (const { name, make } of ENGINES) {
       expect(store.get('cars', ['zz'])).toEqual([]);
     });
 
+    it('reads values alone, one key per document, undefined for missing and deleted ones', async () => {
+      const made = await make();
+      const engine = made.engine;
+      // The tags of the keys of each multi-get.
+      const reads: string[] = [];
+      const spied = Object.create(engine) as StorageEngine;
+      spied.getMany = (keys) => {
+        reads.push(keys.map((k) => String.fromCharCode(k[0] ?? 0)).join(''));
+        return engine.getMany(keys);
+      };
+      spied.entries = (r) => engine.entries(r);
+      spied.write = (ops, o) => engine.write(ops, o);
+      spied.open = () => engine.open();
+      spied.close = () => engine.close();
+      const store = await DocumentStore.open(spied);
+      cleanups.push(async () => {
+        await store.close();
+        await made.dir?.remove();
+      });
+      await store.commit({
+        writes: [put('c', { _id: 'a', n: 1 }), put('c', { _id: 2, n: 2 }), put('c', { _id: 'd' })],
+      });
+      await store.commit({ writes: [tomb('c', 'd', 5)] });
+      reads.length = 0;
+      expect(store.getValues('c', [2, 'zz', 'a', 'd', 'a'])).toEqual([
+        { _id: 2, n: 2 },
+        undefined,
+        { _id: 'a', n: 1 },
+        undefined,
+        { _id: 'a', n: 1 },
+      ]);
+      expect(reads).toEqual(['VVVVV']);
+      expect(store.getValues('c', [])).toEqual([]);
+      expect(store.getValues('other', ['a'])).toEqual([undefined]);
+      await store.commit({ writes: [put('c', { _id: 'd', back: true }, 3)] }); // revived
+      expect(store.getValues('c', ['d'])).toEqual([{ _id: 'd', back: true }]);
+      await store.commit({ writes: [{ kind: 'evict', collection: 'c', id: 'a' }] });
+      expect(store.getValues('c', ['a'])).toEqual([undefined]);
+      await expectCode(() => store.getValues('c', [Number.NaN]), 'STORE_INVALID_ARGUMENT');
+      await expectCode(() => store.getValues('', ['a']), 'STORE_INVALID_ARGUMENT');
+    });
+
+    it('reads documents as records with an own, enumerable, lazily decoded value', async () => {
+      const { store } = await open();
+      await store.commit({ writes: [put('c', { _id: 'a', n: 1 }), put('c', { _id: 'b' })] });
+      await store.commit({ writes: [tomb('c', 'b', 7)] });
+      const [a, b] = store.get('c', ['a', 'b']);
+      expect(Object.keys(a ?? {})).toEqual([
+        'collection',
+        'id',
+        'idBytes',
+        'seq',
+        'state',
+        'versionVector',
+        'tombstone',
+        'value',
+      ]);
+      expect(a?.value).toBe(a?.value); // decoded once
+      expect(JSON.parse(JSON.stringify(a))).toMatchObject({ id: 'a', value: { _id: 'a', n: 1 } });
+      expect({ ...a }.value).toEqual({ _id: 'a', n: 1 });
+      expect(Object.keys(b ?? {})).toEqual([
+        'collection',
+        'id',
+        'idBytes',
+        'seq',
+        'state',
+        'versionVector',
+        'tombstone',
+        'deletedAt',
+      ]);
+      expect(b && 'value' in b).toBe(false);
+      expect(b).toMatchObject({ tombstone: true, deletedAt: 7, seq: 2 });
+    });
+
     it('assigns consecutive sequences that continue after a restart', async () => {
       const { store, reopen } = await open();
       for (let i = 0; i < 5; i++) await store.commit({ writes: [put('c', { _id: i })] });
